@@ -1,0 +1,1 @@
+"""Pure numpy core: tensors, schemes, metrics, plans, previews. No I/O, no Qt."""

@@ -1,0 +1,1 @@
+"""Forward passes of the models the readers open, for output-level error."""

@@ -1,0 +1,1 @@
+"""One module per file format; `open_model(path)` sniffs and picks the reader."""

@@ -1,0 +1,1 @@
+"""PySide6 + pyqtgraph desktop interface. The only package that imports Qt."""
