@@ -2,7 +2,8 @@
 
 Format names (`Model.format`): `tfjs` (model.json + shards), `tfjs-weights` (bare weights
 manifest), `keras-h5` (any Keras HDF5: legacy full model, legacy weights-only, Keras 3
-`.weights.h5`), `keras` (Keras 3 `.keras` zip), `safetensors`, `npz`.
+`.weights.h5`), `keras` (Keras 3 `.keras` zip), `safetensors`, `npz`, `onnx` (ONNX protobuf:
+no magic bytes, so `.onnx` suffix plus a protobuf-key check of the first byte).
 """
 
 from __future__ import annotations
@@ -20,7 +21,15 @@ from inspector.formats._common import MAX_JSON_BYTES, load_json_bytes
 
 __all__ = ["FORMATS", "open_model", "sniff_format"]
 
-FORMATS: tuple[str, ...] = ("tfjs", "tfjs-weights", "keras-h5", "keras", "safetensors", "npz")
+FORMATS: tuple[str, ...] = (
+    "tfjs",
+    "tfjs-weights",
+    "keras-h5",
+    "keras",
+    "safetensors",
+    "npz",
+    "onnx",
+)
 
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
@@ -34,6 +43,7 @@ _READERS = {
     "keras": ("keras_zip", "read_keras_zip"),
     "safetensors": ("safetensors", "read_safetensors"),
     "npz": ("npz", "read_npz"),
+    "onnx": ("onnx", "read_onnx"),
 }
 # When the content is damaged, the suffix still says which reader gives the precise reason.
 _BY_SUFFIX = {
@@ -42,6 +52,7 @@ _BY_SUFFIX = {
     ".keras": "keras",
     ".safetensors": "safetensors",
     ".npz": "npz",
+    ".onnx": "onnx",
 }
 
 
@@ -74,6 +85,10 @@ def sniff_format(path: str | os.PathLike) -> str | None:
         fmt = _sniff_json(p, size)
         if fmt is not None:
             return fmt
+    from inspector.formats.onnx import looks_like_onnx
+
+    if looks_like_onnx(p):
+        return "onnx"
     return _BY_SUFFIX.get(p.suffix.lower())
 
 
@@ -87,7 +102,7 @@ def open_model(path: str | os.PathLike) -> Model:
         if p.is_dir():
             raise FormatError(p, "folder holds no model.json")
         raise FormatError(
-            p, "not a recognised model file (TF.js, Keras .h5/.keras, safetensors, npz)"
+            p, "not a recognised model file (TF.js, Keras .h5/.keras, safetensors, npz, ONNX)"
         )
     return _reader(fmt)(p)
 
