@@ -1,0 +1,19 @@
+"""The one error the engine adds: a model whose forward pass this tool cannot run."""
+
+from __future__ import annotations
+
+from inspector.core.errors import InspectorError
+
+__all__ = ["EvaluationUnavailable"]
+
+
+class EvaluationUnavailable(InspectorError):
+    """Output-level metrics cannot be computed for this model; weight-level metrics still can.
+
+    The message always starts with "evaluation unavailable:" and names the layer and its class
+    when one layer is the reason.
+    """
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"evaluation unavailable: {reason}")

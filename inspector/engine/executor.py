@@ -1,0 +1,211 @@
+"""The numpy executor: a Keras / TF.js Layers model's forward pass, float32, in batches."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from inspector.engine import shapes as _shapes  # noqa: F401  (registers the weightless layers)
+from inspector.engine.errors import EvaluationUnavailable
+from inspector.engine.graph import MODEL_CLASSES, Graph, LayerSpec, TensorRef, parse_topology
+from inspector.engine.layers import Op, build_layer
+
+if TYPE_CHECKING:
+    from inspector.core.model import Model
+
+__all__ = ["Executor"]
+
+WeightList = list[tuple[str, np.ndarray]]
+
+
+class Executor:
+    """Runs a model's forward pass from its topology and weights.
+
+    Built once per model; `with_weights` gives a cheap copy with some weights replaced (the
+    dequantized ones), rebuilding only the layers those weights belong to.
+    """
+
+    def __init__(
+        self,
+        graph: Graph,
+        weights: Mapping[str, WeightList],
+        tensor_keys: Mapping[str, tuple[str, int]] | None = None,
+        ops: Mapping[str, Op] | None = None,
+    ) -> None:
+        self._graph = graph
+        self._weights = dict(weights)
+        self._tensor_keys = dict(tensor_keys or {})
+        used = {node.layer for node in graph.nodes}
+        built = dict(ops or {})
+        for name in used - built.keys():
+            built[name] = _build(graph.layers[name], self._weights.get(name, []), graph.keras3)
+        self._ops = built
+        self._release = _release_plan(graph)
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def from_config(
+        cls, keras_config: dict, weights: Mapping[str, Sequence[tuple[str, np.ndarray]]]
+    ) -> Executor:
+        """From a Keras 2 / Keras 3 / TF.js topology dict and layer name -> [(weight name,
+        array), …] in file order."""
+        graph = parse_topology(keras_config)
+        return cls(graph, {k: list(v) for k, v in weights.items()})
+
+    @classmethod
+    def from_model(
+        cls, model: Model, overrides: Mapping[str, np.ndarray] | None = None
+    ) -> Executor:
+        """From an opened model (its `metadata["keras_config"]`); `overrides` replace tensor
+        values by tensor name (e.g. the dequantized weights)."""
+        config = model.metadata.get("keras_config")
+        if not config:
+            raise EvaluationUnavailable("model has no layer topology")
+        overrides = overrides or {}
+        weights: dict[str, WeightList] = {}
+        keys: dict[str, tuple[str, int]] = {}
+        for tensor in model.weights:
+            layer = tensor.info.layer
+            value = overrides[tensor.name] if tensor.name in overrides else tensor.load()
+            group = weights.setdefault(layer, [])
+            keys[tensor.name] = (layer, len(group))
+            group.append((tensor.info.name, np.asarray(value)))
+        return cls(parse_topology(config), weights, keys)
+
+    def with_weights(self, overrides: Mapping[Any, np.ndarray]) -> Executor:
+        """A copy with weights replaced, keyed by tensor name (as in `from_model`) or by
+        (layer, weight name)."""
+        weights = {k: list(v) for k, v in self._weights.items()}
+        changed: set[str] = set()
+        for key, value in overrides.items():
+            layer, index = self._locate(key)
+            name, old = weights[layer][index]
+            if np.shape(value) != old.shape:
+                raise EvaluationUnavailable(
+                    f"weight {name!r} of layer {layer!r}: replacement shape "
+                    f"{np.shape(value)} differs from {old.shape}"
+                )
+            weights[layer][index] = (name, np.asarray(value))
+            changed.add(layer)
+        ops = {k: v for k, v in self._ops.items() if k not in changed}
+        return Executor(self._graph, weights, self._tensor_keys, ops)
+
+    def _locate(self, key: Any) -> tuple[str, int]:
+        if isinstance(key, str) and key in self._tensor_keys:
+            return self._tensor_keys[key]
+        if isinstance(key, tuple) and len(key) == 2:
+            layer, wname = key
+            for i, (name, _) in enumerate(self._weights.get(layer, [])):
+                if name == wname or name.rsplit("/", 1)[-1].split(":")[0] == wname:
+                    return layer, i
+        raise EvaluationUnavailable(f"no weight {key!r} in this model")
+
+    # ------------------------------------------------------------------ running
+
+    @property
+    def input_shapes(self) -> list[tuple[int | None, ...]]:
+        """Per model input, batch dimension None."""
+        return [(None, *shape[1:]) for shape in self._graph.input_shapes]
+
+    @property
+    def output_count(self) -> int:
+        return len(self._graph.outputs)
+
+    @property
+    def graph(self) -> Graph:
+        return self._graph
+
+    def run(self, inputs: Sequence[np.ndarray], batch_size: int = 256) -> list[np.ndarray]:
+        """Outputs (float32, one array per model output) for inputs batched on axis 0."""
+        xs = self._check_inputs(inputs)
+        n = xs[0].shape[0]
+        chunks: list[list[np.ndarray]] = []
+        with np.errstate(over="ignore", under="ignore"):
+            for start in range(0, max(n, 1), max(1, int(batch_size))):
+                chunks.append(self.forward([x[start : start + batch_size] for x in xs]))
+        return [np.concatenate([c[i] for c in chunks]) for i in range(self.output_count)]
+
+    def forward(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """One batch through the graph, no shape checks (used by `run` and nested models)."""
+        values: dict[TensorRef, np.ndarray] = dict(zip(self._graph.inputs, inputs, strict=True))
+        for step, node in enumerate(self._graph.nodes):
+            result = self._ops[node.layer]([values[r] for r in node.inputs])
+            outs = result if isinstance(result, list) else [result]
+            for i, out in enumerate(outs):
+                values[TensorRef(node.layer, node.call, i)] = out.astype(np.float32, copy=False)
+            for ref in self._release[step]:
+                values.pop(ref, None)
+        return [values[r] for r in self._graph.outputs]
+
+    def _check_inputs(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        if isinstance(inputs, np.ndarray):
+            inputs = [inputs]
+        if len(inputs) != len(self._graph.inputs):
+            raise EvaluationUnavailable(
+                f"the model has {len(self._graph.inputs)} inputs, {len(inputs)} arrays given"
+            )
+        xs = []
+        for i, (x, shape) in enumerate(zip(inputs, self.input_shapes, strict=True)):
+            x = np.asarray(x)
+            want = shape[1:]
+            if x.ndim != len(shape) or any(
+                w is not None and w != d for w, d in zip(want, x.shape[1:], strict=True)
+            ):
+                raise EvaluationUnavailable(
+                    f"input {i} has shape {x.shape}, the model expects {shape}"
+                )
+            xs.append(x.astype(np.float32, copy=False))
+        if len({x.shape[0] for x in xs}) > 1:
+            raise EvaluationUnavailable("the model inputs have different batch sizes")
+        return xs
+
+
+def _release_plan(graph: Graph) -> list[list[TensorRef]]:
+    """For each step, the tensors no later step needs (so a deep model keeps memory flat)."""
+    last: dict[TensorRef, int] = {}
+    for step, node in enumerate(graph.nodes):
+        for ref in node.inputs:
+            last[ref] = step
+    keep = set(graph.outputs)
+    plan: list[list[TensorRef]] = [[] for _ in graph.nodes]
+    for ref, step in last.items():
+        if ref not in keep:
+            plan[step].append(ref)
+    return plan
+
+
+def _build(spec: LayerSpec, weights: WeightList, keras3: bool) -> Op:
+    if spec.class_name in MODEL_CLASSES:
+        return _nested(spec, weights)
+    return build_layer(spec, weights, keras3)
+
+
+def _nested(spec: LayerSpec, weights: WeightList) -> Op:
+    """A model used as a layer: its weights are split among its own layers by the layer name
+    found in each weight's path, else in order of its layers."""
+    graph = parse_topology({"class_name": spec.class_name, "config": spec.config})
+    names = set(graph.layers)
+    groups: dict[str, WeightList] = {}
+    unplaced: WeightList = []
+    for name, value in weights:
+        parts = name.split("/")[:-1]
+        owner = next((p for p in reversed(parts) if p in names), None)
+        if owner is None:
+            unplaced.append((name, value))
+        else:
+            groups.setdefault(owner, []).append((name, value))
+    if unplaced and groups:
+        raise EvaluationUnavailable(
+            f"layer {spec.name!r} of class {spec.class_name}: cannot place weight "
+            f"{unplaced[0][0]!r} in the nested model"
+        )
+    if unplaced:
+        raise EvaluationUnavailable(
+            f"layer {spec.name!r} of class {spec.class_name}: nested model weights do not "
+            "name their layers"
+        )
+    inner = Executor(graph, groups)
+    return lambda xs: inner.forward(xs)[0] if inner.output_count == 1 else inner.forward(xs)

@@ -1,0 +1,102 @@
+"""The executor against REAL Keras outputs (fixtures made by make_fixtures.py with tf_keras 2.19
+and Keras 3.15). Tolerance: max |ours - keras| <= 1e-5 * max |keras|, per output."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from engine_keras_files import read_h5, read_keras3
+
+from inspector.engine import EvaluationUnavailable, Executor
+from inspector.formats import open_model
+
+DATA = Path(__file__).parent / "data"
+RTOL = 1e-5
+FIXTURES = [
+    ("seq_cnn_k2", ".h5"),
+    ("every_layer_k2", ".h5"),
+    ("seq_cnn_k3", ".keras"),
+    ("every_layer_k3", ".keras"),
+]
+
+
+def relative_error(ours: np.ndarray, ref: np.ndarray) -> float:
+    assert ours.shape == ref.shape
+    assert ours.dtype == np.float32
+    return float(np.max(np.abs(ours - ref)) / np.max(np.abs(ref)))
+
+
+def load_io(name: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    with np.load(DATA / f"{name}.npz", allow_pickle=False) as f:
+        xs = [f[f"x{i}"] for i in range(sum(k.startswith("x") for k in f.files))]
+        ys = [f[f"y{i}"] for i in range(sum(k.startswith("y") for k in f.files))]
+    return xs, ys
+
+
+@pytest.mark.parametrize(("name", "ext"), FIXTURES)
+def test_matches_keras_via_open_model(name: str, ext: str) -> None:
+    xs, ys = load_io(name)
+    with open_model(DATA / f"{name}{ext}") as model:
+        executor = Executor.from_model(model)
+    assert executor.output_count == len(ys)
+    assert [s[1:] for s in executor.input_shapes] == [x.shape[1:] for x in xs]
+    outs = executor.run(xs, batch_size=3)
+    for ours, ref in zip(outs, ys, strict=True):
+        assert relative_error(ours, ref) <= RTOL
+
+
+@pytest.mark.parametrize(("name", "ext"), FIXTURES)
+def test_matches_keras_via_from_config(name: str, ext: str) -> None:
+    xs, ys = load_io(name)
+    config, weights = (read_h5 if ext == ".h5" else read_keras3)(DATA / f"{name}{ext}")
+    outs = Executor.from_config(config, weights).run(xs)
+    for ours, ref in zip(outs, ys, strict=True):
+        assert relative_error(ours, ref) <= RTOL
+
+
+def test_batching_does_not_change_results() -> None:
+    xs, _ = load_io("every_layer_k2")
+    with open_model(DATA / "every_layer_k2.h5") as model:
+        executor = Executor.from_model(model)
+    whole = executor.run(xs, batch_size=256)
+    pieces = executor.run(xs, batch_size=1)
+    for a, b in zip(whole, pieces, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+
+
+def test_a_wrong_weight_is_detected() -> None:
+    """The comparison can fail: perturb one BN statistic and the outputs leave tolerance."""
+    xs, ys = load_io("seq_cnn_k2")
+    with open_model(DATA / "seq_cnn_k2.h5") as model:
+        executor = Executor.from_model(model)
+        mean = model["bn1/moving_mean:0"].load()
+    changed = executor.with_weights({"bn1/moving_mean:0": mean + 0.05})
+    assert relative_error(changed.run(xs)[0], ys[0]) > 1e-3
+    assert relative_error(executor.run(xs)[0], ys[0]) <= RTOL
+    by_layer = executor.with_weights({("bn1", "moving_mean"): mean + 0.05})
+    np.testing.assert_array_equal(by_layer.run(xs)[0], changed.run(xs)[0])
+
+
+def test_overrides_in_from_model_match_with_weights() -> None:
+    xs, _ = load_io("seq_cnn_k3")
+    with open_model(DATA / "seq_cnn_k3.keras") as model:
+        kernel = model["fc1/kernel"].load()
+        half = np.float16(kernel).astype(np.float32)
+        a = Executor.from_model(model, overrides={"fc1/kernel": half}).run(xs)[0]
+        b = Executor.from_model(model).with_weights({"fc1/kernel": half}).run(xs)[0]
+    np.testing.assert_array_equal(a, b)
+
+
+def test_unknown_override_and_bad_inputs_are_clear() -> None:
+    with open_model(DATA / "seq_cnn_k2.h5") as model:
+        executor = Executor.from_model(model)
+    with pytest.raises(EvaluationUnavailable, match="no weight"):
+        executor.with_weights({"nope/kernel:0": np.zeros(3)})
+    with pytest.raises(EvaluationUnavailable, match="shape"):
+        executor.with_weights({"fc1/bias:0": np.zeros(3)})
+    with pytest.raises(EvaluationUnavailable, match=r"input 0 has shape \(2, 8, 8, 1\)"):
+        executor.run([np.zeros((2, 8, 8, 1), np.float32)])
+    with pytest.raises(EvaluationUnavailable, match="2 arrays given"):
+        executor.run([np.zeros((2, 16, 16, 1))] * 2)
