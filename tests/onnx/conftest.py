@@ -176,13 +176,17 @@ def external_model(tmp_path: Path) -> Path:
     )
 
 
-def ort_run(path_or_proto, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-    """The reference: ONNX Runtime on the untouched file."""
+def ort_run(path_or_proto, feeds: dict[str, np.ndarray], basic: bool = True) -> list[np.ndarray]:
+    """The reference: ONNX Runtime on the untouched file, with basic graph optimizations (the
+    float semantics of the graph) unless `basic` is False (ORT's defaults, which fuse)."""
     import onnxruntime as ort
 
+    opts = ort.SessionOptions()
+    if basic:
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
     if isinstance(path_or_proto, str | Path):
         src = str(path_or_proto)
     else:
         src = path_or_proto.SerializeToString()
-    sess = ort.InferenceSession(src, providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(src, opts, providers=["CPUExecutionProvider"])
     return sess.run(None, feeds)
