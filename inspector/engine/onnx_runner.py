@@ -121,8 +121,13 @@ class OnnxExecutor:
 
     @property
     def input_shapes(self) -> list[tuple[int | None, ...]]:
-        """Per input, its shape with symbolic/unknown dimensions as None (batch first)."""
-        return [tuple(d if isinstance(d, int) else None for d in i.shape) for i in self._inputs]
+        """Per input, batch dimension None (as the numpy Executor; `run` honours a fixed batch
+        itself), other symbolic/unknown dimensions None too."""
+        return [(None, *self._dims(i)[1:]) for i in self._inputs]
+
+    @staticmethod
+    def _dims(arg: Any) -> tuple[int | None, ...]:
+        return tuple(d if isinstance(d, int) else None for d in arg.shape)
 
     @property
     def input_dtypes(self) -> list[np.dtype]:
@@ -136,7 +141,8 @@ class OnnxExecutor:
         self, inputs: Sequence[np.ndarray] | np.ndarray, batch_size: int = 256
     ) -> list[np.ndarray]:
         """Outputs for `inputs` (one array per graph input, batch first), in batches of
-        `batch_size` rows (or of the model's fixed batch, padding the last batch)."""
+        `batch_size` rows (or of the model's fixed batch, padding the last batch); floating
+        outputs as float32."""
         arrays = [inputs] if isinstance(inputs, np.ndarray) else list(inputs)
         if len(arrays) != len(self._inputs):
             raise InspectorError(
@@ -145,7 +151,8 @@ class OnnxExecutor:
             )
         arrays = [np.asarray(a, dtype=t) for a, t in zip(arrays, self.input_dtypes, strict=True)]
         rows = arrays[0].shape[0] if arrays[0].ndim else 1
-        fixed = self.input_shapes[0][0] if self.input_shapes[0] else None
+        dims0 = self._dims(self._inputs[0])
+        fixed = dims0[0] if dims0 else None
         step = fixed if fixed else max(1, batch_size)
         chunks: list[list[np.ndarray]] = []
         for start in range(0, max(rows, 1), step):
@@ -161,5 +168,7 @@ class OnnxExecutor:
                 [o[:got] if fixed and o.ndim and o.shape[0] == fixed else o for o in outs]
             )
         if len(chunks) == 1:
-            return [np.asarray(o) for o in chunks[0]]
-        return [np.concatenate([c[k] for c in chunks]) for k in range(self.output_count)]
+            outs = [np.asarray(o) for o in chunks[0]]
+        else:
+            outs = [np.concatenate([c[k] for c in chunks]) for k in range(self.output_count)]
+        return [o.astype(np.float32) if o.dtype.kind == "f" else o for o in outs]

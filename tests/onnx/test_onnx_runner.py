@@ -96,3 +96,19 @@ def test_non_onnx_model_is_refused(tmp_path: Path) -> None:
 
     with pytest.raises(EvaluationUnavailable, match="not an ONNX model"):
         OnnxExecutor.from_model(Model(tmp_path / "m.h5", "keras-h5", []))
+
+
+def test_fixed_batch_of_one_is_run_row_by_row(tmp_path: Path) -> None:
+    proto = constant_proto()
+    for v in (proto.graph.input[0], proto.graph.output[0]):
+        v.type.tensor_type.shape.dim[0].dim_value = 1
+    path = tmp_path / "fixed.onnx"
+    onnx.save(proto, str(path))
+    x = RNG.normal(size=(5, 6)).astype(np.float64)
+    with read_onnx(path) as model:
+        ex = OnnxExecutor.from_model(model)
+        assert ex.input_shapes == [(None, 6)]
+        (y,) = ex.run([x])
+    rows = [ort_run(path, {"x": x[i : i + 1].astype(np.float32)})[0] for i in range(5)]
+    assert y.dtype == np.float32
+    np.testing.assert_array_equal(y, np.concatenate(rows))
