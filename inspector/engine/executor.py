@@ -40,9 +40,19 @@ class Executor:
         used = {node.layer for node in graph.nodes}
         built = dict(ops or {})
         for name in used - built.keys():
-            built[name] = _build(graph.layers[name], self._weights.get(name, []), graph.keras3)
+            built[name] = _build(graph.layers[name], self._weights_for(name), graph.keras3)
         self._ops = built
         self._release = _release_plan(graph)
+
+    def _weights_for(self, layer: str) -> WeightList:
+        """A layer's weights; a nested model also owns the groups named `<layer>/<inner>`."""
+        own = list(self._weights.get(layer, []))
+        if self._graph.layers[layer].class_name in MODEL_CLASSES:
+            prefix = f"{layer}/"
+            for key, group in self._weights.items():
+                if key.startswith(prefix):
+                    own.extend(group)
+        return own
 
     # ------------------------------------------------------------------ construction
 
@@ -89,7 +99,7 @@ class Executor:
                     f"{np.shape(value)} differs from {old.shape}"
                 )
             weights[layer][index] = (name, np.asarray(value))
-            changed.add(layer)
+            changed.add(layer if layer in self._graph.layers else layer.split("/", 1)[0])
         ops = {k: v for k, v in self._ops.items() if k not in changed}
         return Executor(self._graph, weights, self._tensor_keys, ops)
 
@@ -128,14 +138,27 @@ class Executor:
                 chunks.append(self.forward([x[start : start + batch_size] for x in xs]))
         return [np.concatenate([c[i] for c in chunks]) for i in range(self.output_count)]
 
-    def forward(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """One batch through the graph, no shape checks (used by `run` and nested models)."""
+    def trace(self, inputs: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+        """Every layer's output (its first call) on one batch, by layer name: for per-layer
+        checks and activation statistics."""
+        seen: dict[str, np.ndarray] = {}
+        with np.errstate(over="ignore", under="ignore"):
+            self.forward(self._check_inputs(inputs), seen)
+        return seen
+
+    def forward(
+        self, inputs: Sequence[np.ndarray], seen: dict[str, np.ndarray] | None = None
+    ) -> list[np.ndarray]:
+        """One batch through the graph, no shape checks (used by `run` and nested models);
+        `seen`, when given, collects each layer's first output."""
         values: dict[TensorRef, np.ndarray] = dict(zip(self._graph.inputs, inputs, strict=True))
         for step, node in enumerate(self._graph.nodes):
             result = self._ops[node.layer]([values[r] for r in node.inputs])
             outs = result if isinstance(result, list) else [result]
             for i, out in enumerate(outs):
                 values[TensorRef(node.layer, node.call, i)] = out.astype(np.float32, copy=False)
+            if seen is not None:
+                seen.setdefault(node.layer, values[TensorRef(node.layer, node.call, 0)])
             for ref in self._release[step]:
                 values.pop(ref, None)
         return [values[r] for r in self._graph.outputs]

@@ -181,7 +181,8 @@ def _functional(config: Mapping[str, Any], keras3: bool) -> Graph:
     for entry in config.get("layers", []):
         spec = _spec(entry)
         layers[spec.name] = spec
-        for call, inbound in enumerate(entry.get("inbound_nodes") or []):
+        first = 1 if not keras3 and _skips_first_node(spec) else 0
+        for call, inbound in enumerate(entry.get("inbound_nodes") or [], start=first):
             calls[(spec.name, call)] = Node(spec.name, call, _node_inputs(inbound))
     inputs, outputs = _refs(config.get("input_layers")), _refs(config.get("output_layers"))
     shapes, dtypes = [], []
@@ -203,6 +204,14 @@ def _functional(config: Mapping[str, Any], keras3: bool) -> Graph:
         tuple(dtypes),
         keras3,
     )
+
+
+def _skips_first_node(spec: LayerSpec) -> bool:
+    """Keras 2 numbers the calls of a nested model from 1: its call 0 is its own Input."""
+    if spec.class_name not in MODEL_CLASSES:
+        return False
+    layers = spec.config.get("layers") if isinstance(spec.config, Mapping) else spec.config
+    return bool(layers) and layers[0].get("class_name") == "InputLayer"
 
 
 def _topological(

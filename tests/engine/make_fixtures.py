@@ -170,6 +170,26 @@ def save_io(name: str, model, xs: list[np.ndarray]) -> None:
     np.savez_compressed(DATA / f"{name}.npz", **arrays)
 
 
+def save_layer_outputs(name: str, K, model, xs: list[np.ndarray], n: int = 2) -> None:
+    """Every layer's output on the first n samples, keyed by layer name (per-layer checks)."""
+    layers = [la for la in model.layers if la.__class__.__name__ != "InputLayer"]
+    probe = K.Model(model.inputs, [la.output for la in layers])
+    outs = probe([x[:n] for x in xs], training=False)
+    arrays = {la.name: np.asarray(o, dtype=np.float32) for la, o in zip(layers, outs, strict=True)}
+    np.savez_compressed(DATA / f"{name}_layers.npz", **arrays)
+
+
+def nested_model(K, L):
+    """A Functional model that calls a Sequential sub-model twice (shared weights)."""
+    inner = K.Sequential(
+        [K.Input((6,)), L.Dense(5, activation="relu", name="inner_a"), L.Dense(4, name="inner_b")],
+        name="inner",
+    )
+    a, b = K.Input((6,), name="a"), K.Input((6,), name="b")
+    out = L.Add(name="sum")([inner(a), inner(b)])
+    return K.Model([a, b], L.Dense(3, name="top")(out), name="nested")
+
+
 def keras2_fixtures(rng: np.random.Generator) -> None:
     K, L = tf_keras, tf_keras.layers
     acts = ["relu", "sigmoid", "tanh", "softmax", "linear", "elu", "selu", "softplus"]
@@ -177,12 +197,19 @@ def keras2_fixtures(rng: np.random.Generator) -> None:
     model = every_layer_model(K, L, acts, lambda v: L.LeakyReLU(0.15, name="leaky")(v))
     randomize(model, rng)
     model.save(DATA / "every_layer_k2.h5", include_optimizer=False)
-    save_io("every_layer_k2", model, inputs_for(model, rng))
+    xs = inputs_for(model, rng)
+    save_io("every_layer_k2", model, xs)
+    save_layer_outputs("every_layer_k2", K, model, xs)
 
     cnn = sequential_cnn(K, L)
     randomize(cnn, rng)
     cnn.save(DATA / "seq_cnn_k2.h5", include_optimizer=False)
     save_io("seq_cnn_k2", cnn, inputs_for(cnn, rng, n=32))
+
+    nested = nested_model(K, L)
+    randomize(nested, rng)
+    nested.save(DATA / "nested_k2.h5", include_optimizer=False)
+    save_io("nested_k2", nested, inputs_for(nested, rng))
 
 
 def keras3_fixtures(rng: np.random.Generator) -> None:
@@ -193,12 +220,19 @@ def keras3_fixtures(rng: np.random.Generator) -> None:
     model = every_layer_model(K, L, acts, lambda v: L.LeakyReLU(0.15, name="leaky")(v))
     randomize(model, rng)
     model.save(DATA / "every_layer_k3.keras")
-    save_io("every_layer_k3", model, inputs_for(model, rng))
+    xs = inputs_for(model, rng)
+    save_io("every_layer_k3", model, xs)
+    save_layer_outputs("every_layer_k3", K, model, xs)
 
     cnn = sequential_cnn(K, L)
     randomize(cnn, rng)
     cnn.save(DATA / "seq_cnn_k3.keras")
     save_io("seq_cnn_k3", cnn, inputs_for(cnn, rng, n=16))
+
+    nested = nested_model(K, L)
+    randomize(nested, rng)
+    nested.save(DATA / "nested_k3.keras")
+    save_io("nested_k3", nested, inputs_for(nested, rng))
 
 
 def demo_fixtures() -> None:

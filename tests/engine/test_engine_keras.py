@@ -100,3 +100,51 @@ def test_unknown_override_and_bad_inputs_are_clear() -> None:
         executor.run([np.zeros((2, 8, 8, 1), np.float32)])
     with pytest.raises(EvaluationUnavailable, match="2 arrays given"):
         executor.run([np.zeros((2, 16, 16, 1))] * 2)
+
+
+@pytest.mark.parametrize(("name", "ext"), [("every_layer_k2", ".h5"), ("every_layer_k3", ".keras")])
+def test_every_layer_matches_keras(name: str, ext: str) -> None:
+    """Layer by layer, so no layer's error hides behind a saturating one downstream."""
+    xs, _ = load_io(name)
+    with open_model(DATA / f"{name}{ext}") as model:
+        executor = Executor.from_model(model)
+    ours = executor.trace([x[:2] for x in xs])
+    with np.load(DATA / f"{name}_layers.npz", allow_pickle=False) as f:
+        assert set(f.files) == set(ours)
+        for layer in f.files:
+            ref = f[layer]
+            scale = max(float(np.max(np.abs(ref))), 1e-12)
+            err = float(np.max(np.abs(ours[layer] - ref))) / scale
+            assert err <= RTOL, f"layer {layer}: {err:.2e}"
+
+
+@pytest.mark.parametrize(("name", "ext"), [("nested_k2", ".h5"), ("nested_k3", ".keras")])
+def test_nested_sequential_inside_functional(name: str, ext: str) -> None:
+    xs, ys = load_io(name)
+    with open_model(DATA / f"{name}{ext}") as model:
+        outs = Executor.from_model(model).run(xs)
+    assert relative_error(outs[0], ys[0]) <= RTOL
+
+
+DEMOS = ["digits_convnet", "diabetes_mlp", "digits_depthwise"]
+RESOURCES = Path(__file__).resolve().parents[2] / "resources"
+
+
+@pytest.mark.parametrize("demo", DEMOS)
+@pytest.mark.parametrize("form", ["h5", "tfjs", "keras"])
+def test_demo_models_match_keras(demo: str, form: str) -> None:
+    """The bundled demos, through every file form they ship in, against real Keras outputs."""
+    path = {
+        "h5": RESOURCES / demo / f"{demo}.h5",
+        "tfjs": RESOURCES / demo / "tfjs" / "model.json",
+        "keras": RESOURCES / demo / f"{demo}.keras",
+    }[form]
+    if not path.exists():
+        pytest.skip(f"{path.name} is not bundled for {demo}")
+    with np.load(RESOURCES / demo / "sample.npz", allow_pickle=False) as f:
+        x = f["x"]
+    with np.load(DATA / f"{demo}_keras_outputs.npz", allow_pickle=False) as f:
+        ref = f["y0"]
+    with open_model(path) as model:
+        out = Executor.from_model(model).run([x])[0]
+    assert relative_error(out, ref) <= RTOL
