@@ -1,0 +1,169 @@
+"""A quantization plan: one default scheme, ordered glob rules, per-tensor overrides.
+
+A plan is an immutable value: every edit returns a new plan, so undo is a stack of plans and
+the GUI, the CLI and a saved JSON file all mean the same thing by it.
+Resolution order: a per-tensor override beats every rule; among rules the LAST matching one wins
+(so a user appends a more specific rule after a general one, as with the TF.js converter's
+patterns); the default applies to the rest. Integer/bool tensors and optimizer state are kept.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from fnmatch import fnmatchcase
+from typing import Any
+
+from inspector.core.errors import InspectorError, PlanError
+from inspector.core.model import TensorInfo
+from inspector.core.schemes import Scheme, parse_scheme
+
+__all__ = ["KEEP", "PLAN_VERSION", "Plan", "Rule", "parse_rule"]
+
+PLAN_VERSION = 1
+KEEP = "float32"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """`pattern` is an fnmatch glob on the tensor name (case-sensitive); `scheme` a spec."""
+
+    pattern: str
+    scheme: str
+
+    def matches(self, info: TensorInfo) -> bool:
+        return fnmatchcase(info.name, self.pattern)
+
+
+def parse_rule(text: str) -> Rule:
+    """Parse the CLI's `GLOB=SPEC` (the last `=` splits, so a glob may not contain `=`)."""
+    pattern, sep, spec = text.rpartition("=")
+    if not sep or not pattern.strip() or not spec.strip():
+        raise PlanError(f"rule {text!r} is not of the form GLOB=SCHEME")
+    return Rule(pattern.strip(), _checked_spec(spec.strip()))
+
+
+def _checked_spec(spec: str) -> str:
+    """Canonical form of a spec; a PlanError naming the spec when it is not valid."""
+    try:
+        return parse_scheme(spec).spec
+    except InspectorError as exc:
+        raise PlanError(f"scheme {spec!r}: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Default scheme, ordered rules, overrides as (tensor name, spec) pairs."""
+
+    default: str = KEEP
+    rules: tuple[Rule, ...] = ()
+    overrides: tuple[tuple[str, str], ...] = ()
+
+    def spec_for(self, info: TensorInfo) -> str:
+        """The spec the plan asks for this tensor, before the scheme decides it applies."""
+        if info.optimizer:
+            return KEEP
+        for name, spec in reversed(self.overrides):
+            if name == info.name:
+                return spec
+        for rule in reversed(self.rules):
+            if rule.matches(info):
+                return rule.scheme
+        return self.default
+
+    def scheme_for(self, info: TensorInfo) -> Scheme:
+        """The scheme this tensor gets; non-float tensors and optimizer state stay float32."""
+        if not info.is_float or info.optimizer:
+            return parse_scheme(KEEP)
+        return parse_scheme(self.spec_for(info))
+
+    def resolve(self, infos: Iterable[TensorInfo]) -> dict[str, Scheme]:
+        return {info.name: self.scheme_for(info) for info in infos}
+
+    def rule_match_counts(self, infos: Iterable[TensorInfo]) -> list[int]:
+        """How many tensors each rule's glob matches (a zero is worth a warning)."""
+        infos = list(infos)
+        return [sum(rule.matches(i) for i in infos) for rule in self.rules]
+
+    def unmatched_rules(self, infos: Iterable[TensorInfo]) -> list[Rule]:
+        counts = self.rule_match_counts(infos)
+        return [rule for rule, n in zip(self.rules, counts, strict=True) if n == 0]
+
+    def with_default(self, spec: str) -> Plan:
+        return replace(self, default=_checked_spec(spec))
+
+    def with_rule(self, pattern: str, spec: str, index: int | None = None) -> Plan:
+        rules = list(self.rules)
+        rule = Rule(pattern, _checked_spec(spec))
+        rules.insert(len(rules) if index is None else index, rule)
+        return replace(self, rules=tuple(rules))
+
+    def without_rule(self, index: int) -> Plan:
+        rules = list(self.rules)
+        del rules[index]
+        return replace(self, rules=tuple(rules))
+
+    def with_rules(self, rules: Sequence[Rule]) -> Plan:
+        return replace(self, rules=tuple(Rule(r.pattern, _checked_spec(r.scheme)) for r in rules))
+
+    def with_overrides(self, names: Iterable[str], spec: str | None) -> Plan:
+        """Set (or, with `spec=None`, remove) the override of each named tensor."""
+        names = list(names)
+        kept = tuple((n, s) for n, s in self.overrides if n not in set(names))
+        if spec is None:
+            return replace(self, overrides=kept)
+        spec = _checked_spec(spec)
+        return replace(self, overrides=kept + tuple((n, spec) for n in names))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": PLAN_VERSION,
+            "default": self.default,
+            "rules": [{"pattern": r.pattern, "scheme": r.scheme} for r in self.rules],
+            "overrides": dict(self.overrides),
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> Plan:
+        """Validate a parsed plan document; every problem becomes a PlanError."""
+        if not isinstance(data, dict):
+            raise PlanError("a plan must be a JSON object")
+        version = data.get("version", PLAN_VERSION)
+        if version != PLAN_VERSION:
+            raise PlanError(f"plan version {version!r} is not supported (expected {PLAN_VERSION})")
+        default = data.get("default", KEEP)
+        rules = data.get("rules", [])
+        overrides = data.get("overrides", {})
+        if not isinstance(default, str):
+            raise PlanError("plan 'default' must be a scheme string")
+        if not isinstance(rules, list) or not all(_is_rule(r) for r in rules):
+            raise PlanError("plan 'rules' must be a list of {'pattern': str, 'scheme': str}")
+        if not isinstance(overrides, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in overrides.items()
+        ):
+            raise PlanError("plan 'overrides' must map tensor names to scheme strings")
+        return cls(
+            default=_checked_spec(default),
+            rules=tuple(Rule(r["pattern"], _checked_spec(r["scheme"])) for r in rules),
+            overrides=tuple((k, _checked_spec(v)) for k, v in overrides.items()),
+        )
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_json(), indent=2) + "\n"
+
+    @classmethod
+    def loads(cls, text: str) -> Plan:
+        try:
+            data = json.loads(text)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise PlanError(f"plan is not valid JSON: {exc}") from exc
+        return cls.from_json(data)
+
+
+def _is_rule(obj: Any) -> bool:
+    return (
+        isinstance(obj, dict)
+        and isinstance(obj.get("pattern"), str)
+        and isinstance(obj.get("scheme"), str)
+    )

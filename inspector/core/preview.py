@@ -1,0 +1,291 @@
+"""The preview: what a plan does to every tensor, in the bytes the export will write.
+
+One code path (`quantize_tensor`) produces the stored encoding and the decoded values for both
+the preview and the writers (DESIGN §7 rule 7). Computing a whole-model preview is a generator
+yielding one `TensorPreview` per tensor: the unit of progress and cancellation for the GUI.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Generator, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from inspector.core.metrics import error_metrics, gzip_estimate
+from inspector.core.model import Model, Tensor, TensorInfo
+from inspector.core.plan import Plan
+from inspector.core.schemes import Encoded, Scheme
+from inspector.core.target import NATIVE, Storage, Target
+
+__all__ = [
+    "Preview",
+    "PreviewCache",
+    "QuantizedTensor",
+    "TensorPreview",
+    "iter_preview",
+    "json_number",
+    "preview_tensor",
+    "quantize_tensor",
+    "run_preview",
+    "summarize",
+]
+
+WORST_COUNT = 5
+
+
+@dataclass(frozen=True, eq=False)
+class QuantizedTensor:
+    """A tensor after its storage stages: what is stored and what a runtime will decode."""
+
+    info: TensorInfo
+    scheme: Scheme
+    storage: Storage
+    encoded: Encoded | None
+    first: Encoded | None
+    original: np.ndarray
+    decoded: np.ndarray
+    skipped: str | None
+    nonfinite: int = 0
+
+    @property
+    def stored_nbytes(self) -> int:
+        """Bytes the file holds for this tensor (codes + parameters, or the raw values)."""
+        return self.encoded.nbytes if self.encoded is not None else self.info.nbytes
+
+    def stored_bytes(self) -> bytes:
+        if self.encoded is not None:
+            return self.encoded.to_bytes()
+        return np.ascontiguousarray(self.original).tobytes()
+
+
+def _skip_reason(info: TensorInfo, scheme: Scheme) -> str | None:
+    if info.optimizer:
+        return "optimizer state"
+    if not info.is_float:
+        return f"{info.dtype} tensor"
+    if info.size == 0:
+        return "empty tensor"
+    if not scheme.applies_to(info):
+        return f"fewer than {scheme.skip} elements" if scheme.skip else "kept as is"
+    return None
+
+
+def quantize_tensor(tensor: Tensor, scheme: Scheme, target: Target = NATIVE) -> QuantizedTensor:
+    """Apply the target's storage stages for `scheme` to one tensor.
+
+    Tensors holding NaN/Inf are kept as they are (and reported with the count) so the rest of
+    the model still previews; integer tensors, optimizer state and tiny tensors are kept too.
+    """
+    info = tensor.info
+    values = tensor.load()
+    storage = target.storage(info, scheme)
+    reason = _skip_reason(info, scheme) or (None if storage.stages else "kept as is")
+    nonfinite = 0
+    if reason is None:
+        x = np.asarray(values, dtype=np.float32)
+        nonfinite = int(x.size - np.count_nonzero(np.isfinite(x)))
+        if nonfinite:
+            reason = f"{nonfinite} non-finite values (NaN/Inf)"
+    if reason is not None:
+        return QuantizedTensor(
+            info, scheme, Storage(()), None, None, values, values, reason, nonfinite
+        )
+    decoded, first, enc = x, None, None
+    for stage in storage.stages:
+        enc = stage.encode(decoded, channel_axis=info.channel_axis)
+        first = first or enc
+        decoded = stage.decode(enc)
+    return QuantizedTensor(info, scheme, storage, enc, first, x, decoded, None)
+
+
+@dataclass(frozen=True)
+class TensorPreview:
+    """Sizes and error of one tensor under its scheme, in DESIGN §4's metric names."""
+
+    name: str
+    layer: str
+    shape: tuple[int, ...]
+    dtype: str
+    optimizer: bool
+    scheme: str
+    stored: str
+    note: str
+    skipped: str | None
+    original_bytes: int
+    quantized_bytes: int
+    bits_per_weight: float
+    mse: float
+    rmse: float
+    max_abs_error: float
+    rmse_over_scale: float | None
+    sqnr_db: float
+    cosine: float
+    overflow: int
+    nonfinite: int
+    gzip_bytes: int
+    gzip_uncertainty: float
+    signal_energy: float
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["shape"] = list(self.shape)
+        data["parameters"] = math.prod(self.shape)
+        del data["signal_energy"]
+        return {k: json_number(v) for k, v in data.items()}
+
+
+def json_number(value: Any) -> Any:
+    """JSON has no infinity: an exact tensor's SQNR is written as the string "inf"."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    return value
+
+
+def preview_tensor(tensor: Tensor, scheme: Scheme, target: Target = NATIVE) -> TensorPreview:
+    """Quantize one tensor as the export would and measure it (all values, float64 sums)."""
+    q = quantize_tensor(tensor, scheme, target)
+    info = q.info
+    nbytes = q.stored_nbytes
+    gz, gz_err = gzip_estimate(memoryview(q.stored_bytes()))
+    if q.skipped is None:
+        scale = q.first.scale if q.first is not None else None
+        m = error_metrics(q.original, q.decoded, scale)
+        energy = float(np.dot(q.original.reshape(-1).astype(np.float64), q.original.reshape(-1)))
+    else:
+        m = {"mse": 0.0, "rmse": 0.0, "max_abs_error": 0.0, "rmse_over_scale": None}
+        m |= {"sqnr_db": math.inf, "cosine": 1.0}
+        energy = 0.0
+    return TensorPreview(
+        name=info.name,
+        layer=info.layer,
+        shape=info.shape,
+        dtype=info.dtype,
+        optimizer=info.optimizer,
+        scheme=scheme.spec,
+        stored=q.storage.stored.spec if q.storage.stored is not None else info.dtype,
+        note=q.storage.note,
+        skipped=q.skipped,
+        original_bytes=info.nbytes,
+        quantized_bytes=nbytes,
+        bits_per_weight=8.0 * nbytes / info.size if info.size else 0.0,
+        overflow=q.encoded.overflow if q.encoded is not None else 0,
+        nonfinite=q.nonfinite,
+        gzip_bytes=gz,
+        gzip_uncertainty=gz_err,
+        signal_energy=energy,
+        **m,
+    )
+
+
+class PreviewCache:
+    """Previews keyed by (tensor name, scheme spec, target name), reused across plan edits so
+    changing one tensor's scheme recomputes one tensor. Not thread-safe for writers racing on
+    the same key, which only costs a recomputation."""
+
+    def __init__(self) -> None:
+        self._items: dict[tuple[str, str, str], TensorPreview] = {}
+
+    def get(self, tensor: Tensor, scheme: Scheme, target: Target) -> TensorPreview:
+        key = (tensor.name, scheme.spec, target.name)
+        hit = self._items.get(key)
+        if hit is None:
+            hit = self._items[key] = preview_tensor(tensor, scheme, target)
+        return hit
+
+    def clear(self) -> None:
+        self._items.clear()
+
+
+def summarize(
+    tensors: Sequence[TensorPreview], overhead: bytes = b"", overhead_gzip: int | None = None
+) -> dict[str, Any]:
+    """Model totals from per-tensor previews; optimizer state is left out.
+
+    `overhead` is the container's own bytes (model.json, headers) that the export also writes;
+    the gzip ratio is the TF.js example's: total bytes ÷ gzipped bytes of everything written.
+    """
+    weights = [t for t in tensors if not t.optimizer]
+    params = sum(math.prod(t.shape) for t in weights)
+    original = sum(t.original_bytes for t in weights)
+    quantized = sum(t.quantized_bytes for t in weights) + len(overhead)
+    if overhead_gzip is None:
+        overhead_gzip = gzip_estimate(memoryview(overhead))[0] if overhead else 0
+    gz = sum(t.gzip_bytes for t in weights) + overhead_gzip
+    signal = sum(t.signal_energy for t in weights)
+    noise = sum(t.mse * math.prod(t.shape) for t in weights if t.skipped is None)
+    ranked = sorted((t for t in weights if t.skipped is None), key=lambda t: t.sqnr_db)
+    return {
+        "parameters": params,
+        "tensors": len(weights),
+        "original_bytes": original,
+        "quantized_bytes": quantized,
+        "overhead_bytes": len(overhead),
+        "compression_ratio": original / quantized if quantized else 1.0,
+        "bits_per_weight": 8.0 * (quantized - len(overhead)) / params if params else 0.0,
+        "mse": noise / params if params else 0.0,
+        "sqnr_db": _sqnr(signal, noise),
+        "gzip_bytes": gz,
+        "gzip_ratio": quantized / gz if gz else 1.0,
+        "nonfinite_tensors": [t.name for t in weights if t.nonfinite],
+        "worst": [t.name for t in ranked[:WORST_COUNT]],
+    }
+
+
+def _sqnr(signal: float, noise: float) -> float:
+    if noise <= 0.0:
+        return math.inf
+    if signal <= 0.0:
+        return -math.inf
+    return 10.0 * math.log10(signal / noise)
+
+
+@dataclass(frozen=True)
+class Preview:
+    """A whole-model preview: per-tensor rows in file order and model totals."""
+
+    tensors: tuple[TensorPreview, ...]
+    total: Mapping[str, Any]
+
+    def to_json(self, model: Model) -> dict[str, Any]:
+        return {
+            "model": {
+                "path": str(model.path),
+                "format": model.format,
+                "tensors": len(model),
+                "parameters": model.parameter_count,
+            },
+            "total": {k: json_number(v) for k, v in self.total.items()},
+            "tensors": [t.to_json() for t in self.tensors],
+        }
+
+
+def iter_preview(
+    model: Model, plan: Plan, target: Target = NATIVE, cache: PreviewCache | None = None
+) -> Generator[TensorPreview, None, Preview]:
+    """Yield one tensor's preview at a time (file order); return the whole `Preview`.
+
+    The caller picks the thread and cancels by no longer iterating.
+    """
+    rows: list[TensorPreview] = []
+    for tensor in model:
+        scheme = plan.scheme_for(tensor.info)
+        row = cache.get(tensor, scheme, target) if cache else preview_tensor(tensor, scheme, target)
+        rows.append(row)
+        yield row
+    overhead = target.overhead_bytes(model, rows)
+    return Preview(tuple(rows), summarize(rows, overhead or b""))
+
+
+def run_preview(
+    model: Model, plan: Plan, target: Target = NATIVE, cache: PreviewCache | None = None
+) -> Preview:
+    """Drain `iter_preview` and return the `Preview`."""
+    gen = iter_preview(model, plan, target, cache)
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            return stop.value

@@ -1,0 +1,65 @@
+"""Export targets: how a file format stores a scheme it may not express natively.
+
+TF.js stores only uint8/uint16/float16/float32, so a per-channel int8 scheme is *baked*: the
+values it produces are re-stored in something TF.js can hold. A `Storage` names those stages,
+and the preview applies exactly them, so what the preview reports is what the export writes
+(DESIGN §7 rule 7). Formats supply their `Target` from `formats/`; core knows only the shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from inspector.core.model import TensorInfo
+from inspector.core.schemes import Scheme
+
+if TYPE_CHECKING:
+    from inspector.core.model import Model
+
+__all__ = ["NATIVE", "Storage", "Target", "native_storage"]
+
+
+@dataclass(frozen=True)
+class Storage:
+    """Schemes applied in order (x → decode(encode(x)) per stage); the last one is stored.
+
+    No stages means the tensor is written as it is. `note` tells the user what was baked and why.
+    """
+
+    stages: tuple[Scheme, ...]
+    note: str = ""
+
+    @property
+    def stored(self) -> Scheme | None:
+        return self.stages[-1] if self.stages else None
+
+
+def native_storage(info: TensorInfo, scheme: Scheme) -> Storage:
+    """Store every scheme as itself (safetensors codes+scales, npz, the preview's default)."""
+    return Storage(() if scheme.is_identity else (scheme,))
+
+
+def _no_overhead(model: Model, previews: Sequence[Any]) -> bytes:
+    return b""
+
+
+@dataclass(frozen=True)
+class Target:
+    """A named export format's storage rule and the bytes it adds around the tensors.
+
+    `overhead_bytes(model, previews)` returns the container's own bytes (model.json, headers,
+    graph) as the export would write them; they are counted in the model totals (and in the gzip
+    ratio) so predicted and written sizes agree.
+    """
+
+    name: str
+    store: Callable[[TensorInfo, Scheme], Storage] = native_storage
+    overhead_bytes: Callable[[Model, Sequence[Any]], bytes] = field(default=_no_overhead)
+
+    def storage(self, info: TensorInfo, scheme: Scheme) -> Storage:
+        return self.store(info, scheme)
+
+
+NATIVE = Target("native")
