@@ -249,12 +249,44 @@ def demo_fixtures() -> None:
         print(f"{h5.parent.name}: x {x.shape} -> y {y.shape}")
 
 
+SHARED = ROOT.parent / "shared" / "models"
+THIRD_PARTY = {
+    "fer_emotion": SHARED / "keras-h5-fer-emotion" / "emotion_model.hdf5",
+    "nsfwjs_mobilenet_v2": SHARED / "tfjs-layers-nsfwjs-mobilenet_v2-u8" / "model.json",
+}
+
+
+def probe_input(shape: tuple[int, ...], n: int = 2) -> np.ndarray:
+    """A deterministic input the tests rebuild bit for bit (no RNG stream involved)."""
+    size = n * int(np.prod(shape))
+    return np.sin(np.arange(size, dtype=np.float64) * 0.0137).astype(np.float32).reshape(n, *shape)
+
+
+def third_party_fixtures() -> None:
+    """Real third-party files: Keras 2.0.5 .h5 (tf_keras) and a uint8 TF.js MobileNetV2
+    (loaded into tf_keras by the official tensorflowjs package)."""
+    import tensorflowjs
+
+    for name, path in THIRD_PARTY.items():
+        if not path.exists():
+            continue
+        if path.suffix == ".json":
+            model = tensorflowjs.converters.load_keras_model(str(path))
+        else:
+            model = tf_keras.models.load_model(path, compile=False)
+        x = probe_input(tuple(int(d) for d in model.inputs[0].shape[1:]))
+        y = np.asarray(model(x, training=False), dtype=np.float32)
+        np.savez_compressed(DATA / f"{name}_keras_outputs.npz", y0=y)
+        print(f"{name}: x {x.shape} -> y {y.shape}")
+
+
 def main() -> int:
     DATA.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(SEED)
     keras2_fixtures(rng)
     keras3_fixtures(rng)
     demo_fixtures()
+    third_party_fixtures()
     for p in sorted(DATA.iterdir()):
         print(f"{p.name}: {p.stat().st_size} bytes")
     return 0

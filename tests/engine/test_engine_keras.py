@@ -148,3 +148,31 @@ def test_demo_models_match_keras(demo: str, form: str) -> None:
     with open_model(path) as model:
         out = Executor.from_model(model).run([x])[0]
     assert relative_error(out, ref) <= RTOL
+
+
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "models"
+THIRD_PARTY = {
+    "fer_emotion": SHARED / "keras-h5-fer-emotion" / "emotion_model.hdf5",
+    "nsfwjs_mobilenet_v2": SHARED / "tfjs-layers-nsfwjs-mobilenet_v2-u8" / "model.json",
+}
+
+
+def probe_input(shape: tuple[int, ...], n: int = 2) -> np.ndarray:
+    """Same deterministic input as make_fixtures.probe_input."""
+    size = n * int(np.prod(shape))
+    return np.sin(np.arange(size, dtype=np.float64) * 0.0137).astype(np.float32).reshape(n, *shape)
+
+
+@pytest.mark.parametrize("name", sorted(THIRD_PARTY))
+def test_third_party_models_match_keras(name: str) -> None:
+    """Files nobody on this project wrote: a Keras 2.0.5 mini-Xception .h5 and the nsfwjs
+    uint8 TF.js MobileNetV2 (Keras 2.2.4 topology), against tf_keras / tensorflowjs."""
+    path = THIRD_PARTY[name]
+    if not path.exists():
+        pytest.skip(f"{path} is not available")
+    with open_model(path) as model:
+        executor = Executor.from_model(model)
+    x = probe_input(tuple(executor.input_shapes[0][1:]))
+    with np.load(DATA / f"{name}_keras_outputs.npz", allow_pickle=False) as f:
+        ref = f["y0"]
+    assert relative_error(executor.run([x])[0], ref) <= RTOL
