@@ -1,0 +1,102 @@
+"""Clip-range selection (`clip=minmax|percentile:P|mse`) and magnitude pruning (`sparsity=S`).
+
+- `percentile:P` (50 < P ≤ 100): affine schemes clip to the `[100−P, P]` percentiles of the
+  values (two-sided, so a skewed tensor keeps its asymmetry); symmetric schemes (int8, int4) cap
+  every channel's/group's max|w| at the P-th percentile of |w| over the whole tensor. Tensors
+  over `EXACT_LIMIT` elements take the percentile of a seeded sample of that many values.
+- `mse`: a shrink factor r of the full range (affine: toward 0 when 0 is inside the range, else
+  toward the end nearest 0; symmetric: every max|w| times r) is chosen from `MSE_GRID` by the
+  MSE on a seeded sample of at most `MSE_SAMPLE` values. Deterministic, bounded cost; ties go
+  to the larger r (less clipping).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from .chunking import chunk_slices
+
+__all__ = [
+    "EXACT_LIMIT",
+    "MSE_GRID",
+    "MSE_SAMPLE",
+    "abs_percentile",
+    "best_shrink",
+    "percentile_range",
+    "prune",
+    "sample_indices",
+    "shrink_range",
+]
+
+EXACT_LIMIT = 1 << 22
+MSE_SAMPLE = 1 << 15
+MSE_GRID = np.linspace(1.0, 0.25, 61)
+
+
+def sample_indices(n: int, size: int, seed: int = 0) -> np.ndarray:
+    """All of `range(n)` when `n ≤ size`, else `size` seeded random indices (sorted)."""
+    if n <= size:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).integers(0, n, size=size))
+
+
+def _values_for_stats(flat: np.ndarray) -> np.ndarray:
+    if flat.size <= EXACT_LIMIT:
+        return flat
+    return flat[sample_indices(flat.size, EXACT_LIMIT)]
+
+
+def percentile_range(flat: np.ndarray, p: float) -> tuple[float, float]:
+    """The `[100−p, p]` percentiles of the values (linear interpolation)."""
+    lo, hi = np.percentile(_values_for_stats(flat), [100.0 - p, p])
+    return float(lo), float(hi)
+
+
+def abs_percentile(flat: np.ndarray, p: float) -> float:
+    """The p-th percentile of |values|."""
+    return float(np.percentile(np.abs(_values_for_stats(flat)), p))
+
+
+def shrink_range(mn: float, mx: float, r: float) -> tuple[float, float]:
+    """`[mn, mx]` shrunk by factor r toward 0 (or toward the end nearest 0)."""
+    if mn <= 0 <= mx:
+        return mn * r, mx * r
+    if mn > 0:
+        return mn, mn + (mx - mn) * r
+    return mx - (mx - mn) * r, mx
+
+
+def best_shrink(mse_of: Callable[[float], float]) -> float:
+    """The r of `MSE_GRID` with the smallest `mse_of(r)`; the first (largest r) on ties."""
+    errors = [mse_of(float(r)) for r in MSE_GRID]
+    return float(MSE_GRID[int(np.argmin(errors))])
+
+
+def prune(flat: np.ndarray, sparsity: float) -> np.ndarray:
+    """A float32 copy with the `floor(sparsity*n)` smallest-|w| values set to 0.
+
+    Ties at the threshold are broken by position (earliest first) so exactly that many values
+    are zeroed and the result is deterministic.
+    """
+    out = np.array(flat, dtype=np.float32, copy=True)
+    k = int(np.floor(sparsity * out.size))
+    if k <= 0:
+        return out
+    mags = np.abs(out)
+    threshold = np.partition(mags, k - 1)[k - 1]
+    remaining = k
+    for s in chunk_slices(out.size):
+        part, m = out[s], mags[s]
+        below = m < threshold
+        remaining -= int(np.count_nonzero(below))
+        part[below] = 0
+    for s in chunk_slices(out.size):
+        if remaining <= 0:
+            break
+        part, m = out[s], mags[s]
+        ties = np.flatnonzero(m == threshold)[:remaining]
+        part[ties] = 0
+        remaining -= ties.size
+    return out

@@ -1,0 +1,254 @@
+"""Per-family fit / quantize / dequantize / byte layout behind `Scheme` (see schemes.py).
+
+Families: `float` (float32, float16, bfloat16), `affine` (uint8, uint16, affineN), `int8`,
+`int4`, `kmeans`. `fit` computes the parameters from a tensor (after pruning), `quantize` turns
+values into codes with given parameters — the curves module calls both on a grid of values, so
+the curve is exactly what `encode` would store.
+
+Stored byte layout (`to_bytes`): the packed codes, then the parameters, all little-endian:
+float32/float16/bfloat16 raw values, no parameters; affine codes at `bits` bits then min, scale as
+two float64 (TF.js keeps them as JSON doubles and decodes in double); int8 codes as int8 then C
+float32 scales; int4 nibbles `q+8` then C×ceil(M/group) float16 scales (channel-major); kmeans
+codes at N bits then the 2^N float32 palette.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import ml_dtypes
+import numpy as np
+
+from . import affine, clipping, kmeans, symmetric
+from .bitpack import pack_codes, packed_nbytes
+from .chunking import chunk_slices, finite_minmax
+
+__all__ = [
+    "codes_bytes",
+    "codes_nbytes",
+    "dequantize",
+    "family",
+    "fit",
+    "params_bytes",
+    "params_nbytes",
+    "quantize",
+]
+
+_FLOAT_DTYPES: dict[str, Any] = {
+    "float32": np.float32,
+    "float16": np.float16,
+    "bfloat16": ml_dtypes.bfloat16,
+}
+_FLOAT_MAX = {
+    "float32": math.inf,
+    "float16": 65504.0,
+    "bfloat16": float(ml_dtypes.finfo(ml_dtypes.bfloat16).max),
+}
+
+
+def family(name: str) -> str:
+    """'float', 'affine', 'int8', 'int4' or 'kmeans' for a scheme name."""
+    if name in _FLOAT_DTYPES:
+        return "float"
+    if name in ("int8", "int4"):
+        return name
+    if name.startswith("kmeans"):
+        return "kmeans"
+    return "affine"
+
+
+def _qmax(scheme: Any) -> int:
+    return 127 if scheme.name == "int8" else 7
+
+
+def _group(scheme: Any, rows: np.ndarray) -> int:
+    return scheme.group if scheme.name == "int4" else max(1, rows.shape[0])
+
+
+def _affine_fit(scheme: Any, flat: np.ndarray) -> affine.AffineParams:
+    mn, mx, _ = finite_minmax(flat)
+    if scheme.clip.startswith("percentile:"):
+        lo, hi = clipping.percentile_range(flat, float(scheme.clip.split(":")[1]))
+        mn, mx = max(mn, lo), min(mx, hi)
+    elif scheme.clip == "mse" and mn != mx:
+        sample = flat[clipping.sample_indices(flat.size, clipping.MSE_SAMPLE)].astype(np.float64)
+
+        def mse_of(r: float) -> float:
+            p = affine.affine_params(*clipping.shrink_range(mn, mx, r), scheme.bits)
+            q = np.rint((np.clip(sample, p.lo, p.hi) - p.min) / p.scale)
+            return float(np.mean((q * p.scale + p.min - sample) ** 2))
+
+        mn, mx = clipping.shrink_range(mn, mx, clipping.best_shrink(mse_of))
+    return affine.affine_params(mn, mx, scheme.bits)
+
+
+def _symmetric_scales(scheme: Any, absmax: np.ndarray) -> np.ndarray:
+    if scheme.name == "int8":
+        return symmetric.int8_scales(absmax)
+    return symmetric.int4_scales(absmax)[0]
+
+
+def _symmetric_fit(scheme: Any, rows: np.ndarray) -> np.ndarray:
+    group = _group(scheme, rows)
+    absmax = symmetric.group_absmax(rows, group)
+    if scheme.clip.startswith("percentile:"):
+        cap = clipping.abs_percentile(rows.reshape(-1), float(scheme.clip.split(":")[1]))
+        absmax = np.minimum(absmax, np.float32(cap))
+    elif scheme.clip == "mse" and rows.size:
+        idx = clipping.sample_indices(rows.size, clipping.MSE_SAMPLE)
+        m, c = np.divmod(idx, rows.shape[1])
+        vals = rows.reshape(-1)[idx].astype(np.float32)
+        qmax = _qmax(scheme)
+
+        def mse_of(r: float) -> float:
+            s = _symmetric_scales(scheme, absmax * np.float32(r)).astype(np.float32)[c, m // group]
+            safe = np.where(s > 0, s, np.float32(1))
+            q = np.clip(np.rint(vals / safe), -qmax, qmax)
+            return float(np.mean(((q * s).astype(np.float64) - vals) ** 2))
+
+        absmax = absmax * np.float32(clipping.best_shrink(mse_of))
+    return _symmetric_scales(scheme, absmax)
+
+
+def fit(scheme: Any, x: np.ndarray, axis: int | None) -> tuple[dict[str, Any], Any]:
+    """The scheme's parameters for float32 tensor `x` (already pruned), as `Encoded.params`,
+    plus the family's full fitted state for `quantize` (the affine clip interval), or None."""
+    fam = family(scheme.name)
+    if fam == "affine":
+        p = _affine_fit(scheme, x.reshape(-1))
+        return {"min": p.min, "scale": p.scale}, p
+    if fam in ("int8", "int4"):
+        rows = symmetric.as_rows(x, axis)
+        scales = _symmetric_fit(scheme, rows)
+        if fam == "int8":
+            scales = scales.reshape(-1) if scales.size else np.ones(rows.shape[1], np.float32)
+        params: dict[str, Any] = {"scales": scales, "axis": axis}
+        if fam == "int4":
+            params["group"] = scheme.group
+        return params, None
+    if fam == "kmeans":
+        palette = kmeans.fit_palette(x.reshape(-1), 1 << scheme.bits, 0, scheme.sparsity > 0)
+        return {"palette": palette}, None
+    return {}, None
+
+
+def quantize(
+    scheme: Any, x: np.ndarray, params: Mapping[str, Any], axis: int | None, state: Any = None
+) -> tuple[np.ndarray, int]:
+    """(codes shaped like `x`, overflow count) for float32 `x` with fitted `params`/`state`."""
+    fam = family(scheme.name)
+    if fam == "affine":
+        p = state if state is not None else _affine_from(params, scheme.bits)
+        codes, over = affine.affine_encode(x.reshape(-1), p, scheme.bits)
+        return codes.reshape(x.shape), over
+    if fam in ("int8", "int4"):
+        rows = symmetric.as_rows(x, axis)
+        group = params.get("group") or max(1, rows.shape[0])
+        scales = _scales_2d(params["scales"], rows.shape[1])
+        codes, over = symmetric.symmetric_encode(rows, scales, group, _qmax(scheme))
+        return symmetric.from_rows(codes, x.shape, axis), over
+    if fam == "kmeans":
+        return kmeans.assign_codes(x.reshape(-1), params["palette"]).reshape(x.shape), 0
+    return _float_cast(x, scheme.name)
+
+
+def _scales_2d(scales: np.ndarray, channels: int) -> np.ndarray:
+    scales = np.asarray(scales)
+    return scales.reshape(channels, scales.size // channels if channels else 0)
+
+
+def _affine_from(params: Mapping[str, Any], bits: int) -> affine.AffineParams:
+    qmax = (1 << bits) - 1
+    lo, scale = float(params["min"]), float(params["scale"])
+    return affine.AffineParams(lo, scale, lo, qmax * scale + lo, qmax)
+
+
+def _float_cast(x: np.ndarray, name: str) -> tuple[np.ndarray, int]:
+    """RNE cast; values beyond the format's max are counted and saturated (not inf)."""
+    dtype, top = _FLOAT_DTYPES[name], _FLOAT_MAX[name]
+    if name == "float32":
+        return x, 0
+    flat = x.reshape(-1)
+    out = np.empty(flat.size, dtype=dtype)
+    over = 0
+    for s in chunk_slices(flat.size):
+        part = flat[s]
+        n = int(np.count_nonzero(part > top)) + int(np.count_nonzero(part < -top))
+        if n:
+            part = np.clip(part, -top, top)
+            over += n
+        out[s] = part
+    return out.reshape(x.shape), over
+
+
+def dequantize(scheme: Any, codes: np.ndarray, params: Mapping[str, Any]) -> np.ndarray:
+    """float32 values of `codes`, shaped like the codes."""
+    fam = family(scheme.name)
+    if fam == "affine":
+        return affine.affine_decode(codes, _affine_from(params, scheme.bits))
+    if fam in ("int8", "int4"):
+        axis = params["axis"]
+        rows = symmetric.as_rows(codes, axis)
+        group = params.get("group") or max(1, rows.shape[0])
+        scales = _scales_2d(params["scales"], rows.shape[1])
+        return symmetric.from_rows(
+            symmetric.symmetric_decode(rows, scales, group), codes.shape, axis
+        )
+    if fam == "kmeans":
+        return params["palette"][codes]
+    return codes if codes.dtype == np.float32 else codes.astype(np.float32)
+
+
+def _groups(shape: tuple[int, ...], axis: int | None, group: int) -> tuple[int, int]:
+    n = math.prod(shape)
+    channels = shape[axis] if axis is not None else 1
+    rows = n // channels if channels else 0
+    return channels, -(-rows // group) if rows else 0
+
+
+def params_nbytes(scheme: Any, shape: tuple[int, ...], axis: int | None) -> int:
+    """Bytes of the stored parameters, from the shape alone."""
+    fam = family(scheme.name)
+    if fam == "affine":
+        return 16
+    if fam == "int8":
+        return 4 * (shape[axis] if axis is not None else 1)
+    if fam == "int4":
+        channels, ngroups = _groups(shape, axis, scheme.group)
+        return 2 * channels * ngroups
+    if fam == "kmeans":
+        return 4 << scheme.bits
+    return 0
+
+
+def codes_nbytes(scheme: Any, n: int) -> int:
+    """Bytes of `n` packed codes."""
+    return packed_nbytes(n, scheme.bits)
+
+
+def codes_bytes(scheme: Any, codes: np.ndarray) -> bytes:
+    """The packed codes as stored (little-endian)."""
+    fam = family(scheme.name)
+    if fam == "float":
+        return np.ascontiguousarray(codes).reshape(-1).view(np.uint8).tobytes()
+    if fam == "int8":
+        return np.ascontiguousarray(codes, dtype=np.int8).tobytes()
+    if fam == "int4":
+        return pack_codes((codes.reshape(-1) + 8).astype(np.uint8), 4)
+    return pack_codes(codes, scheme.bits)
+
+
+def params_bytes(scheme: Any, params: Mapping[str, Any]) -> bytes:
+    """The parameters as stored (little-endian), in the layout of the module docstring."""
+    fam = family(scheme.name)
+    if fam == "affine":
+        return np.array([params["min"], params["scale"]], dtype="<f8").tobytes()
+    if fam == "int8":
+        return np.asarray(params["scales"], dtype="<f4").tobytes()
+    if fam == "int4":
+        return np.ascontiguousarray(params["scales"], dtype="<f2").tobytes()
+    if fam == "kmeans":
+        return np.asarray(params["palette"], dtype="<f4").tobytes()
+    return b""

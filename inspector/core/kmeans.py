@@ -1,0 +1,107 @@
+"""1-D k-means weight sharing: a palette of 2^N float32 centroids and N-bit codes.
+
+Fitting is exact Lloyd on sorted values with prefix sums (the clusters of a 1-D k-means are
+intervals between centroid midpoints), so each iteration is O(k log n). Tensors over
+`FIT_ALL` elements are fitted on a seeded sample of `FIT_SAMPLE` values plus their min and max,
+keeping the cost bounded on multi-million-element tensors. Seeding is k-means++ with a fixed
+seed on an evenly strided subset of the sorted values. Everything is deterministic.
+
+With sparsity the palette reserves an exact 0.0 entry and the other 2^N − 1 centroids are fitted
+on the non-zero values, so pruned weights decode to exactly zero (deep-compression style).
+The palette is sorted and padded with copies of its last entry when the tensor holds fewer
+distinct values than 2^N. Each value is coded to its nearest palette entry.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .chunking import chunk_slices
+from .clipping import sample_indices
+
+__all__ = ["FIT_ALL", "FIT_SAMPLE", "assign_codes", "fit_palette"]
+
+FIT_ALL = 1 << 17
+FIT_SAMPLE = 1 << 16
+_SEED_SUBSET = 8192
+_MAX_ITER = 100
+
+
+def _fit_values(flat: np.ndarray, seed: int) -> np.ndarray:
+    if flat.size <= FIT_ALL:
+        vals = flat.astype(np.float64)
+    else:
+        idx = sample_indices(flat.size, FIT_SAMPLE, seed)
+        vals = np.concatenate([flat[idx], [flat.min(), flat.max()]]).astype(np.float64)
+    vals.sort()
+    return vals
+
+
+def _seed_centers(vals: np.ndarray, k: int, seed: int) -> np.ndarray:
+    sub = vals[:: max(1, vals.size // _SEED_SUBSET)]
+    rng = np.random.default_rng(seed)
+    centers = [sub[int(rng.integers(sub.size))]]
+    d2 = (sub - centers[0]) ** 2
+    while len(centers) < k:
+        total = float(d2.sum())
+        if total <= 0:
+            break
+        pick = int(np.searchsorted(np.cumsum(d2), rng.random() * total, side="right"))
+        centers.append(sub[min(pick, sub.size - 1)])
+        np.minimum(d2, (sub - centers[-1]) ** 2, out=d2)
+    return np.unique(np.array(centers))
+
+
+def _lloyd(vals: np.ndarray, centers: np.ndarray) -> np.ndarray:
+    csum = np.concatenate([[0.0], np.cumsum(vals)])
+    for _ in range(_MAX_ITER):
+        cuts = np.searchsorted(vals, (centers[:-1] + centers[1:]) / 2, side="right")
+        edges = np.concatenate([[0], cuts, [vals.size]])
+        counts = np.diff(edges)
+        sums = csum[edges[1:]] - csum[edges[:-1]]
+        new = np.where(counts > 0, sums / np.maximum(counts, 1), centers)
+        new.sort()
+        if np.array_equal(new, centers):
+            break
+        centers = new
+    return centers
+
+
+def fit_palette(flat: np.ndarray, k: int, seed: int = 0, reserve_zero: bool = False) -> np.ndarray:
+    """A sorted float32 palette of exactly `k` entries fitted to the flat values."""
+    if reserve_zero:
+        nonzero = flat[flat != 0]
+        rest = fit_palette(nonzero, k - 1, seed) if nonzero.size and k > 1 else np.zeros(0)
+        merged = np.sort(np.concatenate([rest, [0.0]]).astype(np.float32))
+        return _pad(np.unique(merged), k)
+    if flat.size == 0:
+        return np.zeros(k, dtype=np.float32)
+    vals = _fit_values(flat, seed)
+    centers = _lloyd(vals, _seed_centers(vals, k, seed))
+    return _pad(np.unique(centers.astype(np.float32)), k)
+
+
+def _pad(palette: np.ndarray, k: int) -> np.ndarray:
+    out = np.empty(k, dtype=np.float32)
+    out[: palette.size] = palette
+    out[palette.size :] = palette[-1] if palette.size else 0.0
+    return out
+
+
+def _boundaries_float32(palette: np.ndarray) -> np.ndarray:
+    """Midpoints between palette entries, rounded *down* to float32, so comparing a float32
+    value `x > b32` is exactly `x > b64` and no float64 copy of the data is needed."""
+    mid = (palette[:-1].astype(np.float64) + palette[1:].astype(np.float64)) / 2
+    b32 = mid.astype(np.float32)
+    over = b32.astype(np.float64) > mid
+    b32[over] = np.nextafter(b32[over], np.float32(-np.inf))
+    return b32
+
+
+def assign_codes(flat: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """uint8 index of the nearest palette entry (the lower one at an exact midpoint)."""
+    bounds = _boundaries_float32(palette)
+    codes = np.empty(flat.size, dtype=np.uint8)
+    for s in chunk_slices(flat.size):
+        codes[s] = np.searchsorted(bounds, flat[s], side="left")
+    return codes

@@ -1,0 +1,123 @@
+"""Symmetric integer schemes: int8 per output channel and int4 per group (GGUF Q4_0-like).
+
+Both view the tensor as rows × channels, `(M, C)`: the channel axis moved last and every other
+axis flattened in C order (a view for the usual Keras `(…, out)` and ONNX `(out, …)` layouts).
+int8 has one scale per channel; int4 has one scale per group of `group` consecutive rows of a
+channel, i.e. consecutive values along the flattened non-channel (input) dims. A tensor without
+a channel axis (0-d, 1-d) is one channel.
+
+int8: scale = max|w|/127 stored as float32, codes −127…127, an all-zero channel stores scale 1.0
+(codes 0). Quantize `rint(x/scale)` and decode `q*scale` are float32 operations, the semantics of
+ONNX QuantizeLinear/DequantizeLinear.
+int4: scale = max|w|/7 rounded to float16 (as GGUF Q4_0 stores `d`), then codes `rint(x/scale)`
+in −7…7 with the rounded scale, so the error bound holds for the stored scale. An all-zero (or
+float16-underflowing) group stores scale 0 and codes 0; a group whose scale exceeds float16's
+65504 stores 65504 and its values clip (counted as overflow). Codes are stored as the nibble
+`q + 8` (1…15).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .chunking import CHUNK
+
+__all__ = [
+    "as_rows",
+    "from_rows",
+    "group_absmax",
+    "int4_scales",
+    "int8_scales",
+    "symmetric_decode",
+    "symmetric_encode",
+]
+
+F16_MAX = 65504.0
+
+
+def as_rows(x: np.ndarray, axis: int | None) -> np.ndarray:
+    """`x` as `(M, C)` with the channel axis last (C = 1 when `axis` is None)."""
+    if axis is None:
+        return x.reshape(-1, 1)
+    moved = np.moveaxis(x, axis, -1)
+    channels = x.shape[axis]
+    return moved.reshape(x.size // channels if channels else 0, channels)
+
+
+def from_rows(rows: np.ndarray, shape: tuple[int, ...], axis: int | None) -> np.ndarray:
+    """Inverse of `as_rows`: an `(M, C)` array back in the tensor's layout."""
+    if axis is None:
+        return rows.reshape(shape)
+    moved_shape = shape[:axis] + shape[axis + 1 :] + (shape[axis],)
+    return np.moveaxis(rows.reshape(moved_shape), -1, axis)
+
+
+def _row_chunk(group: int, channels: int) -> int:
+    return group * max(1, CHUNK // max(1, group * channels))
+
+
+def group_absmax(rows: np.ndarray, group: int) -> np.ndarray:
+    """max|w| per (channel, group) as float32 of shape `(C, ceil(M/group))`."""
+    m, c = rows.shape
+    ngroups = -(-m // group) if m else 0
+    out = np.zeros((ngroups, c), dtype=np.float32)
+    step = _row_chunk(group, c)
+    for r0 in range(0, m, step):
+        part = rows[r0 : r0 + step]
+        g0 = r0 // group
+        full = part.shape[0] // group
+        if full:
+            blocks = part[: full * group].reshape(full, group, c)
+            out[g0 : g0 + full] = np.maximum(blocks.max(axis=1), -blocks.min(axis=1))
+        if part.shape[0] % group:
+            tail = part[full * group :]
+            out[g0 + full] = np.maximum(tail.max(axis=0), -tail.min(axis=0))
+    return np.ascontiguousarray(out.T)
+
+
+def int8_scales(absmax: np.ndarray) -> np.ndarray:
+    """float32 scales max|w|/127; an all-zero channel gets 1.0 so the scale is never 0."""
+    scales = (absmax.astype(np.float64) / 127.0).astype(np.float32)
+    scales[scales == 0] = 1.0
+    return scales
+
+
+def int4_scales(absmax: np.ndarray) -> tuple[np.ndarray, int]:
+    """float16 scales max|w|/7 (RNE), saturated at 65504; also how many groups saturated."""
+    raw = absmax.astype(np.float64) / 7.0
+    saturated = int(np.count_nonzero(raw > F16_MAX))
+    return np.minimum(raw, F16_MAX).astype(np.float16), saturated
+
+
+def symmetric_encode(
+    rows: np.ndarray, scales: np.ndarray, group: int, qmax: int
+) -> tuple[np.ndarray, int]:
+    """int8 codes `(M, C)` for scales `(C, ngroups)`; also how many values were clipped."""
+    m, c = rows.shape
+    codes = np.empty((m, c), dtype=np.int8)
+    s32 = scales.astype(np.float32).T
+    safe = np.where(s32 > 0, s32, np.float32(1.0))
+    clipped = 0
+    step = _row_chunk(group, c)
+    for r0 in range(0, m, step):
+        part = rows[r0 : r0 + step]
+        idx = np.arange(r0, r0 + part.shape[0]) // group
+        t = part / safe[idx]
+        clipped += int(np.count_nonzero(np.abs(t) > qmax + 0.5))
+        np.rint(t, out=t)
+        np.clip(t, -qmax, qmax, out=t)
+        codes[r0 : r0 + part.shape[0]] = t
+    return codes, clipped
+
+
+def symmetric_decode(codes: np.ndarray, scales: np.ndarray, group: int) -> np.ndarray:
+    """float32 `q * scale` (one float32 rounding) for codes `(M, C)` and scales `(C, ngroups)`."""
+    m, c = codes.shape
+    out = np.empty((m, c), dtype=np.float32)
+    s32 = scales.astype(np.float32).T
+    step = _row_chunk(group, c)
+    for r0 in range(0, m, step):
+        part = codes[r0 : r0 + step]
+        idx = np.arange(r0, r0 + part.shape[0]) // group
+        np.multiply(part, s32[idx], out=out[r0 : r0 + part.shape[0]], dtype=np.float32)
+    return out
