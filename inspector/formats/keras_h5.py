@@ -81,12 +81,14 @@ def attr_str(value: Any) -> str:
 
 def attr_list(obj: h5py.Group, name: str, source: Path) -> list[str] | None:
     """A list-of-strings attribute, joining `name0`, `name1`, … chunks; None when absent."""
-    if name in obj.attrs:
-        chunks = [obj.attrs[name]]
-    elif f"{name}0" in obj.attrs:
+    attrs = obj.attrs
+    first = attrs.get(name)
+    if first is not None:
+        chunks = [first]
+    elif f"{name}0" in attrs:
         chunks, i = [], 0
-        while f"{name}{i}" in obj.attrs:
-            chunks.append(obj.attrs[f"{name}{i}"])
+        while f"{name}{i}" in attrs:
+            chunks.append(attrs[f"{name}{i}"])
             i += 1
     else:
         return None
@@ -106,15 +108,15 @@ def safe_dataset(group: h5py.Group, rel: str, source: Path, tensor: str) -> h5py
     parts = [s for s in rel.split("/") if s]
     if not parts:
         raise FormatError(source, "empty weight path", tensor)
+    links = group.id.links
     for i in range(1, len(parts) + 1):
         sub = "/".join(parts[:i])
         try:
-            link = group.get(sub, getlink=True)
+            kind = links.get_info(sub.encode()).type
         except (KeyError, ValueError, OSError, RuntimeError) as exc:
-            raise FormatError(source, f"cannot resolve {group.name}/{sub}: {exc}", tensor) from None
-        if link is None:
-            raise FormatError(source, f"missing dataset {group.name}/{rel}", tensor)
-        if isinstance(link, h5py.ExternalLink):
+            reason = f"missing dataset {group.name}/{rel} ({exc})"
+            raise FormatError(source, reason, tensor) from None
+        if kind not in (h5py.h5l.TYPE_HARD, h5py.h5l.TYPE_SOFT):
             raise FormatError(source, f"{group.name}/{sub} is an external link", tensor)
     try:
         obj = group[rel]
@@ -222,7 +224,10 @@ def _legacy_layers(
     layout: list[tuple[str, list[str]]] = []
     paths: dict[str, str] = {}
     for layer in layer_names:
-        group = root.get(layer)
+        try:
+            group = root[layer]
+        except (KeyError, ValueError, OSError, RuntimeError):
+            group = None
         if not isinstance(group, h5py.Group):
             raise FormatError(source, f"layer group {layer!r} listed in layer_names is missing")
         weight_names = attr_list(group, "weight_names", source) or []
