@@ -40,11 +40,12 @@ def finite_minmax(flat: np.ndarray) -> tuple[float, float, int]:
     """
     if flat.size == 0:
         return 0.0, 0.0, 0
-    mn, mx = np.inf, -np.inf
-    for s in chunk_slices(flat.size, CHUNK * 4):
-        part = flat[s]
-        mn = min(mn, float(part.min()))
-        mx = max(mx, float(part.max()))
+    mins, maxs = [], []
+    with np.errstate(invalid="ignore"):
+        for s in chunk_slices(flat.size, CHUNK * 4):
+            mins.append(flat[s].min())
+            maxs.append(flat[s].max())
+        mn, mx = float(np.min(mins)), float(np.max(maxs))
     if np.isfinite(mn) and np.isfinite(mx):
         return mn, mx, 0
     bad = sum(int(np.count_nonzero(~np.isfinite(flat[s]))) for s in chunk_slices(flat.size))

@@ -89,6 +89,10 @@ def test_non_finite_raises_and_identity_passes():
     for name in ("uint8", "int8", "int4", "kmeans2", "float16", "bfloat16"):
         with pytest.raises(SchemeError, match="2 non-finite values"):
             parse_scheme(name).encode(x)
+    only_nan = np.zeros(600_000, np.float32)
+    only_nan[300_000] = np.nan
+    with pytest.raises(SchemeError, match="1 non-finite values"):
+        parse_scheme("uint8").encode(only_nan)
     enc = parse_scheme("float32").encode(x)
     assert np.array_equal(parse_scheme("float32").decode(enc), x, equal_nan=True)
 

@@ -1,0 +1,201 @@
+"""Error metrics of DESIGN §4 and gzip sizes.
+
+Errors accumulate in float64 over chunks of `CHUNK` elements (float32 accumulation of 20M
+squared errors was measured 3.7 % off), so no full-size float64 temporary is made.
+
+Conventions where a ratio is undefined (never a division by zero):
+- `sqnr_db` = 10·log10(Σw² / Σ(w−w')²): `inf` when the decoded values are exact (this includes
+  an all-zero tensor decoded exactly), `-inf` when the signal is all zero but the error is not.
+- `cosine` = Σww' / (‖w‖‖w'‖): 1.0 when both are all zero, 0.0 when only one is.
+- `rmse_over_scale` is None when no scale is given (floats, palettes) or the scale is 0.
+- An empty tensor has mse = rmse = max_abs_error = 0, sqnr_db = inf, cosine = 1.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from .cancel import Cancelled
+from .chunking import CHUNK, chunk_slices
+
+__all__ = [
+    "Cancelled",
+    "ErrorSums",
+    "count_nonfinite",
+    "error_metrics",
+    "error_sums",
+    "gzip_estimate",
+    "gzip_nbytes",
+    "metrics_from_sums",
+    "sqnr_db",
+]
+
+GZIP_EXACT_BELOW = 2 << 20
+_GZIP_PIECE = 1 << 20
+_GZIP_OVERHEAD = 18  # gzip header (10 bytes) + CRC32 and size trailer (8 bytes)
+
+
+@dataclass(frozen=True)
+class ErrorSums:
+    """Float64 sums from which every error metric follows; they add across tensors, so the
+    model-level SQNR is `sqnr_db(Σ signal, Σ noise)` over all weights."""
+
+    count: int = 0
+    signal: float = 0.0  # Σ w²
+    noise: float = 0.0  # Σ (w − w')²
+    decoded: float = 0.0  # Σ w'²
+    cross: float = 0.0  # Σ w·w'
+    max_abs: float = 0.0
+
+    def __add__(self, other: ErrorSums) -> ErrorSums:
+        return ErrorSums(
+            self.count + other.count,
+            self.signal + other.signal,
+            self.noise + other.noise,
+            self.decoded + other.decoded,
+            self.cross + other.cross,
+            max(self.max_abs, other.max_abs),
+        )
+
+
+def sqnr_db(signal_energy: float, noise_energy: float) -> float:
+    """10·log10(signal/noise) in dB; inf when noise is 0, -inf when only the signal is 0."""
+    if noise_energy <= 0:
+        return math.inf
+    if signal_energy <= 0:
+        return -math.inf
+    return 10.0 * math.log10(signal_energy / noise_energy)
+
+
+def error_sums(original: np.ndarray, decoded: np.ndarray) -> ErrorSums:
+    """Float64 sums of a tensor's values and errors, in chunks; shapes must have equal size."""
+    a = np.asarray(original).reshape(-1)
+    b = np.asarray(decoded).reshape(-1)
+    if a.size != b.size:
+        raise ValueError(f"original has {a.size} values, decoded {b.size}")
+    signal = noise = dec = cross = 0.0
+    max_abs = 0.0
+    o = np.empty(min(CHUNK, a.size), dtype=np.float64)
+    d = np.empty_like(o)
+    for s in chunk_slices(a.size):
+        n = s.stop - s.start
+        oc, dc = o[:n], d[:n]
+        oc[...] = a[s]
+        dc[...] = b[s]
+        signal += float(np.dot(oc, oc))
+        dec += float(np.dot(dc, dc))
+        cross += float(np.dot(oc, dc))
+        np.subtract(oc, dc, out=dc)
+        noise += float(np.dot(dc, dc))
+        max_abs = max(max_abs, float(dc.max()), -float(dc.min()))
+    return ErrorSums(a.size, signal, noise, dec, cross, max_abs)
+
+
+def metrics_from_sums(sums: ErrorSums, scale: float | None = None) -> dict[str, float | None]:
+    """The §4 error metrics (`mse`, `rmse`, `max_abs_error`, `rmse_over_scale`, `sqnr_db`,
+    `cosine`) from accumulated sums; units are those of the values (dB for sqnr_db)."""
+    mse = sums.noise / sums.count if sums.count else 0.0
+    rmse = math.sqrt(mse)
+    denom = math.sqrt(sums.signal) * math.sqrt(sums.decoded)
+    if denom > 0:
+        cosine = max(-1.0, min(1.0, sums.cross / denom))
+    else:
+        cosine = 1.0 if sums.signal == sums.decoded == 0 else 0.0
+    return {
+        "mse": mse,
+        "rmse": rmse,
+        "max_abs_error": sums.max_abs,
+        "rmse_over_scale": rmse / scale if scale else None,
+        "sqnr_db": sqnr_db(sums.signal, sums.noise),
+        "cosine": cosine,
+    }
+
+
+def error_metrics(
+    original: np.ndarray, decoded: np.ndarray, scale: float | None = None
+) -> dict[str, float | None]:
+    """Error metrics of `decoded` against `original` (see the module docstring for edge cases).
+
+    `scale` is the quantization step (`Encoded.scale`); `rmse_over_scale` ≈ 0.289 is uniform
+    rounding noise, above 0.7 something (clipping, outliers) is wrong. Non-finite originals are
+    the caller's to skip (`count_nonfinite`).
+    """
+    return metrics_from_sums(error_sums(original, decoded), scale)
+
+
+def count_nonfinite(x: np.ndarray) -> int:
+    """How many values are NaN or ±inf (0 for integer arrays)."""
+    flat = np.asarray(x).reshape(-1)
+    if flat.dtype.kind in "biu":
+        return 0
+    total = 0
+    with np.errstate(invalid="ignore"):
+        for s in chunk_slices(flat.size, CHUNK * 4):
+            part = flat[s]
+            if np.isfinite(part.min()) and np.isfinite(part.max()):
+                continue
+            total += int(part.size - np.count_nonzero(np.isfinite(part)))
+    return total
+
+
+def _pieces(chunks: Iterable[bytes | memoryview]) -> Iterable[memoryview]:
+    for chunk in chunks:
+        view = memoryview(chunk).cast("B")
+        for start in range(0, len(view), _GZIP_PIECE):
+            yield view[start : start + _GZIP_PIECE]
+
+
+def gzip_nbytes(
+    chunks: Iterable[bytes | memoryview],
+    level: int = 6,
+    cancelled: Callable[[], bool] | None = None,
+) -> int:
+    """Exact size in bytes of the gzip stream (`gzip -<level>`) of the chunks concatenated.
+
+    Streams through one deflate object (no output kept) and checks `cancelled()` every 1 MiB,
+    raising `Cancelled` when it returns True.
+    """
+    comp = zlib.compressobj(level, zlib.DEFLATED, 31)
+    total = 0
+    for piece in _pieces(chunks):
+        if cancelled is not None and cancelled():
+            raise Cancelled("gzip size computation cancelled")
+        total += len(comp.compress(piece))
+    return total + len(comp.flush())
+
+
+def gzip_estimate(
+    data: bytes | memoryview, fraction: float = 0.02, block: int = 65536, seed: int = 0
+) -> tuple[int, float]:
+    """Estimated gzip size (level 6) of `data` and its relative 1-sigma uncertainty.
+
+    Below 2 MiB the size is exact (uncertainty 0). Above, `max(fraction, 16 blocks)` of the
+    `block`-byte blocks, chosen by a seeded RNG, are deflated independently and the compressed/
+    raw ratio is scaled to the whole; the uncertainty is the standard error of that ratio
+    estimator with the finite-population correction. Independent blocks lose the 32 KiB window
+    across block borders, a small upward bias (measured 0.04–0.11 % on weight-like data).
+    """
+    view = memoryview(data).cast("B")
+    n = len(view)
+    if n < max(GZIP_EXACT_BELOW, 2 * block):
+        return gzip_nbytes([view]), 0.0
+    nblocks = n // block
+    m = min(nblocks, max(16, math.ceil(fraction * nblocks)))
+    picks = np.sort(np.random.default_rng(seed).choice(nblocks, size=m, replace=False))
+    sizes = np.empty(m, dtype=np.float64)
+    for i, b in enumerate(picks):
+        comp = zlib.compressobj(6, zlib.DEFLATED, -15)
+        piece = view[int(b) * block : (int(b) + 1) * block]
+        sizes[i] = len(comp.compress(piece)) + len(comp.flush())
+    ratio = float(sizes.mean()) / block
+    estimate = round(ratio * n) + _GZIP_OVERHEAD
+    if m < 2 or ratio == 0:
+        return estimate, 0.0
+    fpc = math.sqrt(max(0.0, 1.0 - m / nblocks))
+    rel = float(sizes.std(ddof=1)) / math.sqrt(m) * fpc / float(sizes.mean())
+    return estimate, rel
