@@ -75,11 +75,13 @@ def _apply(g: Any, reps: Sequence[Replacement]) -> set[str]:
         if r.source.kind == "initializer":
             front.extend(r.nodes)
     nodes = list(front)
+    chained = {name for r in reps for name in r.source.chain}
     for n in g.node:
-        r = in_place.get(n.output[0]) if n.output else None
-        if r is not None and n.op_type == _NODE_KINDS[r.source.kind]:
+        out = n.output[0] if n.output else None
+        r = in_place.get(out) if out is not None else None
+        if r is not None and (n.op_type == _NODE_KINDS[r.source.kind] or r.source.chain):
             nodes.extend(_as_constants(r) if r.source.kind == "constant" else r.nodes)
-        else:
+        elif out is None or out not in chained:
             nodes.append(_copy(n))
     drop = {r.source.parts[0] for r in reps if r.source.parts}
     maybe_unused = {p for r in reps for p in r.source.parts[1:]}

@@ -53,13 +53,16 @@ class OnnxSource:
 
     `graph`: path of the (sub)graph; `kind`: "initializer" | "constant" | "dequantize" | "cast";
     `value`: the value name the consumers read (initializer name, Constant/DQ/Cast output);
-    `parts`: initializers that hold it ((name,), (q, scale[, zero_point]), (float16 init,), ()).
+    `parts`: initializers that hold it ((name,), (q, scale[, zero_point], …), (float16 init,), ());
+    `chain`: outputs of the further nodes to remove with it (Cast of scales, the DQ output before
+    a Reshape/Transpose/Add/Cast that the writer adds), the node producing `value` excluded.
     """
 
     graph: GraphPath
     kind: str
     value: str
     parts: tuple[str, ...]
+    chain: tuple[str, ...] = ()
 
 
 def looks_like_onnx(path: str | os.PathLike) -> bool:
@@ -90,7 +93,7 @@ def dequantize(
 
 
 def _expand(p: np.ndarray, q: np.ndarray, axis: int, block: int) -> np.ndarray:
-    if p.size == 1 and block <= 0:
+    if p.ndim == 0 or (p.size == 1 and block <= 0):
         return p.reshape(())
     if block > 0:
         return np.repeat(p, block, axis=axis).take(range(q.shape[axis]), axis=axis)
@@ -211,8 +214,8 @@ class _Reader:
             if src not in inits or len(self.uses.get(src, ())) != 1 or src in special:
                 continue
             if node.op_type == "DequantizeLinear":
-                entry = self._dequantized(path, node, inits)
-            elif node.op_type == "Cast":
+                entry = self._dequantized(path, node, inits, g)
+            elif node.op_type == "Cast" and not self._feeds_scale(node.output[0]):
                 entry = self._cast(path, node, inits[src])
             else:
                 continue
@@ -221,34 +224,89 @@ class _Reader:
                 hidden.update(entry[3].parts[1:])
         return special, hidden
 
-    def _dequantized(self, path: GraphPath, node: Any, inits: dict[str, Any]) -> tuple | None:
-        parts = tuple(n for n in node.input[:3] if n)
-        if len(node.input) < 2 or any(p not in inits for p in parts):
+    def _feeds_scale(self, value: str) -> bool:
+        return any(n.op_type == "DequantizeLinear" and i == 1 for n, i in self.uses.get(value, ()))
+
+    def _scale_input(self, name: str, inits: dict[str, Any], g: Any) -> tuple[Any, str, str] | None:
+        """The scale initializer, directly or through a Cast (float16 scales, as int4 stores)."""
+        if name in inits:
+            return inits[name], name, ""
+        cast = next((n for n in g.node if n.op_type == "Cast" and name in n.output), None)
+        if cast is None or not cast.input or cast.input[0] not in inits:
             return None
-        q = inits[parts[0]]
+        if len(self.uses.get(cast.input[0], ())) != 1:
+            return None
+        return inits[cast.input[0]], cast.input[0], name
+
+    def _follow(self, out: str, inits: dict[str, Any]) -> tuple[str, list, list[str], list[str]]:
+        """Single-consumer Reshape/Transpose/Add(scalar)/Cast after a DequantizeLinear (how the
+        writer restores layout, affine offsets and dtypes): final value, numpy steps, parts."""
+        steps: list[Callable[[np.ndarray], np.ndarray]] = []
+        parts: list[str] = []
+        chain: list[str] = []
+        base = self.path.parent
+        while len(self.uses.get(out, ())) == 1:
+            node, index = self.uses[out][0]
+            other = [n for i, n in enumerate(node.input) if i != index and n]
+            if node.op_type == "Reshape" and index == 0 and other and other[0] in inits:
+                dims = tuple(int(d) for d in tensor_values(inits[other[0]], base, self.path))
+                steps.append(lambda a, d=dims: a.reshape(d))
+            elif node.op_type == "Transpose" and not other:
+                perm = _attr(node, "perm", None)
+                steps.append(lambda a, p=perm: np.transpose(a, p))
+            elif node.op_type == "Add" and len(other) == 1 and other[0] in inits:
+                off = tensor_values(inits[other[0]], base, self.path)
+                if off.size != 1:
+                    break
+                steps.append(lambda a, o=off: (a + o.reshape(())).astype(a.dtype))
+            elif node.op_type == "Cast" and tensor_dtype_name(_attr(node, "to", 0)) in _FLOATS:
+                dt = tensor_dtype_name(_attr(node, "to", 0))
+                steps.append(lambda a, t=dt: a.astype(_np_dtype(t)))
+            else:
+                break
+            parts += [n for n in other if n in inits]
+            chain.append(out)
+            out = node.output[0]
+        return out, steps, parts, chain
+
+    def _dequantized(
+        self, path: GraphPath, node: Any, inits: dict[str, Any], g: Any
+    ) -> tuple | None:
+        if len(node.input) < 2 or node.input[0] not in inits:
+            return None
+        found = self._scale_input(node.input[1], inits, g)
+        zp_name = node.input[2] if len(node.input) > 2 and node.input[2] else None
+        if found is None or (zp_name is not None and zp_name not in inits):
+            return None
+        q = inits[node.input[0]]
         qdtype = tensor_dtype_name(q.data_type)
         if qdtype not in _QUANT_DTYPES:
             return None
-        shape = tuple(int(d) for d in q.dims)
-        ndim = max(len(shape), 1)
+        scale_t, scale_name, cast_out = found
+        ndim = max(len(q.dims), 1)
         axis = int(_attr(node, "axis", 1))
         axis = axis + ndim if axis < 0 else axis
         block = int(_attr(node, "block_size", 0))
         base = self.path.parent
-        scale = tensor_values(inits[parts[1]], base, self.path, node.output[0])
-        zp = (
-            tensor_values(inits[parts[2]], base, self.path, node.output[0])
-            if len(parts) > 2
-            else None
-        )
-        stored = _stored(qdtype, scale, zp, axis, block)
-        out = node.output[0]
-        kw = {"shape": shape, "dtype": scale.dtype.name, "stored": stored}
+        scale = tensor_values(scale_t, base, self.path, node.output[0])
+        scale = scale.astype(np.float32) if cast_out else scale
+        zp = tensor_values(inits[zp_name], base, self.path, node.output[0]) if zp_name else None
+        value, steps, extra, chain = self._follow(node.output[0], inits)
+        probe = np.zeros(tuple(int(d) for d in q.dims), scale.dtype)
+        for step in steps:
+            probe = step(probe)
+        parts = (node.input[0], scale_name, *([zp_name] if zp_name else []), *extra)
+        kw = {"shape": probe.shape, "dtype": probe.dtype.name}
+        kw["stored"] = _stored(qdtype, scale, zp, axis, block)
 
         def load() -> np.ndarray:
-            return dequantize(tensor_values(q, base, self.path, out), scale, zp, axis, block)
+            y = dequantize(tensor_values(q, base, self.path, value), scale, zp, axis, block)
+            for step in steps:
+                y = step(y)
+            return y
 
-        return out, kw, load, OnnxSource(path, "dequantize", out, parts)
+        removed = (*([cast_out] if cast_out else []), *chain, node.output[0])
+        return value, kw, load, OnnxSource(path, "dequantize", value, parts, removed)
 
     def _cast(self, path: GraphPath, node: Any, t: Any) -> tuple | None:
         onnx = require_onnx()
@@ -346,3 +404,11 @@ def read_onnx(path: str | os.PathLike) -> Model:
         "onnx_outputs": _io(proto.graph.output),
     }
     return Model(path, "onnx", reader.tensors, metadata)
+
+
+def _np_dtype(name: str) -> np.dtype:
+    if name == "bfloat16":
+        import ml_dtypes
+
+        return np.dtype(ml_dtypes.bfloat16)
+    return np.dtype(name)
