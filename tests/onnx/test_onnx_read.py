@@ -137,3 +137,11 @@ def test_registry_sniffs_onnx(convnet: Path, tmp_path: Path) -> None:
     assert not looks_like_onnx(bad)
     with pytest.raises(FormatError, match=r"bad\.onnx"):
         open_model(bad)
+
+
+def test_missing_extra_is_a_clear_error(convnet: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from inspector.core.errors import InspectorError
+
+    monkeypatch.setitem(__import__("sys").modules, "onnx", None)
+    with pytest.raises(InspectorError, match=r"pip install 'quant-inspector\[onnx\]'"):
+        read_onnx(convnet)
