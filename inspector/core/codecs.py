@@ -26,14 +26,18 @@ from .bitpack import pack_codes, packed_nbytes
 from .chunking import chunk_slices, finite_minmax
 
 __all__ = [
+    "FLOAT_MAX",
     "codes_bytes",
     "codes_nbytes",
     "dequantize",
     "family",
     "fit",
+    "float_cast",
     "params_bytes",
     "params_nbytes",
     "quantize",
+    "scales_2d",
+    "symmetric_qmax",
 ]
 
 _FLOAT_DTYPES: dict[str, Any] = {
@@ -41,8 +45,8 @@ _FLOAT_DTYPES: dict[str, Any] = {
     "float16": np.float16,
     "bfloat16": ml_dtypes.bfloat16,
 }
-_FLOAT_MAX = {
-    "float32": math.inf,
+FLOAT_MAX = {
+    "float32": float(np.finfo(np.float32).max),
     "float16": 65504.0,
     "bfloat16": float(ml_dtypes.finfo(ml_dtypes.bfloat16).max),
 }
@@ -59,7 +63,7 @@ def family(name: str) -> str:
     return "affine"
 
 
-def _qmax(scheme: Any) -> int:
+def symmetric_qmax(scheme: Any) -> int:
     return 127 if scheme.name == "int8" else 7
 
 
@@ -100,7 +104,7 @@ def _symmetric_fit(scheme: Any, rows: np.ndarray) -> np.ndarray:
         idx = clipping.sample_indices(rows.size, clipping.MSE_SAMPLE)
         m, c = np.divmod(idx, rows.shape[1])
         vals = rows.reshape(-1)[idx].astype(np.float32)
-        qmax = _qmax(scheme)
+        qmax = symmetric_qmax(scheme)
 
         def mse_of(r: float) -> float:
             s = _symmetric_scales(scheme, absmax * np.float32(r)).astype(np.float32)[c, m // group]
@@ -146,15 +150,15 @@ def quantize(
     if fam in ("int8", "int4"):
         rows = symmetric.as_rows(x, axis)
         group = params.get("group") or max(1, rows.shape[0])
-        scales = _scales_2d(params["scales"], rows.shape[1])
-        codes, over = symmetric.symmetric_encode(rows, scales, group, _qmax(scheme))
+        scales = scales_2d(params["scales"], rows.shape[1])
+        codes, over = symmetric.symmetric_encode(rows, scales, group, symmetric_qmax(scheme))
         return symmetric.from_rows(codes, x.shape, axis), over
     if fam == "kmeans":
         return kmeans.assign_codes(x.reshape(-1), params["palette"]).reshape(x.shape), 0
-    return _float_cast(x, scheme.name)
+    return float_cast(x, scheme.name)
 
 
-def _scales_2d(scales: np.ndarray, channels: int) -> np.ndarray:
+def scales_2d(scales: np.ndarray, channels: int) -> np.ndarray:
     scales = np.asarray(scales)
     return scales.reshape(channels, scales.size // channels if channels else 0)
 
@@ -165,9 +169,9 @@ def _affine_from(params: Mapping[str, Any], bits: int) -> affine.AffineParams:
     return affine.AffineParams(lo, scale, lo, qmax * scale + lo, qmax)
 
 
-def _float_cast(x: np.ndarray, name: str) -> tuple[np.ndarray, int]:
+def float_cast(x: np.ndarray, name: str) -> tuple[np.ndarray, int]:
     """RNE cast; values beyond the format's max are counted and saturated (not inf)."""
-    dtype, top = _FLOAT_DTYPES[name], _FLOAT_MAX[name]
+    dtype, top = _FLOAT_DTYPES[name], FLOAT_MAX[name]
     if name == "float32":
         return x, 0
     flat = x.reshape(-1)
@@ -192,7 +196,7 @@ def dequantize(scheme: Any, codes: np.ndarray, params: Mapping[str, Any]) -> np.
         axis = params["axis"]
         rows = symmetric.as_rows(codes, axis)
         group = params.get("group") or max(1, rows.shape[0])
-        scales = _scales_2d(params["scales"], rows.shape[1])
+        scales = scales_2d(params["scales"], rows.shape[1])
         return symmetric.from_rows(
             symmetric.symmetric_decode(rows, scales, group), codes.shape, axis
         )
