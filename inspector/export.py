@@ -1,0 +1,170 @@
+"""Export orchestration: a plan applied to a model, written atomically in a chosen format.
+
+Every tensor goes through `quantize_tensor(tensor, scheme, target)`, the function the preview
+uses, so the file holds exactly what the preview measured (DESIGN §7 rule 7). Tensors are
+quantized one at a time in file order and handed to the format's writer as a stream: that is the
+unit of progress and of cancellation. The output appears only when everything succeeded
+(`inspector.formats.atomic`); the input is never written to.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from inspector.core.errors import InspectorError
+from inspector.core.model import Model
+from inspector.core.plan import Plan
+from inspector.core.preview import Preview, PreviewCache, QuantizedTensor, quantize_tensor
+from inspector.core.target import Target
+from inspector.formats.atomic import atomic_dir, atomic_path, check_output
+from inspector.formats.targets import get_target
+
+__all__ = [
+    "EXPORT_FORMATS",
+    "ExportCancelled",
+    "ExportOptions",
+    "ExportResult",
+    "default_format",
+    "export_model",
+]
+
+EXPORT_FORMATS = ("tfjs", "keras", "safetensors", "npz")
+_INPUT_TO_EXPORT = {
+    "tfjs": "tfjs",
+    "tfjs-weights": "tfjs",
+    "keras-h5": "keras",
+    "keras": "keras",
+    "safetensors": "safetensors",
+    "npz": "npz",
+    "onnx": "onnx",
+}
+
+Progress = Callable[[int, int, str], None]
+"""`progress(done, total, tensor_name)`: called after each tensor is written."""
+
+
+class ExportCancelled(InspectorError):
+    """The user cancelled an export; nothing was written."""
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """What a writer needs besides the tensors. `shard_bytes` is the TF.js shard size limit;
+    `dequantized` asks safetensors for plain F32/F16 values instead of codes + scales."""
+
+    plan: Plan
+    target: Target
+    shard_bytes: int = 4 << 20
+    dequantized: bool = False
+    source: Path = field(default_factory=Path)
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What was written: the output path, every file with its size in bytes, baking notes."""
+
+    path: Path
+    format: str
+    files: tuple[tuple[Path, int], ...]
+    notes: tuple[tuple[str, str], ...]
+    preview: Preview | None = None
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(n for _, n in self.files)
+
+
+def default_format(model: Model) -> str:
+    """The export format matching the input's own (DESIGN §6 default)."""
+    try:
+        return _INPUT_TO_EXPORT[model.format]
+    except KeyError:
+        raise InspectorError(f"no export format for input format {model.format!r}") from None
+
+
+def _writer(fmt: str) -> Callable[..., list[Path]]:
+    if fmt not in EXPORT_FORMATS and fmt != "onnx":
+        raise InspectorError(f"unknown export format {fmt!r} (choose from tfjs, keras, ...)")
+    try:
+        module = importlib.import_module(f"inspector.formats.{fmt}_write")
+    except ModuleNotFoundError as exc:
+        raise InspectorError(f"export to {fmt} is not available in this build") from exc
+    return module.write
+
+
+def _stream(
+    model: Model,
+    plan: Plan,
+    target: Target,
+    progress: Progress | None,
+    cancelled: Callable[[], bool] | None,
+    notes: list[tuple[str, str]],
+) -> Iterator[QuantizedTensor]:
+    tensors = list(model)
+    for i, tensor in enumerate(tensors):
+        if cancelled is not None and cancelled():
+            raise ExportCancelled("export cancelled; nothing was written")
+        q = quantize_tensor(tensor, plan.scheme_for(tensor.info), target)
+        if q.storage.note:
+            notes.append((tensor.name, q.storage.note))
+        yield q
+        if progress is not None:
+            progress(i + 1, len(tensors), tensor.name)
+
+
+def export_model(
+    model: Model,
+    plan: Plan,
+    fmt: str | None,
+    out: str | Path,
+    *,
+    force: bool = False,
+    shard_bytes: int = 4 << 20,
+    dequantized: bool = False,
+    progress: Progress | None = None,
+    cancelled: Callable[[], bool] | None = None,
+    with_preview: bool = False,
+    cache: PreviewCache | None = None,
+) -> ExportResult:
+    """Write `model` under `plan` as `fmt` (None: the input's format) to `out`.
+
+    `out` is a folder for TF.js and a file otherwise. Refuses to replace an existing `out`
+    unless `force`, and always refuses the input itself. `with_preview` also computes the
+    preview (metrics for a report), reusing `cache` when given.
+    """
+    fmt = fmt or default_format(model)
+    write = _writer(fmt)
+    target = get_target(fmt)
+    path = check_output(out, [model.path], force)
+    if shard_bytes < 1:
+        raise InspectorError(f"shard size must be positive, got {shard_bytes} bytes")
+    opts = ExportOptions(plan, target, shard_bytes, dequantized, model.path)
+    notes: list[tuple[str, str]] = []
+    stream = _stream(model, plan, target, progress, cancelled, notes)
+    multi_file = fmt == "tfjs"
+    ctx = atomic_dir(path) if multi_file else atomic_path(path)
+    with ctx as tmp:
+        written = write(model, stream, tmp, opts)
+        sizes = [(p, p.stat().st_size) for p in written]
+    final = tuple((path / p.relative_to(tmp) if multi_file else path, n) for p, n in sizes)
+    preview = None
+    if with_preview:
+        from inspector.core.preview import run_preview
+
+        preview = run_preview(model, plan, target, cache)
+    return ExportResult(path, fmt, final, tuple(notes), preview)
+
+
+def result_json(result: ExportResult) -> dict[str, Any]:
+    """A JSON-able summary of an export (for `--json` and reports)."""
+    return {
+        "path": str(result.path),
+        "format": result.format,
+        "files": [{"path": str(p), "bytes": n} for p, n in result.files],
+        "total_bytes": result.total_bytes,
+        "notes": [{"tensor": t, "note": n} for t, n in result.notes],
+    }

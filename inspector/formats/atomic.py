@@ -1,0 +1,151 @@
+"""Atomic writes: an export either appears whole at its path or not at all.
+
+Everything is written into a hidden temporary file or folder *in the output's own folder* (so the
+final `os.replace` is a rename on one file system, never a copy), flushed and fsync'ed, then
+renamed into place. A failure, a cancel or an exception mid-way removes the temporary and leaves
+whatever was at the output path before untouched. A multi-file export (TF.js) is a temporary
+folder renamed into place; replacing an existing folder (`force`) moves the old one aside first
+and deletes it only after the new one is in place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from inspector.core.errors import FormatError
+
+__all__ = ["atomic_dir", "atomic_file", "atomic_path", "check_output", "fsync_dir"]
+
+
+def check_output(out: str | os.PathLike, inputs: Iterable[str | os.PathLike], force: bool) -> Path:
+    """Validate an output path before any work: never an input, never silently replaced.
+
+    Refuses `out` when it is (or contains, or lies inside a folder that is) one of `inputs`,
+    when it exists and `force` is false, and when its parent folder does not exist.
+    """
+    path = Path(out)
+    for src in inputs:
+        if _overlaps(path, Path(src)):
+            raise FormatError(path, f"refusing to write over the input {src}")
+    if (path.exists() or path.is_symlink()) and not force:
+        raise FormatError(path, "already exists (use --force to replace it)")
+    parent = path.absolute().parent
+    if not parent.is_dir():
+        raise FormatError(path, f"folder {parent} does not exist")
+    return path
+
+
+def _overlaps(out: Path, src: Path) -> bool:
+    out_r, src_r = out.resolve(), src.resolve()
+    if out_r == src_r or src_r.is_relative_to(out_r):
+        return True
+    if src.is_dir() and out_r.is_relative_to(src_r):
+        return True
+    with contextlib.suppress(OSError):
+        if out.exists() and os.path.samefile(out, src):
+            return True
+    return False
+
+
+def fsync_dir(folder: str | os.PathLike) -> None:
+    """Make a rename inside `folder` durable (a no-op where folders cannot be opened)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike) -> Iterator[BinaryIO]:
+    """Yield a binary file that becomes `path` only when the `with` block ends without error."""
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=_parent(target))
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    fsync_dir(_parent(target))
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield an empty temporary folder that becomes `path` when the `with` block succeeds.
+
+    Files written into it are fsync'ed before the rename. An existing `path` (the caller has
+    checked `force`) is renamed aside and removed once the new folder is in place.
+    """
+    target = Path(path)
+    parent = _parent(target)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent))
+    try:
+        yield tmp
+        for f in tmp.rglob("*"):
+            if f.is_file():
+                _fsync_file(f)
+        fsync_dir(tmp)
+        _replace_dir(tmp, target, parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    fsync_dir(parent)
+
+
+def _replace_dir(tmp: Path, target: Path, parent: str) -> None:
+    if not (target.exists() or target.is_symlink()):
+        os.replace(tmp, target)
+        return
+    if target.is_dir() and not target.is_symlink():
+        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=parent))
+        os.replace(target, old / "x")
+        try:
+            os.replace(tmp, target)
+        except BaseException:
+            os.replace(old / "x", target)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.unlink(target)
+        os.replace(tmp, target)
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())
+
+
+def _parent(target: Path) -> str:
+    return str(target.absolute().parent)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary file path (for libraries that open files by name, such as h5py)
+    that becomes `path` only when the `with` block ends without error."""
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=_parent(target))
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        _fsync_file(Path(tmp))
+        if target.is_dir() and not target.is_symlink():
+            raise FormatError(target, "is a folder; remove it or choose another output path")
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    fsync_dir(_parent(target))
