@@ -61,6 +61,7 @@ class ExportOptions:
     shard_bytes: int = 4 << 20
     dequantized: bool = False
     source: Path = field(default_factory=Path)
+    out: Path = field(default_factory=Path)
 
 
 @dataclass(frozen=True)
@@ -142,7 +143,7 @@ def export_model(
     path = check_output(out, [model.path], force)
     if shard_bytes < 1:
         raise InspectorError(f"shard size must be positive, got {shard_bytes} bytes")
-    opts = ExportOptions(plan, target, shard_bytes, dequantized, model.path)
+    opts = ExportOptions(plan, target, shard_bytes, dequantized, model.path, path)
     notes: list[tuple[str, str]] = []
     stream = _stream(model, plan, target, progress, cancelled, notes)
     multi_file = fmt == "tfjs"

@@ -105,3 +105,30 @@ def test_keras3_and_tfjs_inputs_export_everywhere(tmp_path):
                 preview = run_preview(model, plan, get_target(fmt))
                 export_model(model, plan, fmt, out)
                 assert _size(out) == preview.total["quantized_bytes"]
+
+
+@pytest.mark.parametrize("src", ["digits_convnet.h5", "digits_convnet.keras"])
+@pytest.mark.parametrize("spec", ["float32", "float16", "uint8", "int4", "kmeans3"])
+def test_keras_round_trip_keeps_layout(tmp_path, src, spec):
+    import h5py
+
+    plan = Plan().with_default(spec)
+    target = get_target("keras")
+    with open_model(DEMO / src) as model:
+        out = tmp_path / f"out{Path(src).suffix}"
+        export_model(model, plan, "keras", out)
+        expected = _expected(model, plan, target)
+        layout = model.metadata.get("h5_layout")
+    with open_model(out) as written:
+        assert [t.name for t in written] == list(expected)
+        for name, values in expected.items():
+            assert np.array_equal(np.asarray(written[name].load(), np.float32), values), name
+        if layout is not None:
+            assert written.metadata["h5_layout"] == layout
+    if src.endswith(".h5"):
+        with h5py.File(out) as f, h5py.File(DEMO / src) as s:
+            assert Plan.loads(f.attrs["quant_inspector_plan"]) == plan
+            assert f.attrs["model_config"] == s.attrs["model_config"]
+            assert list(f["model_weights"].attrs["layer_names"]) == list(
+                s["model_weights"].attrs["layer_names"]
+            )
