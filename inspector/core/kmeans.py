@@ -23,8 +23,9 @@ __all__ = ["FIT_ALL", "FIT_SAMPLE", "assign_codes", "fit_palette"]
 
 FIT_ALL = 1 << 17
 FIT_SAMPLE = 1 << 16
-_SEED_SUBSET = 8192
+_SEED_SUBSET = 4096
 _MAX_ITER = 100
+_LUT_BINS = 1 << 16
 
 
 def _fit_values(flat: np.ndarray, seed: int) -> np.ndarray:
@@ -99,9 +100,44 @@ def _boundaries_float32(palette: np.ndarray) -> np.ndarray:
 
 
 def assign_codes(flat: np.ndarray, palette: np.ndarray) -> np.ndarray:
-    """uint8 index of the nearest palette entry (the lower one at an exact midpoint)."""
+    """uint8 index of the nearest palette entry (the lower one at an exact midpoint).
+
+    The code of x is the number of midpoints b with b < x. A 2^16-bin lookup table over the
+    midpoints' span gives a first guess from one multiply; exact comparisons against the
+    midpoints then step the few guesses that are off, so the result equals a binary search
+    (`np.searchsorted`) at a fraction of its cost.
+    """
     bounds = _boundaries_float32(palette)
-    codes = np.empty(flat.size, dtype=np.uint8)
+    codes = np.zeros(flat.size, dtype=np.uint8)
+    if bounds.size == 0:
+        return codes
+    lo, hi = float(bounds[0]), float(bounds[-1])
+    if not hi > lo:
+        for s in chunk_slices(flat.size):
+            codes[s] = np.searchsorted(bounds, flat[s], side="left")
+        return codes
+    inv = _LUT_BINS / (hi - lo)
+    edges = lo + np.arange(_LUT_BINS, dtype=np.float64) / inv
+    lut = np.searchsorted(bounds.astype(np.float64), edges, side="left").astype(np.int32)
+    upper = np.append(bounds, np.float32(np.inf))
+    lower = np.insert(bounds, 0, np.float32(-np.inf))
     for s in chunk_slices(flat.size):
-        codes[s] = np.searchsorted(bounds, flat[s], side="left")
+        x = flat[s]
+        idx = (x.astype(np.float64) - lo) * inv
+        np.clip(idx, 0, _LUT_BINS - 1, out=idx)
+        code = lut[idx.astype(np.int32)]
+        _step(x, code, upper, lower)
+        codes[s] = code
     return codes
+
+
+def _step(x: np.ndarray, code: np.ndarray, upper: np.ndarray, lower: np.ndarray) -> None:
+    """Move each code until lower[code] < x <= upper[code] (in place)."""
+    todo = np.flatnonzero(x > upper[code])
+    while todo.size:
+        code[todo] += 1
+        todo = todo[x[todo] > upper[code[todo]]]
+    todo = np.flatnonzero(x <= lower[code])
+    while todo.size:
+        code[todo] -= 1
+        todo = todo[x[todo] <= lower[code[todo]]]

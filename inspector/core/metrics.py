@@ -72,6 +72,12 @@ def sqnr_db(signal_energy: float, noise_energy: float) -> float:
     return 10.0 * math.log10(signal_energy / noise_energy)
 
 
+def _dot(a: np.ndarray, b: np.ndarray) -> float:
+    """Σ a·b in float64. einsum, not np.dot: OpenBLAS's threaded ddot measured 20-50x slower
+    on cache-sized chunks on a busy 2-core machine."""
+    return float(np.einsum("i,i->", a, b))
+
+
 def error_sums(original: np.ndarray, decoded: np.ndarray) -> ErrorSums:
     """Float64 sums of a tensor's values and errors, in chunks; shapes must have equal size."""
     a = np.asarray(original).reshape(-1)
@@ -87,11 +93,11 @@ def error_sums(original: np.ndarray, decoded: np.ndarray) -> ErrorSums:
         oc, dc = o[:n], d[:n]
         oc[...] = a[s]
         dc[...] = b[s]
-        signal += float(np.dot(oc, oc))
-        dec += float(np.dot(dc, dc))
-        cross += float(np.dot(oc, dc))
+        signal += _dot(oc, oc)
+        dec += _dot(dc, dc)
+        cross += _dot(oc, dc)
         np.subtract(oc, dc, out=dc)
-        noise += float(np.dot(dc, dc))
+        noise += _dot(dc, dc)
         max_abs = max(max_abs, float(dc.max()), -float(dc.min()))
     return ErrorSums(a.size, signal, noise, dec, cross, max_abs)
 

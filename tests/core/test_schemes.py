@@ -371,3 +371,22 @@ def test_inputs_of_other_float_dtypes_and_read_only():
     assert enc.shape == (100,)
     bf = smooth(100).astype(ml_dtypes.bfloat16)
     assert parse_scheme("int8").decode(parse_scheme("int8").encode(bf)).dtype == np.float32
+
+
+def test_kmeans_lookup_assignment_equals_binary_search():
+    from inspector.core import kmeans
+
+    rng = np.random.default_rng(11)
+    x = (rng.standard_normal(300_000) * 0.05).astype(np.float32)
+    x[:6] = [5, -5, 0, -0.0, 3e38, -3e38]
+    for k in (2, 16, 256):
+        palette = kmeans.fit_palette(x, k)
+        if k > 16:
+            palette[10:13] = palette[10]
+        bounds = kmeans._boundaries_float32(palette)
+        probe = np.concatenate([x, bounds, np.nextafter(bounds, np.float32(np.inf))])
+        want = np.searchsorted(bounds, probe, side="left")
+        np.testing.assert_array_equal(kmeans.assign_codes(probe, palette), want)
+        exact = np.abs(probe[:, None] - palette[None, :].astype(np.float64)).min(axis=1)
+        got = np.abs(probe - palette[kmeans.assign_codes(probe, palette)].astype(np.float64))
+        np.testing.assert_array_equal(got, exact)
