@@ -1,0 +1,79 @@
+"""Entry point of the desktop inspector: `run_gui(path)` (called lazily by the CLI)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+__all__ = ["APP_NAME", "ORG_NAME", "default_model_path", "make_window", "run_gui"]
+
+ORG_NAME = "QuantInspector"
+APP_NAME = "quant-inspector"
+DEMO_MODEL = Path("digits_convnet") / "digits_convnet.h5"
+_MODEL_SUFFIXES = (".h5", ".keras", ".safetensors", ".npz", ".onnx")
+
+
+def resources_dir() -> Path:
+    import inspector
+
+    return Path(inspector.__file__).resolve().parent.parent / "resources"
+
+
+def default_model_path() -> Path | None:
+    """The bundled demo model, or any model found under resources/ when it is missing."""
+    root = resources_dir()
+    demo = root / DEMO_MODEL
+    if demo.is_file():
+        return demo
+    if not root.is_dir():
+        return None
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and (path.suffix in _MODEL_SUFFIXES or path.name == "model.json"):
+            return path
+    return None
+
+
+def _xcb_hint() -> str | None:
+    """One line for Linux users whose system lacks the xcb libraries Qt ≥ 6.5 needs."""
+    if not sys.platform.startswith("linux") or os.environ.get("QT_QPA_PLATFORM"):
+        return None
+    if os.environ.get("WAYLAND_DISPLAY"):
+        return None
+    if not os.environ.get("DISPLAY"):
+        return "no display found (DISPLAY is unset): run on a desktop, or under `xvfb-run -a`."
+    import ctypes.util
+
+    if ctypes.util.find_library("xcb-cursor") is None:
+        return (
+            "Qt needs libxcb-cursor0 (and libxcb-icccm4 libxcb-keysyms1): "
+            "sudo apt-get install libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1"
+        )
+    return None
+
+
+def make_window(path: str | None = None, settings: object = None) -> object:
+    """Create the main window (a QApplication must exist) and start opening `path` or the demo."""
+    from inspector.ui.main_window import MainWindow
+
+    window = MainWindow(settings)  # type: ignore[arg-type]
+    target = path if path is not None else default_model_path()
+    if target is not None:
+        window.open_path(target)
+    return window
+
+
+def run_gui(path: str | None = None) -> int:
+    """Open the window on `path` (or the bundled demo model), run the event loop, return its
+    exit code."""
+    hint = _xcb_hint()
+    if hint is not None:
+        print(f"quant-inspector: {hint}", file=sys.stderr)
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setOrganizationName(ORG_NAME)
+    app.setApplicationName(APP_NAME)
+    window = make_window(path)
+    window.show()  # type: ignore[attr-defined]
+    return int(app.exec())

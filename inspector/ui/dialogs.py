@@ -1,0 +1,48 @@
+"""Dialogs: the error box (one function, so tests can patch it) and the About/metrics help."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QMessageBox, QWidget
+
+from inspector import __version__
+
+__all__ = ["ABOUT_HTML", "show_about", "show_error"]
+
+ABOUT_HTML = f"""
+<h3>Quantization Inspector {__version__}</h3>
+<p>See what quantization does to every tensor of a trained model, choose a scheme per tensor,
+and preview size and error in the format you will export.</p>
+<h4>Metrics</h4>
+<p><b>SQNR (dB)</b> — signal-to-quantization-noise ratio, 20·log10(‖w‖/‖w−w′‖). Every extra bit
+adds about 6 dB; 8-bit affine on smooth weights gives roughly 35–45 dB, and below ~20 dB a layer
+usually needs more bits or a finer granularity.</p>
+<p><b>RMSE/scale</b> — the RMS error measured in quantization steps. Uniform rounding gives
+≈0.29; above 0.7 (the TF-Lite debugger's rule of thumb) outliers or clipping dominate.</p>
+<p><b>gzip ×</b> — stored bytes ÷ gzipped bytes (the TF.js example's definition); quantized
+weights on a coarse grid gzip well, float32 barely at all.</p>
+<h4>Keyboard</h4>
+<table>
+<tr><td>Ctrl+O</td><td>Open model</td></tr>
+<tr><td>Ctrl+S / Ctrl+L</td><td>Save plan / Load plan</td></tr>
+<tr><td>Ctrl+Z / Ctrl+Shift+Z</td><td>Undo / Redo a plan change</td></tr>
+<tr><td>Ctrl+F</td><td>Filter tensors (glob, e.g. <code>conv*/kernel*</code>)</td></tr>
+<tr><td>Ctrl+Return</td><td>Apply the scheme editor to the selection</td></tr>
+<tr><td>F2</td><td>Edit the scheme of the selected row</td></tr>
+<tr><td>Esc</td><td>Cancel the running preview</td></tr>
+<tr><td>Ctrl+Q</td><td>Quit</td></tr>
+</table>
+"""
+
+
+def show_error(parent: QWidget | None, title: str, text: str) -> None:
+    """Modal error message. Tests replace this function to avoid blocking."""
+    QMessageBox.critical(parent, title, text)
+
+
+def show_about(parent: QWidget | None) -> None:
+    box = QMessageBox(parent)
+    box.setWindowTitle("About Quantization Inspector")
+    box.setTextFormat(Qt.TextFormat.RichText)
+    box.setText(ABOUT_HTML)
+    box.exec()

@@ -1,0 +1,331 @@
+"""The main window: menus, layout (tensors | plots | scheme editor + rules, summary below),
+drag-and-drop, settings, status bar with progress and Cancel.
+
+It wires widgets to the one `AppState` and to the controllers; it computes nothing itself.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSplitter,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from inspector.core.errors import InspectorError
+from inspector.core.plan import Plan
+from inspector.ui import dialogs
+from inspector.ui.controllers import ModelOpener, PreviewController, retire_model
+from inspector.ui.curve_view import CurveView
+from inspector.ui.detail import DetailController
+from inspector.ui.error_view import ErrorView
+from inspector.ui.histogram_view import HistogramView
+from inspector.ui.rules_list import RulesList
+from inspector.ui.scheme_editor import SchemeEditor
+from inspector.ui.state import AppState
+from inspector.ui.summary_panel import SummaryPanel
+from inspector.ui.tensor_panel import TensorPanel
+
+__all__ = ["MAX_RECENT", "MainWindow"]
+
+MAX_RECENT = 10
+MODEL_FILTER = (
+    "Models (*.h5 *.hdf5 *.keras *.json *.safetensors *.npz *.onnx);;TF.js model.json "
+    "(model.json);;All files (*)"
+)
+
+
+def _scrolled(widget: QWidget) -> QScrollArea:
+    """`widget` in a frameless scroll area, so a small screen scrolls instead of clipping."""
+    area = QScrollArea()
+    area.setWidget(widget)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QScrollArea.Shape.NoFrame)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    return area
+
+
+class MainWindow(QMainWindow):
+    """One window, one model at a time. `settings` may be a temporary QSettings in tests."""
+
+    def __init__(self, settings: QSettings | None = None) -> None:
+        super().__init__()
+        self.settings = settings or QSettings()
+        self.state = AppState(self)
+        self.opener = ModelOpener(self)
+        self.preview = PreviewController(self.state, self)
+        self.detail = DetailController(self.state, self)
+        self.setWindowTitle("Quantization Inspector")
+        self.setAcceptDrops(True)
+        self._build_widgets()
+        self._build_menus()
+        self._build_status()
+        self._connect()
+        self._restore()
+
+    # -- construction -----------------------------------------------------------------------
+    def _build_widgets(self) -> None:
+        self.tensors = TensorPanel(self.state)
+        self.histogram = HistogramView(self.state, self.detail)
+        self.curves = CurveView(self.state, self.detail)
+        self.errors = ErrorView(self.state, self.detail)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.histogram, "Histogram")
+        self.tabs.addTab(self.curves, "Discretization curve")
+        self.tabs.addTab(self.errors, "Error")
+        self.editor = SchemeEditor(self.state)
+        self.rules = RulesList(self.state)
+        self.summary = SummaryPanel(self.state)
+        right = QSplitter(Qt.Orientation.Vertical)
+        right.addWidget(_scrolled(self.editor))
+        right.addWidget(self.rules)
+        right.setStretchFactor(1, 1)
+        right.setSizes([430, 200])
+        self.hsplit = QSplitter(Qt.Orientation.Horizontal)
+        self.hsplit.addWidget(self.tensors)
+        self.hsplit.addWidget(self.tabs)
+        self.hsplit.addWidget(right)
+        self.hsplit.setSizes([560, 520, 320])
+        self.hsplit.setStretchFactor(1, 1)
+        self.vsplit = QSplitter(Qt.Orientation.Vertical)
+        self.vsplit.addWidget(self.hsplit)
+        self.vsplit.addWidget(_scrolled(self.summary))
+        self.vsplit.setStretchFactor(0, 1)
+        self.vsplit.setSizes([640, 220])
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(6, 6, 6, 0)
+        layout.addWidget(self.vsplit)
+        self.setCentralWidget(central)
+
+    def _action(self, menu: object, text: str, slot: object, shortcut: object = None) -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        action.triggered.connect(slot)
+        menu.addAction(action)  # type: ignore[attr-defined]
+        return action
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file = bar.addMenu("&File")
+        self._action(file, "&Open model…", self.choose_model, QKeySequence.StandardKey.Open)
+        self.recent_menu = file.addMenu("Open &recent")
+        file.addSeparator()
+        self._action(file, "&Save plan…", self.save_plan, QKeySequence.StandardKey.Save)
+        self._action(file, "&Load plan…", self.choose_plan, "Ctrl+L")
+        file.addSeparator()
+        self._action(file, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+        edit = bar.addMenu("&Edit")
+        self.undo_action = self._action(edit, "&Undo plan change", self.state.undo, "Ctrl+Z")
+        self.redo_action = self._action(edit, "&Redo", self.state.redo, "Ctrl+Shift+Z")
+        edit.addSeparator()
+        self._action(edit, "&Apply scheme to selection", self.editor.apply, "Ctrl+Return")
+        self._action(edit, "&Clear overrides of selection", self.editor.clear_overrides)
+        self._action(edit, "Edit scheme of current row", self._edit_current, "F2")
+        view = bar.addMenu("&View")
+        for i, name in enumerate(("&Histogram", "&Discretization curve", "&Error")):
+            self._action(
+                view, name, lambda _=False, i=i: self.tabs.setCurrentIndex(i), f"Ctrl+{i + 1}"
+            )
+        view.addSeparator()
+        self._action(view, "&Filter tensors", self._focus_filter, QKeySequence.StandardKey.Find)
+        self._action(view, "&Sine demo (16- vs 8-bit)", self._show_sine_demo)
+        help_ = bar.addMenu("&Help")
+        self._action(help_, "&Metrics and shortcuts", lambda: dialogs.show_about(self), "F1")
+
+    def _build_status(self) -> None:
+        self.status_label = QLabel("")
+        self.progress = QProgressBar(maximumWidth=220, textVisible=True)
+        self.progress.setFormat("Preview %v / %m tensors")
+        self.cancel_button = QPushButton("Cancel (Esc)")
+        self.cancel_button.clicked.connect(self.preview.cancel)
+        self.cancel_action = QAction("Cancel", self, shortcut=QKeySequence("Esc"))
+        self.cancel_action.triggered.connect(self.preview.cancel)
+        self.addAction(self.cancel_action)
+        status = self.statusBar()
+        status.addWidget(self.status_label, 1)
+        status.addPermanentWidget(self.progress)
+        status.addPermanentWidget(self.cancel_button)
+        self.progress.hide()
+        self.cancel_button.hide()
+
+    def _connect(self) -> None:
+        self.opener.opened.connect(self._on_opened)
+        self.opener.failed.connect(self._on_open_failed)
+        self.opener.started.connect(lambda p: self.status_label.setText(f"Opening {p}…"))
+        self.preview.progress.connect(self._on_progress)
+        self.preview.running.connect(self._on_running)
+        self.preview.message.connect(self.status_label.setText)
+        self.state.history_changed.connect(self._on_history)
+        self.summary.tensor_clicked.connect(lambda n: self.state.set_selection([n], n))
+        self._on_history()
+
+    # -- opening ----------------------------------------------------------------------------
+    def open_path(self, path: str | os.PathLike) -> None:
+        """Open a model file or TF.js folder on a worker; the current model stays until it loads."""
+        self.opener.open(os.fspath(path))
+
+    def choose_model(self) -> None:
+        folder = str(self.settings.value("last_folder", str(Path.home())))
+        path, _ = QFileDialog.getOpenFileName(self, "Open model", folder, MODEL_FILTER)
+        if path:
+            self.open_path(path)
+
+    def _on_opened(self, model: object) -> None:
+        old = self.state.model
+        self.preview.runner.cancel()
+        self.detail.runner.cancel()
+        self.state.set_model(model, target=model.format)  # type: ignore[arg-type,attr-defined]
+        retire_model(old, [self.preview.runner, self.detail.runner])
+        path = str(model.path)  # type: ignore[attr-defined]
+        self._remember(path)
+        self.setWindowTitle(f"{Path(path).name} — Quantization Inspector")
+        self.status_label.setText(f"Opened {path} ({model.format}, {len(model)} tensors)")  # type: ignore[attr-defined]
+        first = next((t.name for t in model if t.info.is_float), None)  # type: ignore[attr-defined]
+        if first is not None:
+            self.state.set_selection([first], first)
+
+    def _on_open_failed(self, path: str, reason: str) -> None:
+        self.status_label.setText(f"Could not open {path}")
+        dialogs.show_error(self, "Cannot open model", f"{path}\n\n{reason}")
+
+    def _remember(self, path: str) -> None:
+        recent = [p for p in self.recent_files() if p != path]
+        recent.insert(0, path)
+        self.settings.setValue("recent_files", recent[:MAX_RECENT])
+        folder = path if os.path.isdir(path) else os.path.dirname(path)
+        self.settings.setValue("last_folder", folder)
+        self._fill_recent()
+
+    def recent_files(self) -> list[str]:
+        value = self.settings.value("recent_files", [])
+        if isinstance(value, str):
+            value = [value]
+        return [str(v) for v in value or []]
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        for path in self.recent_files():
+            action = self.recent_menu.addAction(path)
+            action.triggered.connect(lambda _=False, p=path: self.open_path(p))
+        self.recent_menu.setEnabled(bool(self.recent_files()))
+
+    # -- drag and drop ----------------------------------------------------------------------
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        urls = event.mimeData().urls()
+        if urls and urls[0].isLocalFile():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        urls = event.mimeData().urls()
+        if urls and urls[0].isLocalFile():
+            event.acceptProposedAction()
+            self.open_path(urls[0].toLocalFile())
+
+    # -- plans ------------------------------------------------------------------------------
+    def save_plan(self, path: str | None = None) -> None:
+        if not path:
+            folder = str(self.settings.value("last_folder", str(Path.home())))
+            path, _ = QFileDialog.getSaveFileName(self, "Save plan", folder, "Plan (*.json)")
+        if not path:
+            return
+        tmp = f"{path}.tmp"
+        try:
+            Path(tmp).write_text(self.state.plan.dumps(), encoding="utf-8")
+            os.replace(tmp, path)
+        except OSError as exc:
+            dialogs.show_error(self, "Cannot save plan", f"{path}\n\n{exc.strerror or exc}")
+            return
+        self.status_label.setText(f"Plan saved to {path}")
+
+    def choose_plan(self) -> None:
+        folder = str(self.settings.value("last_folder", str(Path.home())))
+        path, _ = QFileDialog.getOpenFileName(self, "Load plan", folder, "Plan (*.json)")
+        if path:
+            self.load_plan(path)
+
+    def load_plan(self, path: str) -> None:
+        try:
+            plan = Plan.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, InspectorError) as exc:
+            dialogs.show_error(self, "Cannot load plan", f"{path}\n\n{exc}")
+            return
+        self.state.set_plan(plan)
+        self.status_label.setText(f"Plan loaded from {path}")
+
+    # -- small slots ------------------------------------------------------------------------
+    def _on_history(self) -> None:
+        self.undo_action.setEnabled(self.state.can_undo)
+        self.redo_action.setEnabled(self.state.can_redo)
+
+    def _on_progress(self, done: int, total: int) -> None:
+        self.progress.setMaximum(max(total, 1))
+        self.progress.setValue(done)
+
+    def _on_running(self, running: bool) -> None:
+        # Short previews (one changed tensor) would only flash the bar; show it after 150 ms.
+        if running:
+            QTimer.singleShot(150, self._show_progress_if_running)
+        else:
+            self.progress.hide()
+            self.cancel_button.hide()
+
+    def _show_progress_if_running(self) -> None:
+        if self.preview.runner.busy:
+            self.progress.show()
+            self.cancel_button.show()
+
+    def _focus_filter(self) -> None:
+        self.tensors.filter_edit.setFocus()
+        self.tensors.filter_edit.selectAll()
+
+    def _edit_current(self) -> None:
+        view = self.tensors.view
+        idx = view.currentIndex()
+        if idx.isValid():
+            view.edit(idx.siblingAtColumn(4))
+
+    def _show_sine_demo(self) -> None:
+        self.tabs.setCurrentWidget(self.curves)
+        self.curves.sine_box.setChecked(True)
+
+    # -- persistence ------------------------------------------------------------------------
+    def _restore(self) -> None:
+        geometry = self.settings.value("geometry")
+        if isinstance(geometry, QByteArray | bytes) and geometry:
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1400, 900)
+        for key, splitter in (("hsplit", self.hsplit), ("vsplit", self.vsplit)):
+            value = self.settings.value(key)
+            if isinstance(value, QByteArray | bytes) and value:
+                splitter.restoreState(value)
+        self._fill_recent()
+
+    def shutdown(self) -> None:
+        """Cancel all work, wait for the workers, close the model (also on window close)."""
+        for runner in (self.opener.runner, self.preview.runner, self.detail.runner):
+            runner.wait()
+        if self.state.model is not None:
+            self.state.model.close()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.settings.setValue("geometry", self.saveGeometry())
+        self.settings.setValue("hsplit", self.hsplit.saveState())
+        self.settings.setValue("vsplit", self.vsplit.saveState())
+        self.settings.sync()
+        self.shutdown()
+        super().closeEvent(event)

@@ -1,0 +1,214 @@
+"""Model summary, always visible: totals in the target format, worst tensors, per-layer bars.
+
+The numbers are the `Preview.total` of the last finished whole-model preview, i.e. exactly what
+`quant-inspector preview --json` prints for the same plan and format.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from inspector.core.preview import summarize
+from inspector.ui.formatting import format_bytes, format_count, format_db, format_ratio
+from inspector.ui.plot_style import CURVE_COLORS, apply_plot_style
+from inspector.ui.state import AppState
+
+__all__ = ["TARGET_CHOICES", "SummaryPanel"]
+
+TARGET_CHOICES = ("tfjs", "keras", "safetensors", "onnx", "npz", "native")
+_FIELDS = (
+    ("parameters", "Parameters"),
+    ("original_bytes", "Bytes before"),
+    ("quantized_bytes", "Bytes after"),
+    ("compression_ratio", "Compression"),
+    ("gzip_ratio", "gzip ratio"),
+    ("sqnr_db", "Global SQNR"),
+    ("bits_per_weight", "Bits / weight"),
+)
+
+
+def format_total(key: str, value: Any) -> str:
+    """The summary's text for one `Preview.total` entry."""
+    if key == "parameters":
+        return format_count(value)
+    if key.endswith("_bytes"):
+        return f"{format_bytes(value)}  ({format_count(value)} B)"
+    if key == "sqnr_db":
+        return format_db(value)
+    if key == "bits_per_weight":
+        return f"{value:.2f} bits"
+    return format_ratio(value)
+
+
+class SummaryPanel(QWidget):
+    """Totals (left), five worst tensors (middle), per-layer bar chart (right)."""
+
+    tensor_clicked = Signal(str)
+
+    def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.shown_total: dict[str, Any] = {}
+        self.values: dict[str, QLabel] = {}
+        self.target_combo = QComboBox()
+        self.target_combo.setToolTip("Export format whose storage rules the sizes and errors use")
+        self.target_combo.activated.connect(self._on_target)
+        totals = QGroupBox("Model summary")
+        grid = QGridLayout(totals)
+        grid.setVerticalSpacing(4)
+        grid.addWidget(QLabel("Export format"), 0, 0, Qt.AlignmentFlag.AlignRight)
+        grid.addWidget(self.target_combo, 0, 1)
+        self.status = QLabel("")
+        self.status.setStyleSheet("color: #666")
+        grid.addWidget(self.status, 0, 2, 1, 2)
+        for i, (key, text) in enumerate(_FIELDS):
+            label = QLabel("–")
+            label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            self.values[key] = label
+            row, col = 1 + i % 4, 2 * (i // 4)
+            grid.addWidget(QLabel(text), row, col, Qt.AlignmentFlag.AlignRight)
+            grid.addWidget(label, row, col + 1)
+
+        worst_box = QGroupBox("Worst tensors (lowest SQNR)")
+        self.worst = QListWidget()
+        self.worst.itemClicked.connect(self._on_worst)
+        QVBoxLayout(worst_box).addWidget(self.worst)
+
+        chart_box = QGroupBox("Per layer")
+        self.chart_combo = QComboBox()
+        self.chart_combo.addItems(["SQNR (dB)", "Bytes after (KiB)"])
+        self.chart_combo.currentIndexChanged.connect(self._draw_chart)
+        self.chart = pg.PlotWidget()
+        self.chart.setMinimumHeight(120)
+        chart_layout = QVBoxLayout(chart_box)
+        chart_layout.addWidget(self.chart_combo)
+        chart_layout.addWidget(self.chart, 1)
+
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(totals, 0)
+        layout.addWidget(worst_box, 1)
+        layout.addWidget(chart_box, 2)
+        state.preview_updated.connect(self.refresh)
+        state.model_changed.connect(self._on_model)
+        state.plan_changed.connect(self._on_plan)
+        state.target_changed.connect(self._fill_targets)
+        self._fill_targets()
+
+    def _fill_targets(self) -> None:
+        own = self.state.model.format if self.state.model is not None else None
+        self.target_combo.blockSignals(True)
+        self.target_combo.clear()
+        names = list(TARGET_CHOICES)
+        if own is not None and own not in names:
+            names.insert(0, own)
+        for name in names:
+            text = f"{name} (input's format)" if name == own else name
+            self.target_combo.addItem(text, name)
+        self.target_combo.setCurrentIndex(
+            max(0, self.target_combo.findData(self.state.target_name))
+        )
+        self.target_combo.blockSignals(False)
+
+    def _on_target(self, index: int) -> None:
+        self.state.set_target(self.target_combo.itemData(index))
+
+    def _on_model(self) -> None:
+        self._fill_targets()
+        self.shown_total = {}
+        for label in self.values.values():
+            label.setText("–")
+        self.worst.clear()
+        self.chart.clear()
+        self.status.setText("computing…")
+
+    def _on_plan(self) -> None:
+        if self.state.preview_plan != self.state.plan:
+            self.status.setText("updating…")
+
+    def refresh(self) -> None:
+        """Show the last finished preview's totals (state → view)."""
+        preview = self.state.preview
+        if preview is None:
+            return
+        self.shown_total = dict(preview.total)  # type: ignore[attr-defined]
+        for key, label in self.values.items():
+            value = self.shown_total.get(key)
+            label.setText("–" if value is None else format_total(key, value))
+        self.status.setText(f"{self.shown_total.get('tensors', 0)} weight tensors")
+        self._fill_worst()
+        self._draw_chart()
+
+    def _fill_worst(self) -> None:
+        self.worst.clear()
+        rows = {t.name: t for t in self.state.preview.tensors}  # type: ignore[union-attr]
+        for name in self.shown_total.get("worst", []):
+            tp = rows.get(name)
+            text = f"{format_db(tp.sqnr_db) if tp else '–':>9}   {name}"
+            item = QListWidgetItem(text)
+            item.setData(Qt.ItemDataRole.UserRole, name)
+            item.setToolTip(f"{name}: {tp.scheme if tp else ''} — click to select")
+            self.worst.addItem(item)
+
+    def _on_worst(self, item: QListWidgetItem) -> None:
+        self.tensor_clicked.emit(item.data(Qt.ItemDataRole.UserRole))
+
+    def layer_values(self) -> list[tuple[str, float]]:
+        """(layer, value) in file order for the chart: SQNR dB or stored KiB per layer."""
+        groups: dict[str, list[Any]] = defaultdict(list)
+        for tp in self.state.preview.tensors if self.state.preview else ():  # type: ignore[attr-defined]
+            if not tp.optimizer:
+                groups[tp.layer or tp.name].append(tp)
+        use_sqnr = self.chart_combo.currentIndex() == 0
+        out = []
+        for layer, tps in groups.items():
+            total = summarize(tps)
+            value = total["sqnr_db"] if use_sqnr else total["quantized_bytes"] / 1024
+            out.append((layer, value))
+        return out
+
+    def _draw_chart(self) -> None:
+        self.chart.clear()
+        values = self.layer_values()
+        if not values:
+            return
+        use_sqnr = self.chart_combo.currentIndex() == 0
+        finite = [v for _, v in values if math.isfinite(v)]
+        cap = (max(finite) if finite else 1.0) * 1.05 or 1.0
+        widths = np.array([v if math.isfinite(v) else cap for _, v in values], dtype=np.float64)
+        y = np.arange(len(values), dtype=np.float64)
+        bars = pg.BarGraphItem(
+            x0=0, y=y, width=widths, height=0.7, brush=pg.mkBrush(CURVE_COLORS["16"]), pen=None
+        )
+        self.chart.addItem(bars)
+        self.chart.getAxis("left").setTicks(
+            [[(float(i), n[:18]) for i, (n, _) in enumerate(values)]]
+        )
+        self.chart.invertY(True)
+        apply_plot_style(
+            self.chart.getPlotItem(), "SQNR (dB)" if use_sqnr else "stored size (KiB)", ""
+        )
+        if use_sqnr:
+            line = pg.InfiniteLine(
+                self.state.sqnr_threshold_db,
+                angle=90,
+                pen=pg.mkPen(CURVE_COLORS["8"], style=Qt.PenStyle.DashLine),
+            )
+            self.chart.addItem(line)
