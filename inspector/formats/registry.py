@@ -144,7 +144,8 @@ def _sniff_json(p: Path, size: int) -> str | None:
         return None
     try:
         with open(p, "rb") as fh:
-            data = fh.read(MAX_JSON_BYTES + 1)
+            # read(n) allocates n bytes up front: ask for what the file holds, not the limit.
+            data = fh.read(min(size, MAX_JSON_BYTES) + 1)
         doc = load_json_bytes(p, data)
     except (OSError, FormatError):
         return "tfjs" if p.name == "model.json" else None
