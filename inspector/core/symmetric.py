@@ -52,16 +52,12 @@ def from_rows(rows: np.ndarray, shape: tuple[int, ...], axis: int | None) -> np.
     return np.moveaxis(rows.reshape(moved_shape), -1, axis)
 
 
-def _row_chunk(group: int, channels: int) -> int:
-    return group * max(1, CHUNK // max(1, group * channels))
-
-
 def group_absmax(rows: np.ndarray, group: int) -> np.ndarray:
     """max|w| per (channel, group) as float32 of shape `(C, ceil(M/group))`."""
     m, c = rows.shape
     ngroups = -(-m // group) if m else 0
     out = np.zeros((ngroups, c), dtype=np.float32)
-    step = _row_chunk(group, c)
+    step = group * max(1, CHUNK // max(1, group * c))
     for r0 in range(0, m, step):
         part = rows[r0 : r0 + step]
         g0 = r0 // group
@@ -89,21 +85,44 @@ def int4_scales(absmax: np.ndarray) -> tuple[np.ndarray, int]:
     return np.minimum(raw, F16_MAX).astype(np.float16), saturated
 
 
+def _row_step(group: int, channels: int) -> int:
+    """Rows per chunk: whole groups when a group fits in a chunk, else a chunk of rows."""
+    if group * channels <= CHUNK:
+        return group * (CHUNK // (group * channels))
+    return max(1, CHUNK // max(1, channels))
+
+
+def _per_row(part: np.ndarray, scales_t: np.ndarray, r0: int, group: int, op: np.ufunc) -> None:
+    """`op(part, scale of each value's group)` into a float32 result, without a full gather
+    when the chunk lies in one group (int8) or is made of whole groups (int4)."""
+    rows, c = part.shape
+    g0, g1 = r0 // group, (r0 + rows - 1) // group + 1
+    if g1 - g0 == 1:
+        return op(part, scales_t[g0], dtype=np.float32)
+    if r0 % group == 0 and rows % group == 0:
+        blocks = part.reshape(-1, group, c)
+        return op(blocks, scales_t[g0:g1, None, :], dtype=np.float32).reshape(rows, c)
+    return op(part, scales_t[np.arange(r0, r0 + rows) // group], dtype=np.float32)
+
+
 def symmetric_encode(
     rows: np.ndarray, scales: np.ndarray, group: int, qmax: int
 ) -> tuple[np.ndarray, int]:
-    """int8 codes `(M, C)` for scales `(C, ngroups)`; also how many values were clipped."""
+    """int8 codes `(M, C)` for scales `(C, ngroups)`; also how many values were clipped.
+
+    A zero scale (all-zero or float16-underflowing int4 group) divides by 1 instead: its
+    values are below 2^-24·7, so their codes round to 0.
+    """
     m, c = rows.shape
     codes = np.empty((m, c), dtype=np.int8)
     s32 = scales.astype(np.float32).T
     safe = np.where(s32 > 0, s32, np.float32(1.0))
     clipped = 0
-    step = _row_chunk(group, c)
+    step = _row_step(group, c)
     for r0 in range(0, m, step):
         part = rows[r0 : r0 + step]
-        idx = np.arange(r0, r0 + part.shape[0]) // group
-        t = part / safe[idx]
-        clipped += int(np.count_nonzero(np.abs(t) > qmax + 0.5))
+        t = _per_row(part, safe, r0, group, np.divide)
+        clipped += int(np.count_nonzero(t > qmax + 0.5)) + int(np.count_nonzero(t < -qmax - 0.5))
         np.rint(t, out=t)
         np.clip(t, -qmax, qmax, out=t)
         codes[r0 : r0 + part.shape[0]] = t
@@ -115,9 +134,8 @@ def symmetric_decode(codes: np.ndarray, scales: np.ndarray, group: int) -> np.nd
     m, c = codes.shape
     out = np.empty((m, c), dtype=np.float32)
     s32 = scales.astype(np.float32).T
-    step = _row_chunk(group, c)
+    step = _row_step(group, c)
     for r0 in range(0, m, step):
         part = codes[r0 : r0 + step]
-        idx = np.arange(r0, r0 + part.shape[0]) // group
-        np.multiply(part, s32[idx], out=out[r0 : r0 + part.shape[0]], dtype=np.float32)
+        out[r0 : r0 + part.shape[0]] = _per_row(part, s32, r0, group, np.multiply)
     return out
