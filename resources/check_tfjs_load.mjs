@@ -5,8 +5,9 @@
 //   NODE_PATH=/tmp/tfjs/node_modules node resources/check_tfjs_load.mjs \
 //       resources/<name>/tfjs/model.json /tmp/<name>_check.json
 //
-// The second file is JSON {"x": nested array, "shape": [...], "expected": nested array} written
-// by Python from sample.npz and the Keras predictions. Prints the largest absolute difference.
+// The second file is JSON {"x": nested array, "shape": [...], "expected": nested array, "y": [...]}
+// written by Python from sample.npz and the Keras predictions. Prints the largest absolute
+// difference and, for classifiers, the accuracy on y.
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { createRequire } from "node:module";
@@ -35,4 +36,9 @@ let maxDiff = 0;
 got.flat(Infinity).forEach((v, i) => {
   maxDiff = Math.max(maxDiff, Math.abs(v - data.expected.flat(Infinity)[i]));
 });
-console.log(JSON.stringify({ model: modelPath, backend: tf.getBackend(), n: data.shape[0], maxAbsDiff: maxDiff }));
+const report = { model: modelPath, backend: tf.getBackend(), n: data.shape[0], maxAbsDiff: maxDiff };
+if (data.y && got[0].length > 1) {
+  const hits = got.filter((row, i) => row.indexOf(Math.max(...row)) === data.y[i]).length;
+  report.accuracy = hits / got.length;
+}
+console.log(JSON.stringify(report));
