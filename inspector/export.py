@@ -30,6 +30,8 @@ __all__ = [
     "ExportResult",
     "default_format",
     "export_model",
+    "input_paths",
+    "result_json",
 ]
 
 EXPORT_FORMATS = ("tfjs", "keras", "safetensors", "npz")
@@ -87,6 +89,15 @@ def default_format(model: Model) -> str:
         raise InspectorError(f"no export format for input format {model.format!r}") from None
 
 
+def input_paths(model: Model) -> list[Path]:
+    """Everything an export must never write over: the input file, and for TF.js the whole
+    folder holding model.json and its shards."""
+    if model.format.startswith("tfjs"):
+        folder = model.path if model.path.is_dir() else model.path.parent
+        return [model.path, folder]
+    return [model.path]
+
+
 def _writer(fmt: str) -> Callable[..., list[Path]]:
     if fmt not in EXPORT_FORMATS and fmt != "onnx":
         raise InspectorError(f"unknown export format {fmt!r} (choose from tfjs, keras, ...)")
@@ -140,7 +151,7 @@ def export_model(
     fmt = fmt or default_format(model)
     write = _writer(fmt)
     target = get_target(fmt)
-    path = check_output(out, [model.path], force)
+    path = check_output(out, input_paths(model), force)
     if shard_bytes < 1:
         raise InspectorError(f"shard size must be positive, got {shard_bytes} bytes")
     opts = ExportOptions(plan, target, shard_bytes, dequantized, model.path, path)

@@ -73,6 +73,7 @@ def atomic_file(path: str | os.PathLike) -> Iterator[BinaryIO]:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
+        _chmod(tmp, 0o666)
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -97,6 +98,9 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
             if f.is_file():
                 _fsync_file(f)
         fsync_dir(tmp)
+        _chmod(tmp, 0o777)
+        for f in tmp.rglob("*"):
+            _chmod(f, 0o777 if f.is_dir() else 0o666)
         _replace_dir(tmp, target, parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -127,6 +131,18 @@ def _fsync_file(path: Path) -> None:
         os.fsync(fh.fileno())
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _chmod(path: str | Path, mode: int) -> None:
+    """Temporary files are private (0600/0700); the result gets the usual umask mode."""
+    with contextlib.suppress(OSError):
+        os.chmod(path, mode & ~_umask())
+
+
 def _parent(target: Path) -> str:
     return str(target.absolute().parent)
 
@@ -141,6 +157,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield Path(tmp)
         _fsync_file(Path(tmp))
+        _chmod(tmp, 0o666)
         if target.is_dir() and not target.is_symlink():
             raise FormatError(target, "is a folder; remove it or choose another output path")
         os.replace(tmp, target)
