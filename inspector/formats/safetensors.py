@@ -149,6 +149,14 @@ def _loader(
     def load() -> np.ndarray:
         if info.size == 0 or mm is None:
             return np.zeros(info.shape, dtype=np_dtype)
+        # Touching mapped pages past a shrunk file's end kills the process with SIGBUS.
+        end = offset + info.size * np_dtype.itemsize
+        try:
+            now = os.stat(p).st_size
+        except OSError as exc:
+            raise FormatError(p, f"cannot read: {exc.strerror or exc}", info.name) from None
+        if now < end:
+            raise FormatError(p, f"file shrank to {now} bytes since it was opened", info.name)
         try:
             arr = np.frombuffer(mm, dtype=np_dtype, count=info.size, offset=offset)
         except (ValueError, TypeError) as exc:
