@@ -231,6 +231,9 @@ def _legacy_layers(
         if not isinstance(group, h5py.Group):
             raise FormatError(source, f"layer group {layer!r} listed in layer_names is missing")
         weight_names = attr_list(group, "weight_names", source) or []
+        if len(set(weight_names)) != len(weight_names):
+            twice = next(w for w in weight_names if weight_names.count(w) > 1)
+            raise FormatError(source, "duplicate tensor name", f"{layer}/{twice}")
         layout.append((layer, weight_names))
         for wname in weight_names:
             name = wname if wname not in paths else f"{layer}/{wname}"
