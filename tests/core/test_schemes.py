@@ -390,3 +390,13 @@ def test_kmeans_lookup_assignment_equals_binary_search():
         exact = np.abs(probe[:, None] - palette[None, :].astype(np.float64)).min(axis=1)
         got = np.abs(probe - palette[kmeans.assign_codes(probe, palette)].astype(np.float64))
         np.testing.assert_array_equal(got, exact)
+
+
+def test_int4_float16_scale_saturation_and_underflow():
+    s = parse_scheme("int4")
+    big = s.encode(np.array([1e6, -1e6, 1.0], np.float32))
+    assert big.params["scales"][0, 0] == np.float16(65504)
+    assert big.codes.tolist() == [7, -7, 0] and big.overflow == 2
+    tiny = s.encode(np.array([1e-8, -1e-9], np.float32))
+    assert tiny.params["scales"][0, 0] == 0 and not tiny.codes.any()
+    assert np.all(s.decode(tiny) == 0)
