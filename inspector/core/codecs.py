@@ -105,9 +105,10 @@ def _symmetric_fit(scheme: Any, rows: np.ndarray) -> np.ndarray:
         m, c = np.divmod(idx, rows.shape[1])
         vals = rows.reshape(-1)[idx].astype(np.float32)
         qmax = symmetric_qmax(scheme)
+        sampled_absmax = absmax[c, m // group]
 
         def mse_of(r: float) -> float:
-            s = _symmetric_scales(scheme, absmax * np.float32(r)).astype(np.float32)[c, m // group]
+            s = _symmetric_scales(scheme, sampled_absmax * np.float32(r)).astype(np.float32)
             safe = np.where(s > 0, s, np.float32(1))
             q = np.clip(np.rint(vals / safe), -qmax, qmax)
             return float(np.mean(((q * s).astype(np.float64) - vals) ** 2))
