@@ -93,5 +93,6 @@ def affine_decode(codes: np.ndarray, p: AffineParams) -> np.ndarray:
         t[...] = flat[s]
         t *= p.scale
         t += p.min
-        out[s] = t
+        with np.errstate(over="ignore"):  # beyond float32's max decodes to ±inf, as in TF.js
+            out[s] = t
     return out.reshape(codes.shape)

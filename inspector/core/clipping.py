@@ -49,13 +49,17 @@ def _values_for_stats(flat: np.ndarray) -> np.ndarray:
 
 
 def percentile_range(flat: np.ndarray, p: float) -> tuple[float, float]:
-    """The `[100−p, p]` percentiles of the values (linear interpolation)."""
+    """The `[100−p, p]` percentiles of the values (linear interpolation); (0, 0) when empty."""
+    if flat.size == 0:
+        return 0.0, 0.0
     lo, hi = np.percentile(_values_for_stats(flat), [100.0 - p, p])
     return float(lo), float(hi)
 
 
 def abs_percentile(flat: np.ndarray, p: float) -> float:
-    """The p-th percentile of |values|."""
+    """The p-th percentile of |values|; 0 when there are none."""
+    if flat.size == 0:
+        return 0.0
     return float(np.percentile(np.abs(_values_for_stats(flat)), p))
 
 

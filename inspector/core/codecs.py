@@ -111,7 +111,7 @@ def _symmetric_fit(scheme: Any, rows: np.ndarray) -> np.ndarray:
             s = _symmetric_scales(scheme, sampled_absmax * np.float32(r)).astype(np.float32)
             safe = np.where(s > 0, s, np.float32(1))
             q = np.clip(np.rint(vals / safe), -qmax, qmax)
-            return float(np.mean(((q * s).astype(np.float64) - vals) ** 2))
+            return float(np.mean((q * s.astype(np.float64) - vals) ** 2))
 
         absmax = absmax * np.float32(clipping.best_shrink(mse_of))
     return _symmetric_scales(scheme, absmax)

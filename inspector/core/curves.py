@@ -46,7 +46,8 @@ class _Fit:
         self, scheme: Scheme, values: np.ndarray, channel: int | None, axis: int | None
     ) -> None:
         x = np.asarray(values)
-        x = x.astype(np.float32) if x.dtype != np.float32 else x
+        with np.errstate(over="ignore"):  # float64 beyond float32's range: ±inf, dropped below
+            x = x.astype(np.float32) if x.dtype != np.float32 else x
         if not np.all(np.isfinite(x)):
             x = x[np.isfinite(x)]
         self.scheme = scheme
@@ -138,7 +139,8 @@ def quantization_levels(
         return np.unique(levels)
     if fam in ("int8", "int4"):
         q = codecs.symmetric_qmax(scheme)
-        levels = (np.arange(-q, q + 1, dtype=np.float32) * np.float32(fit.step)).astype(np.float32)
+        with np.errstate(over="ignore"):  # a top level past float32's max is ±inf, cut below
+            levels = np.arange(-q, q + 1, dtype=np.float32) * np.float32(fit.step)
         half = fit.step / 2
         return levels[(levels >= vmin - half) & (levels <= vmax + half)]
     if fam == "kmeans":
@@ -155,7 +157,9 @@ def _float_levels(name: str, vmin: float, vmax: float, max_levels: int) -> np.nd
     ftype, utype = _FLOAT_VIEW[name]
     width = np.dtype(utype).itemsize * 8
     magnitude = (1 << (width - 1)) - 1
-    ends = np.array([vmin, vmax], np.float32).astype(ftype).view(utype).astype(np.int64)
+    top = codecs.FLOAT_MAX[name]
+    ends = np.clip(np.array([vmin, vmax], np.float64), -top, top).astype(np.float32)
+    ends = ends.astype(ftype).view(utype).astype(np.int64)
     keys = np.where(ends >> (width - 1), -(ends & magnitude), ends)
     if keys[1] - keys[0] + 1 > max_levels:
         return None
@@ -181,5 +185,5 @@ def clip_range(
     if fam == "kmeans":
         palette = fit.params["palette"]
         return float(palette[0]), float(palette[-1])
-    top = float(np.float32(fit.step) * np.float32(codecs.symmetric_qmax(scheme)))
+    top = float(np.float32(fit.step)) * codecs.symmetric_qmax(scheme)
     return -top, top

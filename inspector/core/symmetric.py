@@ -94,7 +94,19 @@ def _row_step(group: int, channels: int) -> int:
 
 def _per_row(part: np.ndarray, scales_t: np.ndarray, r0: int, group: int, op: np.ufunc) -> None:
     """`op(part, scale of each value's group)` into a float32 result, without a full gather
-    when the chunk lies in one group (int8) or is made of whole groups (int4)."""
+    when the chunk lies in one group (int8) or is made of whole groups (int4).
+
+    Overflow is expected, not an error: a value far beyond a tiny scale divides to ±inf and is
+    then clipped to ±qmax; a top code times a scale rounded up past float32's max decodes to
+    ±inf, as a float32 runtime computes it.
+    """
+    with np.errstate(over="ignore"):
+        return _apply_scales(part, scales_t, r0, group, op)
+
+
+def _apply_scales(
+    part: np.ndarray, scales_t: np.ndarray, r0: int, group: int, op: np.ufunc
+) -> np.ndarray:
     rows, c = part.shape
     g0, g1 = r0 // group, (r0 + rows - 1) // group + 1
     if g1 - g0 == 1:
