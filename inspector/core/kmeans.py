@@ -26,6 +26,7 @@ FIT_SAMPLE = 1 << 16
 _SEED_SUBSET = 4096
 _MAX_ITER = 100
 _LUT_BINS = 1 << 16
+_F32_MAX = float(np.finfo(np.float32).max)
 
 
 def _fit_values(flat: np.ndarray, seed: int) -> np.ndarray:
@@ -113,7 +114,7 @@ def assign_codes(flat: np.ndarray, palette: np.ndarray) -> np.ndarray:
     if bounds.size == 0:
         return codes
     lo, hi = float(bounds[0]), float(bounds[-1])
-    if not hi > lo:
+    if not hi > lo or _LUT_BINS / (hi - lo) > _F32_MAX:  # denormal span
         for s in chunk_slices(flat.size):
             codes[s] = np.searchsorted(bounds, flat[s], side="left")
         return codes
