@@ -142,7 +142,8 @@ def quantization_levels(
         with np.errstate(over="ignore"):  # a top level past float32's max is ±inf, cut below
             levels = np.arange(-q, q + 1, dtype=np.float32) * np.float32(fit.step)
         half = fit.step / 2
-        return levels[(levels >= vmin - half) & (levels <= vmax + half)]
+        wide = levels.astype(np.float64)
+        return levels[(wide >= vmin - half) & (wide <= vmax + half)]
     if fam == "kmeans":
         return np.unique(fit.params["palette"])
     return _float_levels(scheme.name, vmin, vmax, max_levels)
