@@ -9,6 +9,8 @@ Conventions where a ratio is undefined (never a division by zero):
 - `cosine` = Σww' / (‖w‖‖w'‖): 1.0 when both are all zero, 0.0 when only one is.
 - `rmse_over_scale` is None when no scale is given (floats, palettes) or the scale is 0.
 - An empty tensor has mse = rmse = max_abs_error = 0, sqnr_db = inf, cosine = 1.
+- A value decoded past float32's max (±inf, as a float32 runtime decodes it) makes mse
+  inf, sqnr_db -inf and cosine 0.
 """
 
 from __future__ import annotations
@@ -64,12 +66,14 @@ class ErrorSums:
 
 
 def sqnr_db(signal_energy: float, noise_energy: float) -> float:
-    """10·log10(signal/noise) in dB; inf when noise is 0, -inf when only the signal is 0."""
+    """10·log10(signal/noise) in dB; inf when noise is 0, -inf when only the signal is 0 (or
+    the noise is infinite: a value decoded to ±inf)."""
     if noise_energy <= 0:
         return math.inf
-    if signal_energy <= 0:
+    ratio = signal_energy / noise_energy
+    if ratio <= 0 or math.isnan(ratio):
         return -math.inf
-    return 10.0 * math.log10(signal_energy / noise_energy)
+    return 10.0 * math.log10(ratio)
 
 
 def _dot(a: np.ndarray, b: np.ndarray) -> float:
@@ -109,7 +113,8 @@ def metrics_from_sums(sums: ErrorSums, scale: float | None = None) -> dict[str, 
     rmse = math.sqrt(mse)
     denom = math.sqrt(sums.signal) * math.sqrt(sums.decoded)
     if denom > 0:
-        cosine = max(-1.0, min(1.0, sums.cross / denom))
+        ratio = sums.cross / denom  # NaN when a value decoded to ±inf: no similarity claimed
+        cosine = 0.0 if math.isnan(ratio) else max(-1.0, min(1.0, ratio))
     else:
         cosine = 1.0 if sums.signal == sums.decoded == 0 else 0.0
     return {
