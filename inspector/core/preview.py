@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from inspector.core.metrics import error_metrics, gzip_estimate
+from inspector.core.metrics import error_metrics, gzip_estimate, sqnr_db
 from inspector.core.model import Model, Tensor, TensorInfo
 from inspector.core.plan import Plan
 from inspector.core.schemes import Encoded, Scheme
@@ -85,7 +85,8 @@ def quantize_tensor(tensor: Tensor, scheme: Scheme, target: Target = NATIVE) -> 
     reason = _skip_reason(info, scheme) or (None if storage.stages else "kept as is")
     nonfinite = 0
     if reason is None:
-        x = np.asarray(values, dtype=np.float32)
+        with np.errstate(over="ignore"):  # float64 beyond float32's range becomes ±inf
+            x = np.asarray(values, dtype=np.float32)
         nonfinite = int(x.size - np.count_nonzero(np.isfinite(x)))
         if nonfinite:
             reason = f"{nonfinite} non-finite values (NaN/Inf)"
@@ -94,7 +95,11 @@ def quantize_tensor(tensor: Tensor, scheme: Scheme, target: Target = NATIVE) -> 
             info, scheme, Storage(()), None, None, values, values, reason, nonfinite
         )
     decoded, first, enc = x, None, None
-    for stage in storage.stages:
+    for i, stage in enumerate(storage.stages):
+        if i and not np.all(np.isfinite(decoded)):
+            # A value decoded past float32's max (±inf) cannot be re-stored by the next stage.
+            why = f"{storage.stages[i - 1]} decodes values past the float32 range"
+            return QuantizedTensor(info, scheme, Storage(()), None, None, values, values, why)
         enc = stage.encode(decoded, channel_axis=info.channel_axis)
         first = first or enc
         decoded = stage.decode(enc)
@@ -235,11 +240,7 @@ def summarize(
 
 
 def _sqnr(signal: float, noise: float) -> float:
-    if noise <= 0.0:
-        return math.inf
-    if signal <= 0.0:
-        return -math.inf
-    return 10.0 * math.log10(signal / noise)
+    return sqnr_db(signal, noise)
 
 
 @dataclass(frozen=True)
