@@ -7,6 +7,7 @@ both use generation numbers so stale answers are dropped (DESIGN §2).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -104,6 +105,7 @@ class PreviewController(QObject):
         self._count = 0
         self._total = 0
         self._plan = state.plan
+        self._started = time.monotonic()
         state.model_changed.connect(self._on_model)
         state.plan_changed.connect(self._timer.start)
         state.target_changed.connect(self._on_target)
@@ -134,6 +136,7 @@ class PreviewController(QObject):
             return None
 
         self.runner.submit(job)
+        self._started = time.monotonic()
         self._plan = plan
         self.running.emit(True)
         self.progress.emit(0, self._total)
@@ -152,7 +155,8 @@ class PreviewController(QObject):
     def _on_done(self, gen: int, preview: Any) -> None:
         if preview is not None:
             self.state.set_preview(preview, self._plan)
-            self.message.emit("")
+            seconds = time.monotonic() - self._started
+            self.message.emit(f"Preview of {self._total} tensors up to date ({seconds:.2f} s)")
 
     def _on_failed(self, gen: int, exc: Any) -> None:
         self.message.emit(f"Preview failed: {exc}")

@@ -184,7 +184,8 @@ def compute_detail(
     sample = flat if idx is None else flat[idx]
     esample = eflat if idx is None else eflat[idx]
     span = (lo - 0.5, hi + 0.5) if hi <= lo else (lo, hi)
-    counts, edges = np.histogram(sample[np.isfinite(sample)], bins=HIST_BINS, range=span)
+    bins = int(np.clip(2 * math.sqrt(max(sample.size, 1)), 20, HIST_BINS))
+    counts, edges = np.histogram(sample[np.isfinite(sample)], bins=bins, range=span)
     efin = esample[np.isfinite(esample)]
     ecounts, eedges = (
         np.histogram(efin, bins=HIST_BINS) if efin.size else (np.zeros(0), np.zeros(1))

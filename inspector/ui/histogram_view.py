@@ -14,7 +14,14 @@ from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QVBoxLa
 
 from inspector.ui.detail import MAX_LEVEL_LINES, DetailController, TensorDetail
 from inspector.ui.formatting import format_count
-from inspector.ui.plot_style import CLIP_BRUSH, HIST_BRUSH, LEVEL_PEN, ZERO_PEN, apply_plot_style
+from inspector.ui.plot_style import (
+    CLIP_BRUSH,
+    CLIP_EDGE,
+    HIST_BRUSH,
+    LEVEL_PEN,
+    ZERO_PEN,
+    apply_plot_style,
+)
 from inspector.ui.state import AppState
 
 __all__ = ["HistogramView"]
@@ -53,6 +60,8 @@ class HistogramView(QWidget):
         )
         self.clip_region = pg.LinearRegionItem(brush=CLIP_BRUSH, movable=True)
         self.clip_region.setZValue(-10)
+        for line in self.clip_region.lines:
+            line.setPen(pg.mkPen(CLIP_EDGE, width=2))
         self.clip_region.setToolTip(
             "Clip range: drag the edges to clip outliers (sets clip=percentile:P)"
         )
@@ -111,7 +120,8 @@ class HistogramView(QWidget):
         top = float(d.hist_counts.max()) if d.hist_counts.size else 1.0
         self._draw_levels(d, top)
         self.zero_line.setVisible(d.lo <= 0.0 <= d.hi)
-        self.zero_line.label.setFormat(f"0 ({format_count(d.zeros)} exact zeros)")
+        zeros = f"{format_count(d.zeros)} exact zeros" if d.zeros else "no exact zeros"
+        self.zero_line.label.setFormat(f"0 · {zeros}")
         self._setting_region = True
         lo, hi = d.clip if d.clip is not None else (d.lo, d.hi)
         self.clip_region.setRegion((lo, hi))
@@ -127,11 +137,13 @@ class HistogramView(QWidget):
         if not show or d.levels is None or d.levels.size > MAX_LEVEL_LINES:
             self.level_item.setData([], [])
             return
-        x = np.repeat(d.levels, 2)
-        y = np.tile([0.0, top], d.levels.size)
+        # Few levels: full-height lines; many: a rug of ticks below the bars, so the histogram
+        # stays readable.
         if self.log_box.isChecked():
-            y = np.tile([1.0, max(top, 1.0)], d.levels.size)
-        self.level_item.setData(x, y)
+            y0, y1 = (0.0, np.log10(max(top, 1.0))) if d.levels.size <= 40 else (-0.12, -0.02)
+        else:
+            y0, y1 = (0.0, top) if d.levels.size <= 40 else (-0.08 * top, -0.01 * top)
+        self.level_item.setData(np.repeat(d.levels, 2), np.tile([y0, y1], d.levels.size))
 
     def _info_text(self, d: TensorDetail) -> str:
         parts = [f"<b>{d.name}</b> · {d.spec}"]

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QScrollArea,
+    QSizePolicy,
     QSplitter,
     QTabWidget,
     QVBoxLayout,
@@ -97,7 +98,7 @@ class MainWindow(QMainWindow):
         self.hsplit.addWidget(self.tensors)
         self.hsplit.addWidget(self.tabs)
         self.hsplit.addWidget(right)
-        self.hsplit.setSizes([560, 520, 320])
+        self.hsplit.setSizes([660, 460, 280])
         self.hsplit.setStretchFactor(1, 1)
         self.vsplit = QSplitter(Qt.Orientation.Vertical)
         self.vsplit.addWidget(self.hsplit)
@@ -148,6 +149,8 @@ class MainWindow(QMainWindow):
 
     def _build_status(self) -> None:
         self.status_label = QLabel("")
+        # Ignored width: a new message must not re-lay out the whole window.
+        self.status_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.progress = QProgressBar(maximumWidth=220, textVisible=True)
         self.progress.setFormat("Preview %v / %m tensors")
         self.cancel_button = QPushButton("Cancel (Esc)")

@@ -19,7 +19,8 @@ CURVE_COLORS = {
 }
 HIST_BRUSH = QColor(70, 130, 180, 170)
 LEVEL_PEN = QColor(230, 120, 0, 130)
-CLIP_BRUSH = QColor(255, 200, 0, 40)
+CLIP_BRUSH = QColor(255, 200, 0, 28)
+CLIP_EDGE = QColor(220, 140, 0)
 ZERO_PEN = QColor(60, 60, 60)
 
 
@@ -35,6 +36,7 @@ def apply_plot_style(plot: pg.PlotItem, bottom: str, left: str, title: str = "")
     for name, text in (("bottom", bottom), ("left", left)):
         axis = plot.getAxis(name)
         axis.setLabel(text, **{"font-size": "10pt"})
+        axis.enableAutoSIPrefix(False)
         axis.setTickFont(font)
     plot.showGrid(x=True, y=True, alpha=0.15)
     if title:

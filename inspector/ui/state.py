@@ -69,11 +69,15 @@ class AppState(QObject):
         self.sqnr_threshold_db: float = DEFAULT_SQNR_THRESHOLD_DB
         self._undo: list[Plan] = []
         self._redo: list[Plan] = []
+        # Resolved spec per tensor for `_spec_plan`; table painting asks for it many times.
+        self._spec_cache: dict[str, str] = {}
+        self._spec_plan: Plan | None = None
 
     # -- model ------------------------------------------------------------------------------
     def set_model(self, model: Model, plan: Plan | None = None, target: str | None = None) -> None:
         """Show `model`; the plan starts fresh (undo history belongs to the previous model)."""
         self.model = model
+        self._spec_plan = None
         self.plan = plan if plan is not None else Plan(default=START_SPEC)
         if target is not None:
             self.target_name = target
@@ -131,10 +135,16 @@ class AppState(QObject):
 
     def spec_for(self, name: str) -> str:
         """The scheme spec the current plan resolves for tensor `name`."""
-        tensor = self.tensor(name)
-        if tensor is None:
-            return self.plan.default
-        return self.plan.scheme_for(tensor.info).spec
+        if self._spec_plan is not self.plan:
+            self._spec_cache = {}
+            self._spec_plan = self.plan
+        spec = self._spec_cache.get(name)
+        if spec is None:
+            tensor = self.tensor(name)
+            if tensor is None:
+                return self.plan.default
+            spec = self._spec_cache[name] = self.plan.scheme_for(tensor.info).spec
+        return spec
 
     def override(self, names: Iterable[str], spec: str | None) -> None:
         """Set (or with `None` remove) per-tensor overrides, as one undo step."""

@@ -70,6 +70,7 @@ class SummaryPanel(QWidget):
         self.target_combo = QComboBox()
         self.target_combo.setToolTip("Export format whose storage rules the sizes and errors use")
         self.target_combo.activated.connect(self._on_target)
+        self.target_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         totals = QGroupBox("Model summary")
         grid = QGridLayout(totals)
         grid.setVerticalSpacing(4)
@@ -97,6 +98,8 @@ class SummaryPanel(QWidget):
         self.chart_combo.currentIndexChanged.connect(self._draw_chart)
         self.chart = pg.PlotWidget()
         self.chart.setMinimumHeight(120)
+        self.chart.invertY(True)
+        apply_plot_style(self.chart.getPlotItem(), "SQNR (dB)", "")
         chart_layout = QVBoxLayout(chart_box)
         chart_layout.addWidget(self.chart_combo)
         chart_layout.addWidget(self.chart, 1)
@@ -120,7 +123,7 @@ class SummaryPanel(QWidget):
         if own is not None and own not in names:
             names.insert(0, own)
         for name in names:
-            text = f"{name} (input's format)" if name == own else name
+            text = f"{name} (input)" if name == own else name
             self.target_combo.addItem(text, name)
         self.target_combo.setCurrentIndex(
             max(0, self.target_combo.findData(self.state.target_name))

@@ -84,7 +84,7 @@ class TensorPanel(QWidget):
 
     def _on_model(self) -> None:
         self.view.expandAll()
-        widths = (190, 80, 62, 70, 96, 150, 66, 74, 56)
+        widths = (112, 84, 58, 56, 64, 128, 60, 74, 50)
         for col, w in enumerate(widths):
             self.view.setColumnWidth(col, w)
 

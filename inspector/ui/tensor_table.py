@@ -46,7 +46,7 @@ COLUMNS = (
     "Dtype",
     "Params",
     "Scheme",
-    "Bytes before → after",
+    "Bytes → stored",
     "SQNR",
     "RMSE/scale",
     "gzip ×",
@@ -101,7 +101,6 @@ class TensorTreeModel(QAbstractItemModel):
         state.plan_changed.connect(self._refresh_all)
         state.target_changed.connect(self._refresh_all)
         state.threshold_changed.connect(self._refresh_all)
-        state.preview_updated.connect(self._refresh_all)
         state.tensor_preview_updated.connect(self._refresh_tensor)
         self._rebuild()
 
@@ -234,7 +233,9 @@ class TensorTreeModel(QAbstractItemModel):
 
     def _tensor_text(self, info: Any, tp: Any, col: int) -> str | None:
         if col == COL_NAME:
-            return info.name
+            prefix = info.layer + "/"
+            short = info.name[len(prefix) :] if info.layer and info.name.startswith(prefix) else ""
+            return short or info.name
         if col == COL_SHAPE:
             return format_shape(info.shape)
         if col == COL_DTYPE:
@@ -257,7 +258,9 @@ class TensorTreeModel(QAbstractItemModel):
         return None
 
     def _tensor_sort(self, info: Any, tp: Any, col: int) -> Any:
-        if col in (COL_NAME, COL_DTYPE):
+        if col == COL_NAME:
+            return info.name
+        if col == COL_DTYPE:
             return self._tensor_text(info, tp, col)
         if col in (COL_SHAPE, COL_PARAMS):
             return info.size
@@ -348,8 +351,13 @@ class TensorFilterProxy(QSortFilterProxyModel):
         text = text.strip().lower()
         if text and not any(c in text for c in "*?["):
             text = f"*{text}*"
-        self._glob = text
-        self.invalidateRowsFilter()
+        if hasattr(self, "beginFilterChange"):  # Qt ≥ 6.10
+            self.beginFilterChange()
+            self._glob = text
+            self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+        else:
+            self._glob = text
+            self.invalidateRowsFilter()
 
     def filterAcceptsRow(self, row: int, parent: Any) -> bool:
         if not self._glob:

@@ -1,0 +1,91 @@
+"""Render the main window at 1400×900 with the demo model open and a tensor selected.
+
+    python benchmarks/screenshot.py [MODEL] [-o docs/screenshot.png] [--tab histogram|curve|error]
+
+Runs offscreen (no display needed); waits for the whole-model preview and the selected
+tensor's plots, then saves `QWidget.grab()` as PNG.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+ROOT = Path(__file__).resolve().parent.parent
+TABS = {"histogram": 0, "curve": 1, "error": 2}
+
+
+def _wait(app: object, predicate: object, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise TimeoutError("the window did not finish loading")
+        app.processEvents()  # type: ignore[attr-defined]
+        time.sleep(0.01)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model", nargs="?", help="model file (default: the bundled demo)")
+    parser.add_argument("-o", "--output", default=str(ROOT / "docs" / "screenshot.png"))
+    parser.add_argument("--tab", choices=sorted(TABS), default="histogram")
+    parser.add_argument(
+        "--format", default="tfjs", help="export format the sizes are shown in (default: tfjs)"
+    )
+    parser.add_argument("--tensor", help="tensor to select (default: the first conv kernel)")
+    args = parser.parse_args(argv)
+
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QApplication
+
+    from inspector.ui.app import default_model_path
+    from inspector.ui.main_window import MainWindow
+    from inspector.ui.plot_style import configure_pyqtgraph
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    configure_pyqtgraph()
+    settings_file = Path(tempfile.mkdtemp()) / "settings.ini"
+    window = MainWindow(QSettings(str(settings_file), QSettings.Format.IniFormat))
+    window.resize(1400, 900)
+    window.show()
+    path = args.model or default_model_path()
+    if path is None:
+        print("no model found", file=sys.stderr)
+        return 1
+    window.open_path(path)
+    _wait(app, lambda: window.state.model is not None and window.state.preview is not None)
+    state = window.state
+    if args.format:
+        state.set_target(args.format)
+        window.summary._fill_targets()
+        _wait(app, lambda: not window.preview.runner.busy and state.preview is not None)
+    name = args.tensor or _pick_tensor(state.model)
+    state.set_selection([name], name)
+    window.tabs.setCurrentIndex(TABS[args.tab])
+    _wait(app, lambda: window.detail.detail is not None and window.detail.detail.name == name)
+    for _ in range(30):
+        app.processEvents()
+        time.sleep(0.02)
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    ok = window.grab().save(args.output)
+    window.shutdown()
+    print(
+        f"{'wrote' if ok else 'FAILED to write'} {args.output} ({window.width()}×{window.height()})"
+    )
+    return 0 if ok else 1
+
+
+def _pick_tensor(model: object) -> str:
+    names = [t.name for t in model if t.info.is_float and len(t.info.shape) >= 2]  # type: ignore[attr-defined]
+    kernels = [n for n in names if "kernel" in n]
+    return (kernels or names or [next(iter(model)).name])[0]  # type: ignore[call-overload]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
