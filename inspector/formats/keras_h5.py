@@ -40,7 +40,15 @@ import numpy as np
 from inspector.core.errors import FormatError
 from inspector.core.model import Model, Tensor, TensorInfo
 
-__all__ = ["attr_list", "attr_str", "dataset_tensor", "open_h5", "read_keras_h5", "safe_dataset"]
+__all__ = [
+    "attr_list",
+    "attr_str",
+    "damaged",
+    "dataset_tensor",
+    "open_h5",
+    "read_keras_h5",
+    "safe_dataset",
+]
 
 
 def read_keras_h5(path: str | os.PathLike) -> Model:
@@ -56,10 +64,20 @@ def read_keras_h5(path: str | os.PathLike) -> Model:
             tensors, meta = keras3_weights(f, p, None)
         else:
             raise FormatError(p, "HDF5 file holds no Keras weights (no layer_names attribute)")
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
+        f.close()
+        raise damaged(p, exc) from None
     except BaseException:
         f.close()
         raise
     return Model(p, "keras-h5", tensors, meta, [f.close])
+
+
+def damaged(source: Path, exc: Exception) -> FormatError:
+    """A `FormatError` for an HDF5 library failure while walking headers."""
+    if isinstance(exc, FormatError):
+        return exc
+    return FormatError(source, f"damaged HDF5 structure: {exc}")
 
 
 def open_h5(source: Path, fileobj: Any) -> h5py.File:

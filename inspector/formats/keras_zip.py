@@ -29,6 +29,7 @@ import os
 import re
 import struct
 import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -38,7 +39,7 @@ import h5py
 from inspector.core.errors import FormatError
 from inspector.core.model import Model, Tensor
 from inspector.formats._common import MAX_JSON_BYTES, load_json_bytes
-from inspector.formats.keras_h5 import attr_str, dataset_tensor, open_h5, safe_dataset
+from inspector.formats.keras_h5 import attr_str, damaged, dataset_tensor, open_h5, safe_dataset
 
 __all__ = ["keras3_weights", "read_keras_zip", "to_snake_case"]
 
@@ -84,6 +85,19 @@ def read_keras_zip(path: str | os.PathLike) -> Model:
         f = open_h5(p, _member_file(raw, zf, infos[weights_member], p))
         closers.insert(0, f.close)
         tensors, meta = keras3_weights(f, p, config)
+    except (
+        OSError,
+        RuntimeError,
+        KeyError,
+        ValueError,
+        TypeError,
+        zlib.error,
+        EOFError,
+        NotImplementedError,
+    ) as exc:
+        for close in closers:
+            close()
+        raise damaged(p, exc) from None
     except BaseException:
         for close in closers:
             close()
@@ -120,8 +134,11 @@ def _check_members(zf: zipfile.ZipFile, p: Path) -> dict[str, zipfile.ZipInfo]:
         pure = PurePosixPath(name.replace("\\", "/"))
         if pure.is_absolute() or ".." in pure.parts or ":" in name:
             raise FormatError(p, f"archive member {name!r} leaves the archive's folder")
-        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-            raise FormatError(p, f"archive member {name!r} uses an unsupported compression")
+        if (
+            info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
+            or info.flag_bits & 1
+        ):
+            raise FormatError(p, f"archive member {name!r} is encrypted or oddly compressed")
         if info.compress_type == zipfile.ZIP_DEFLATED and info.file_size > _MAX_RATIO * max(
             info.compress_size, 1 << 20
         ):
@@ -145,7 +162,14 @@ def _member_json(
     try:
         with zf.open(info) as fh:
             data = fh.read(MAX_JSON_BYTES + 1)
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+    except (
+        zipfile.BadZipFile,
+        OSError,
+        EOFError,
+        RuntimeError,
+        NotImplementedError,
+        zlib.error,
+    ) as exc:
         raise FormatError(p, f"cannot read {name}: {exc}") from None
     doc = load_json_bytes(p, data, name)
     if not isinstance(doc, dict):

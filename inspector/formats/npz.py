@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -31,7 +32,7 @@ def read_npz(path: str | os.PathLike) -> Model:
     p = Path(path)
     try:
         zf = zipfile.ZipFile(p)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
         raise FormatError(p, f"not a readable npz (zip) archive: {exc}") from None
     try:
         tensors = [_member_tensor(zf, info, p) for info in zf.infolist() if not info.is_dir()]
@@ -48,8 +49,8 @@ def read_npz(path: str | os.PathLike) -> Model:
 
 def _member_tensor(zf: zipfile.ZipFile, info: zipfile.ZipInfo, p: Path) -> Tensor:
     name = info.filename.removesuffix(".npy")
-    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-        raise FormatError(p, "unsupported zip compression", name)
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED) or info.flag_bits & 1:
+        raise FormatError(p, "unsupported zip compression or encryption", name)
     if info.compress_type == zipfile.ZIP_DEFLATED and info.file_size > (
         _DEFLATE_MAX_RATIO * info.compress_size + 1024
     ):
@@ -60,7 +61,16 @@ def _member_tensor(zf: zipfile.ZipFile, info: zipfile.ZipInfo, p: Path) -> Tenso
             header_len = fh.tell()
     except FormatError:
         raise
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, SyntaxError) as exc:
+    except (
+        ValueError,
+        OSError,
+        EOFError,
+        RuntimeError,
+        NotImplementedError,
+        zipfile.BadZipFile,
+        SyntaxError,
+        zlib.error,
+    ) as exc:
         raise FormatError(p, f"not a valid .npy member: {exc}", name) from None
     if dtype.hasobject:
         raise FormatError(p, "object arrays need pickle, which is never used", name)
