@@ -256,7 +256,8 @@ class Evaluator:
     """Runs a model's original and quantized forward passes on fixed evaluation data.
 
     The original outputs are computed once and kept; decoded tensors come from a `DecodedCache`
-    shared with whoever else quantizes the same model (pass one in to share it).
+    shared with whoever else quantizes the same model (pass one in to share it); `measured`
+    keeps output metrics per set of changed tensors for sensitivity and the budget solver.
     """
 
     def __init__(
@@ -275,6 +276,8 @@ class Evaluator:
         self.cache = cache if cache is not None else DecodedCache()
         self.batch_size = max(1, int(batch_size))
         self._original: list[np.ndarray] | None = None
+        self.measured: dict[Any, OutputMetrics] = {}
+        """Output metrics by the set of changes measured (filled by sensitivity analysis)."""
 
     @classmethod
     def open(

@@ -94,3 +94,66 @@ def test_evaluate_unsupported_model_says_evaluation_unavailable(capsys, tmp_path
     header = json.dumps({"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}).encode()
     path.write_bytes(len(header).to_bytes(8, "little") + header + bytes(8))
     assert "evaluation unavailable" in run_error(capsys, "evaluate", path)
+
+
+def test_sensitivity_json_ranks_depthwise_layers_first(capsys):
+    doc = run_json(capsys, "sensitivity", DEPTHWISE_TFJS, "--max-samples", "100", "--json")
+    assert doc["scheme"] == "uint8" and doc["mode"] == "only" and doc["per"] == "layer"
+    assert set(doc["ranked"][:2]) == {"block2_dw", "block4_dw"}
+
+
+def test_sensitivity_text_per_tensor(capsys):
+    assert main(["sensitivity", str(MLP), "--per", "tensor", "--scheme", "affine4"]) == 0
+    text = capsys.readouterr().out
+    assert "only this tensor at affine4" in text and "kernel" in text
+
+
+def test_auto_writes_a_plan_that_export_and_evaluate_read(capsys, tmp_path):
+    plan = tmp_path / "plan.json"
+    doc = run_json(
+        capsys,
+        "auto",
+        CONVNET,
+        "--format",
+        "safetensors",
+        "--target-size",
+        "30%",
+        "--ladder",
+        "float32,float16,uint8,affine4",
+        "--probe-samples",
+        "64",
+        "-o",
+        plan,
+        "--json",
+    )
+    assert doc["error_level"] == "output"
+    goal = doc["goal"]["quantized_bytes"]
+    assert doc["total"]["quantized_bytes"] == doc["predicted"]["quantized_bytes"] <= goal
+    assert doc["output"]["quantized_score"] >= 0.97
+    evaluated = run_json(
+        capsys, "evaluate", CONVNET, "--format", "safetensors", "--plan", plan, "--json"
+    )
+    assert evaluated["output"] == doc["output"]
+    preview = run_json(
+        capsys, "preview", CONVNET, "--format", "safetensors", "--plan", plan, "--json"
+    )
+    assert preview["total"]["quantized_bytes"] == doc["total"]["quantized_bytes"]
+    assert "exists" in run_error(capsys, "auto", CONVNET, "--target-bits", "8", "-o", plan)
+
+
+def test_auto_other_goals(capsys):
+    doc = run_json(capsys, "auto", MLP, "--target-sqnr", "40", "--json")
+    assert doc["output"]["sqnr_db"] >= 39.0
+    doc = run_json(
+        capsys,
+        "auto",
+        MLP,
+        "--target-bits",
+        "6",
+        "--weight-level",
+        "--format",
+        "safetensors",
+        "--json",
+    )
+    assert doc["error_level"] == "weight" and doc["total"]["bits_per_weight"] <= 6
+    assert "below the smallest" in run_error(capsys, "auto", MLP, "--target-bytes", "10")
