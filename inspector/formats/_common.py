@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
@@ -24,6 +25,7 @@ __all__ = [
     "check_shape",
     "check_unique",
     "contained_path",
+    "keras_channel_axis",
     "layer_of",
     "load_json_bytes",
     "read_json_file",
@@ -98,6 +100,25 @@ def check_unique(path: str | os.PathLike, names: Iterable[str]) -> None:
         if n in seen:
             raise FormatError(path, "duplicate tensor name", n)
         seen.add(n)
+
+
+def keras_channel_axis(ndim: int, name: str, h5_path: str = "") -> int | None:
+    """Output-channel axis of a Keras/TF.js weight: last, except the kernels whose layout puts
+    the channels second to last. A DepthwiseConv2D kernel is `(kh, kw, C, multiplier)`: its
+    last axis is the depth multiplier (usually 1), so per-channel schemes must use axis −2 or a
+    depthwise kernel gets one scale for all channels. Keras 3 names the variable `kernel`, so
+    its file path (`layers/depthwise_conv2d/vars/0`) tells the layer class instead.
+    """
+    if ndim < 2:
+        return None
+    var = name.rsplit("/", 1)[-1].split(":", 1)[0]
+    groups = h5_path.split("/")
+    layer_class = groups[groups.index("vars") - 1] if "vars" in groups[1:] else ""
+    if var == "depthwise_kernel" or re.match(r"depthwise_conv\d?d(_\d+)?$", layer_class):
+        return -2
+    if re.match(r"conv\dd_transpose(_\d+)?$", layer_class):
+        return -2
+    return -1
 
 
 def layer_of(name: str, sep: str) -> str:

@@ -39,6 +39,7 @@ import numpy as np
 
 from inspector.core.errors import FormatError
 from inspector.core.model import Model, Tensor, TensorInfo
+from inspector.formats._common import keras_channel_axis
 
 __all__ = [
     "attr_list",
@@ -165,7 +166,7 @@ def dataset_tensor(
         raise FormatError(source, f"unsupported dtype {dtype}", name)
     native = dtype.newbyteorder("=")
     _check_storage(ds, source, name, int(np.prod(shape, dtype=object)) * native.itemsize, file_size)
-    channel_axis = -1 if len(shape) >= 2 else None
+    channel_axis = keras_channel_axis(len(shape), name, ds.name or "")
     info = TensorInfo(
         shape=tuple(shape), dtype=native.name, channel_axis=channel_axis, **info_fields
     )

@@ -37,6 +37,7 @@ from inspector.formats._common import (
     check_shape,
     check_unique,
     contained_path,
+    keras_channel_axis,
     layer_of,
     read_json_file,
     read_range,
@@ -237,7 +238,7 @@ def _parse_entry(source: Path, spec: Any, offset: int, g: _Group) -> _Entry:
     count = 1
     for d in shape:
         count *= d
-    channel_axis = -1 if len(shape) >= 2 else None
+    channel_axis = keras_channel_axis(len(shape), name)
     info = TensorInfo(name, shape, dtype, layer_of(name, "/"), False, stored, channel_axis)
     return _Entry(info, offset, count * itemsize, storage, quant)
 

@@ -49,11 +49,19 @@ def test_preview_json_has_design_metrics(capsys, path):
     assert set(doc) >= {"model", "total", "tensors"}
     assert doc["tensors"] and all(set(t) >= METRICS for t in doc["tensors"])
     tot = doc["total"]
-    assert tot["compression_ratio"] > 1.0 and tot["gzip_ratio"] > 1.0
+    assert tot["compression_ratio"] > 0 and tot["gzip_ratio"] > 0.5
     weights = [t for t in doc["tensors"] if not t["optimizer"]]
     assert (
         tot["quantized_bytes"] == sum(t["quantized_bytes"] for t in weights) + tot["overhead_bytes"]
     )
+
+
+@pytest.mark.parametrize("path", DEMOS, ids=lambda p: p.parent.name + "/" + p.name)
+def test_uint8_shrinks_when_the_format_stores_codes(capsys, path):
+    doc = run_json(
+        capsys, "preview", str(path), "--format", "safetensors", "--scheme", "uint8", "--json"
+    )
+    assert doc["total"]["compression_ratio"] > 3.0
 
 
 def test_info_matches_h5py_directly(capsys):
