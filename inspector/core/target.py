@@ -8,7 +8,7 @@ and the preview applies exactly them, so what the preview reports is what the ex
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +18,7 @@ from inspector.core.schemes import Scheme
 if TYPE_CHECKING:
     from inspector.core.model import Model
 
-__all__ = ["NATIVE", "Storage", "Target", "native_storage"]
+__all__ = ["NATIVE", "Storage", "Target", "native_storage", "single_file_archive"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,18 @@ def _no_overhead(model: Model, previews: Sequence[Any]) -> bytes:
     return b""
 
 
+def _stored_bytes(model: Model, quantized: Any) -> bytes:
+    return quantized.stored_bytes()
+
+
+def single_file_archive(
+    overhead: bytes, stored_total: int, chunks: Iterable[bytes | memoryview]
+) -> Iterator[bytes | memoryview]:
+    """One file: the container's own bytes, then every tensor's stored bytes in order."""
+    yield overhead
+    yield from chunks
+
+
 @dataclass(frozen=True)
 class Target:
     """A named export format's storage rule and the bytes it adds around the tensors.
@@ -52,11 +64,21 @@ class Target:
     `overhead_bytes(model, previews)` returns the container's own bytes (model.json, headers,
     graph) as the export would write them; they are counted in the model totals (and in the gzip
     ratio) so predicted and written sizes agree.
+
+    `tensor_bytes(model, quantized)` gives the bytes the writer stores for one
+    `QuantizedTensor`, and `archive(overhead, stored_total, chunks)` turns the container bytes
+    and the tensors' bytes (file order, optimizer state left out; `stored_total` bytes in all)
+    into the byte stream the gzip ratio is defined on: the file itself, or for TF.js the tar of
+    model.json and the shards. The exact gzip size is that stream through one deflate.
     """
 
     name: str
     store: Callable[[TensorInfo, Scheme], Storage] = native_storage
     overhead_bytes: Callable[[Model, Sequence[Any]], bytes] = field(default=_no_overhead)
+    tensor_bytes: Callable[[Model, Any], bytes] = field(default=_stored_bytes)
+    archive: Callable[[bytes, int, Iterable[bytes | memoryview]], Iterator[bytes | memoryview]] = (
+        field(default=single_file_archive)
+    )
 
     def storage(self, info: TensorInfo, scheme: Scheme) -> Storage:
         return self.store(info, scheme)

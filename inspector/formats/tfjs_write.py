@@ -28,13 +28,14 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from inspector.core.archive import TarMember, tar_stream
 from inspector.core.errors import FormatError
 from inspector.core.model import Model, TensorInfo
 from inspector.core.preview import QuantizedTensor
@@ -43,9 +44,18 @@ from inspector.core.target import Storage, Target
 from inspector.formats.keras_topology import tfjs_model_topology, tfjs_weight_name
 from inspector.formats.targets import register_target
 
-__all__ = ["TFJS", "TfjsAffine", "manifest_names", "tfjs_storage", "write"]
+__all__ = [
+    "TFJS",
+    "TfjsAffine",
+    "manifest_names",
+    "tfjs_archive",
+    "tfjs_storage",
+    "tfjs_tensor_bytes",
+    "write",
+]
 
 CONVERTED_BY = "quant-inspector 0.1"
+SHARD_BYTES = 4 << 20
 _NUM_WIDTH = 24
 _MARK = "\ue000q"
 
@@ -111,9 +121,10 @@ def _num(x: float) -> str:
 
 
 def _placeholder(name: str, which: int) -> float:
-    """A stand-in number for the preview, as incompressible as a real min/scale."""
-    h = zlib.crc32(f"{name}/{which}".encode())
-    return -(h % 10**9 + 1) / 7.0e9
+    """A stand-in number for a row without its min/scale: 17 digits as random as a real one's
+    (a fraction like n/7e9 repeats its digits and gzips ~1 % smaller on a small model)."""
+    h = zlib.crc32(f"{name}/{which}".encode()) | zlib.crc32(f"{which}/{name}".encode()) << 32
+    return -((h >> 11) + 1) / 2.0**55
 
 
 def manifest_names(model: Model) -> dict[str, str]:
@@ -227,6 +238,12 @@ def _shard_names(total: int, shard_bytes: int) -> list[str]:
     return [f"group1-shard{k}of{count}.bin" for k in range(1, count + 1)]
 
 
+def tfjs_tensor_bytes(model: Model, q: QuantizedTensor) -> bytes:
+    """The bytes the shards hold for one tensor: its codes, or its kept values as TF.js stores
+    them (float32, float16, int32, bool)."""
+    return q.encoded.to_bytes() if q.encoded is not None else _kept_bytes(model, q)
+
+
 def _kept_bytes(model: Model, q: QuantizedTensor) -> bytes:
     arr = np.asarray(q.original)
     if q.info.dtype == "float16":
@@ -296,7 +313,7 @@ def write(model: Model, stream: Iterable[QuantizedTensor], dest: Path, opts: Any
             entry = _entry(model, names[q.info.name], q.info, stored)
             if entry.quant in ("uint8", "uint16") and q.encoded is not None:
                 entry.numbers = (q.encoded.params["min"], q.encoded.params["scale"])
-            shards.write(q.encoded.to_bytes() if q.encoded is not None else _kept_bytes(model, q))
+            shards.write(tfjs_tensor_bytes(model, q))
             entries.append(entry)
     finally:
         shards.close()
@@ -315,21 +332,60 @@ def _row_stored(row: Any) -> Scheme | None:
 
 
 def tfjs_overhead(model: Model, previews: Sequence[Any]) -> bytes:
-    """model.json (or weights_manifest.json) exactly as `write` emits it for these rows,
-    with stand-in min/scale numbers of the same width (4 MiB shards assumed)."""
+    """model.json (or weights_manifest.json) exactly as `write` emits it for these rows (4 MiB
+    shards assumed): byte for byte when the rows carry their stored min/scale, else with
+    stand-in numbers of the same width."""
     names = manifest_names(model)
     entries, total = [], 0
     for row in previews:
         if row.optimizer:
             continue
         entry = _entry(model, names[row.name], model[row.name].info, _row_stored(row))
-        entry.numbers = (_placeholder(row.name, 0), -_placeholder(row.name, 1))
+        numbers = tuple(getattr(row, "stored_params", ()))
+        if len(numbers) == 2:
+            entry.numbers = (numbers[0], numbers[1])
+        else:
+            entry.numbers = (_placeholder(row.name, 0), -_placeholder(row.name, 1))
         entries.append(entry)
         total += row.quantized_bytes
-    limit = 4 << 20
-    paths = _shard_names(max(total, 1), limit)
+    paths = _shard_names(max(total, 1), SHARD_BYTES)
     return _document(model, entries, paths)[0].encode("ascii")
 
 
-TFJS = Target("tfjs", tfjs_storage, tfjs_overhead)
+def tfjs_archive(
+    overhead: bytes, stored_total: int, chunks: Iterable[bytes | memoryview]
+) -> Iterator[bytes | memoryview]:
+    """The tar stream of the exported folder (4 MiB shards in order, then model.json or
+    weights_manifest.json), whose gzip size defines the TF.js example's gzip ratio."""
+    names = _shard_names(max(stored_total, 1), SHARD_BYTES)
+    source = _Cutter(chunks)
+    members: list[TarMember] = []
+    for k, name in enumerate(names):
+        size = min(SHARD_BYTES, stored_total - k * SHARD_BYTES)
+        members.append((name, size, source.take(size)))
+    doc = "weights_manifest.json" if overhead[:1] == b"[" else "model.json"
+    members.append((doc, len(overhead), [overhead]))
+    return tar_stream(members)
+
+
+class _Cutter:
+    """Hands out consecutive byte ranges of a chunk stream, splitting chunks at the borders."""
+
+    def __init__(self, chunks: Iterable[bytes | memoryview]) -> None:
+        self._chunks = iter(chunks)
+        self._rest = memoryview(b"")
+
+    def take(self, size: int) -> Iterator[memoryview]:
+        while size > 0:
+            if not len(self._rest):
+                chunk = next(self._chunks, None)
+                if chunk is None:
+                    return
+                self._rest = memoryview(chunk).cast("B")
+            piece, self._rest = self._rest[:size], self._rest[size:]
+            size -= len(piece)
+            yield piece
+
+
+TFJS = Target("tfjs", tfjs_storage, tfjs_overhead, tfjs_tensor_bytes, tfjs_archive)
 register_target(TFJS)
