@@ -37,7 +37,7 @@ __all__ = [
     "sqnr_db",
 ]
 
-GZIP_EXACT_BELOW = 2 << 20
+GZIP_EXACT_BELOW = 64 << 10
 _GZIP_PIECE = 1 << 20
 _GZIP_OVERHEAD = 18  # gzip header (10 bytes) + CRC32 and size trailer (8 bytes)
 
@@ -82,8 +82,15 @@ def _dot(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.einsum("i,i->", a, b))
 
 
-def error_sums(original: np.ndarray, decoded: np.ndarray) -> ErrorSums:
-    """Float64 sums of a tensor's values and errors, in chunks; shapes must have equal size."""
+def error_sums(
+    original: np.ndarray, decoded: np.ndarray, codes_lut: np.ndarray | None = None
+) -> ErrorSums:
+    """Float64 sums of a tensor's values and errors, in chunks; shapes must have equal size.
+
+    With `codes_lut`, `decoded` holds integer codes and the decoded values are
+    `codes_lut[codes]`, looked up one cache-sized chunk at a time: the sums are those of the
+    full decoded array (same float64 arithmetic) without ever making it.
+    """
     a = np.asarray(original).reshape(-1)
     b = np.asarray(decoded).reshape(-1)
     if a.size != b.size:
@@ -92,11 +99,15 @@ def error_sums(original: np.ndarray, decoded: np.ndarray) -> ErrorSums:
     max_abs = 0.0
     o = np.empty(min(CHUNK, a.size), dtype=np.float64)
     d = np.empty_like(o)
+    lut = None if codes_lut is None else np.asarray(codes_lut, dtype=np.float64)
     for s in chunk_slices(a.size):
         n = s.stop - s.start
         oc, dc = o[:n], d[:n]
         oc[...] = a[s]
-        dc[...] = b[s]
+        if lut is None:
+            dc[...] = b[s]
+        else:
+            lut.take(b[s], out=dc)
         signal += _dot(oc, oc)
         dec += _dot(dc, dc)
         cross += _dot(oc, dc)
@@ -181,22 +192,29 @@ def gzip_nbytes(
 
 
 def gzip_estimate(
-    data: bytes | memoryview, fraction: float = 0.02, block: int = 65536, seed: int = 0
+    data: bytes | memoryview | np.ndarray,
+    fraction: float = 0.01,
+    block: int = 16384,
+    seed: int = 0,
 ) -> tuple[int, float]:
     """Estimated gzip size (level 6) of `data` and its relative 1-sigma uncertainty.
 
-    Below 2 MiB the size is exact (uncertainty 0). Above, `max(fraction, 16 blocks)` of the
-    `block`-byte blocks, chosen by a seeded RNG, are deflated independently and the compressed/
-    raw ratio is scaled to the whole; the uncertainty is the standard error of that ratio
-    estimator with the finite-population correction. Independent blocks lose the 32 KiB window
-    across block borders, a small upward bias (measured 0.04–0.11 % on weight-like data).
+    Below 64 KiB the size is exact (uncertainty 0). Above, `max(2, fraction)` of the
+    `block`-byte blocks (8 KiB blocks below 1 MiB), chosen by a seeded RNG, are deflated
+    independently and the compressed/raw ratio is scaled to the whole; the uncertainty is the
+    standard error of that ratio estimator with the finite-population correction. Independent
+    blocks lose the 32 KiB window across block borders, a small upward bias (measured +0.1 %
+    at 16 KiB, +0.3 % at 8 KiB on weight-like codes). A whole 110M-parameter uint8 model
+    deflates ~2 % of its bytes this way. `data` may be any contiguous buffer (no copy is made).
     """
-    view = memoryview(data).cast("B")
+    view = _byte_view(data)
     n = len(view)
-    if n < max(GZIP_EXACT_BELOW, 2 * block):
+    if n < GZIP_EXACT_BELOW:
         return gzip_nbytes([view]), 0.0
+    if n < 64 * block:
+        block = max(1024, block // 2)
     nblocks = n // block
-    m = min(nblocks, max(16, math.ceil(fraction * nblocks)))
+    m = min(nblocks, max(2, math.ceil(fraction * nblocks)))
     picks = np.sort(np.random.default_rng(seed).choice(nblocks, size=m, replace=False))
     sizes = np.empty(m, dtype=np.float64)
     for i, b in enumerate(picks):
@@ -210,3 +228,9 @@ def gzip_estimate(
     fpc = math.sqrt(max(0.0, 1.0 - m / nblocks))
     rel = float(sizes.std(ddof=1)) / math.sqrt(m) * fpc / float(sizes.mean())
     return estimate, rel
+
+
+def _byte_view(data: bytes | memoryview | np.ndarray) -> memoryview:
+    if isinstance(data, np.ndarray):
+        return memoryview(np.ascontiguousarray(data).reshape(-1).view(np.uint8))
+    return memoryview(data).cast("B")

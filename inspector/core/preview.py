@@ -8,15 +8,27 @@ yielding one `TensorPreview` per tensor: the unit of progress and cancellation f
 from __future__ import annotations
 
 import math
+import os
 import zlib
+from collections import deque
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 
+from inspector.core.affine import AffineParams, affine_decode
 from inspector.core.cancel import Cancelled
-from inspector.core.metrics import error_metrics, gzip_estimate, sqnr_db
+from inspector.core.metrics import (
+    ErrorSums,
+    count_nonfinite,
+    error_sums,
+    gzip_estimate,
+    metrics_from_sums,
+    sqnr_db,
+)
 from inspector.core.model import Model, Tensor, TensorInfo
 from inspector.core.plan import Plan
 from inspector.core.schemes import Encoded, Scheme
@@ -53,9 +65,18 @@ class QuantizedTensor:
     encoded: Encoded | None
     first: Encoded | None
     original: np.ndarray
-    decoded: np.ndarray
+    decoded_values: np.ndarray | None
     skipped: str | None
     nonfinite: int = 0
+
+    @cached_property
+    def decoded(self) -> np.ndarray:
+        """float32 values a runtime decodes (the last stage's decode, made on first use: the
+        preview measures affine codes through a lookup table without this full array)."""
+        if self.decoded_values is not None:
+            return self.decoded_values
+        assert self.encoded is not None and self.storage.stored is not None
+        return self.storage.stored.decode(self.encoded)
 
     @property
     def stored_nbytes(self) -> int:
@@ -94,7 +115,7 @@ def quantize_tensor(tensor: Tensor, scheme: Scheme, target: Target = NATIVE) -> 
     if reason is None:
         with np.errstate(over="ignore"):  # float64 beyond float32's range becomes ±inf
             x = np.asarray(values, dtype=np.float32)
-        nonfinite = int(x.size - np.count_nonzero(np.isfinite(x)))
+        nonfinite = count_nonfinite(x)
         if nonfinite:
             reason = f"{nonfinite} non-finite values (NaN/Inf)"
     if reason is not None:
@@ -103,14 +124,15 @@ def quantize_tensor(tensor: Tensor, scheme: Scheme, target: Target = NATIVE) -> 
         )
     decoded, first, enc = x, None, None
     for i, stage in enumerate(storage.stages):
-        if i and not np.all(np.isfinite(decoded)):
-            # A value decoded past float32's max (±inf) cannot be re-stored by the next stage.
-            why = f"{storage.stages[i - 1]} decodes values past the float32 range"
-            return QuantizedTensor(info, scheme, Storage(()), None, None, values, values, why)
+        if i:
+            decoded = stage_decoded = storage.stages[i - 1].decode(enc)
+            if count_nonfinite(stage_decoded):
+                # A value decoded past float32's max (±inf) cannot be re-stored by the next stage.
+                why = f"{storage.stages[i - 1]} decodes values past the float32 range"
+                return QuantizedTensor(info, scheme, Storage(()), None, None, values, values, why)
         enc = stage.encode(decoded, channel_axis=info.channel_axis)
         first = first or enc
-        decoded = stage.decode(enc)
-    return QuantizedTensor(info, scheme, storage, enc, first, x, decoded, None)
+    return QuantizedTensor(info, scheme, storage, enc, first, x, None, None)
 
 
 @dataclass(frozen=True)
@@ -162,11 +184,12 @@ def preview_tensor(tensor: Tensor, scheme: Scheme, target: Target = NATIVE) -> T
     q = quantize_tensor(tensor, scheme, target)
     info = q.info
     nbytes = q.stored_nbytes
-    gz, gz_err = gzip_estimate(memoryview(q.stored_bytes()))
+    gz, gz_err = _gzip_views(q)
     if q.skipped is None:
         scale = q.first.scale if q.first is not None else None
-        m = error_metrics(q.original, q.decoded, scale)
-        energy = float(np.dot(q.original.reshape(-1).astype(np.float64), q.original.reshape(-1)))
+        sums = _error_sums(q)
+        m = metrics_from_sums(sums, scale)
+        energy = sums.signal
     else:
         m = {"mse": 0.0, "rmse": 0.0, "max_abs_error": 0.0, "rmse_over_scale": None}
         m |= {"sqnr_db": math.inf, "cosine": 1.0}
@@ -192,6 +215,38 @@ def preview_tensor(tensor: Tensor, scheme: Scheme, target: Target = NATIVE) -> T
         stored_params=_affine_numbers(q.encoded),
         **m,
     )
+
+
+def _error_sums(q: QuantizedTensor) -> ErrorSums:
+    """Error sums of the stored encoding: affine codes decode through a lookup table of their
+    2^bits values (the same float64 maths as `affine_decode`), chunk by chunk."""
+    enc, stored = q.encoded, q.storage.stored
+    lut_ok = "decoded" not in q.__dict__ and enc is not None and stored is not None
+    if lut_ok and stored.family == "affine" and enc.codes.dtype.kind == "u":
+        p = enc.params
+        top = (1 << stored.bits) - 1
+        grid = np.arange(top + 1, dtype=np.uint16 if stored.bits > 8 else np.uint8)
+        params = AffineParams(float(p["min"]), float(p["scale"]), 0.0, 0.0, top)
+        return error_sums(q.original, enc.codes, affine_decode(grid, params))
+    return error_sums(q.original, q.decoded)
+
+
+def _gzip_views(q: QuantizedTensor) -> tuple[int, float]:
+    """Estimated gzip size of the tensor's stored bytes, from views of its codes (no copy);
+    tiny parameter blocks count as their raw size."""
+    if q.encoded is not None:
+        views = q.encoded.byte_views()
+    else:
+        views = [np.ascontiguousarray(q.original).reshape(-1).view(np.uint8)]
+    size, var = 0, 0.0
+    for v in views:
+        n = len(v)
+        if n < 64:
+            size += n
+            continue
+        est, rel = gzip_estimate(v)
+        size, var = size + est, var + (rel * est) ** 2
+    return size, math.sqrt(var) / size if size else 0.0
 
 
 def _affine_numbers(enc: Encoded | None) -> tuple[float, ...]:
@@ -296,6 +351,7 @@ def iter_preview(
     target: Target = NATIVE,
     cache: PreviewCache | None = None,
     exact_gzip_below: int = EXACT_GZIP_BELOW,
+    workers: int | None = None,
 ) -> Generator[TensorPreview, None, Preview]:
     """Yield one tensor's preview at a time (file order); return the whole `Preview`.
 
@@ -303,11 +359,13 @@ def iter_preview(
     the whole archive before returning (`exact_gzip`); larger models report the per-tensor
     estimate with its band, and the caller runs `exact_gzip` in the background if it wants
     the exact figure. The caller picks the thread and cancels by no longer iterating.
+
+    `workers` threads (default: up to 2 CPUs) preview the next tensors while the caller
+    handles this one: numpy's loops and zlib release the GIL, so two cores nearly halve the
+    time. At most `workers + 1` tensors are in flight; closing the generator drops the rest.
     """
     rows: list[TensorPreview] = []
-    for tensor in model:
-        scheme = plan.scheme_for(tensor.info)
-        row = cache.get(tensor, scheme, target) if cache else preview_tensor(tensor, scheme, target)
+    for row in _rows_in_order(model, plan, target, cache, workers):
         rows.append(row)
         yield row
     overhead = target.overhead_bytes(model, rows) or b""
@@ -315,6 +373,34 @@ def iter_preview(
     if sum(r.quantized_bytes for r in rows if not r.optimizer) + len(overhead) <= exact_gzip_below:
         exact = _drain(exact_gzip(model, plan, target, rows))
     return Preview(tuple(rows), summarize(rows, overhead, gzip_exact=exact))
+
+
+def _rows_in_order(
+    model: Model, plan: Plan, target: Target, cache: PreviewCache | None, workers: int | None
+) -> Iterator[TensorPreview]:
+    def one(tensor: Tensor) -> TensorPreview:
+        scheme = plan.scheme_for(tensor.info)
+        return (
+            cache.get(tensor, scheme, target) if cache else preview_tensor(tensor, scheme, target)
+        )
+
+    workers = min(2, os.cpu_count() or 1) if workers is None else workers
+    if workers <= 1:
+        yield from map(one, model)
+        return
+    pending: deque[Future[TensorPreview]] = deque()
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="preview")
+    try:
+        for tensor in model:
+            pending.append(pool.submit(one, tensor))
+            if len(pending) > workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for fut in pending:
+            fut.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _drain(gen: Generator[Any, None, Any]) -> Any:

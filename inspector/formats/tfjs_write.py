@@ -80,6 +80,12 @@ class _TfjsEncoded(Encoded):
         dtype = "<u1" if self.scheme.bits <= 8 else "<u2"
         return np.ascontiguousarray(self.codes, dtype=dtype).tobytes()
 
+    def byte_views(self) -> list[np.ndarray | bytes]:
+        dtype = np.dtype("<u1" if self.scheme.bits <= 8 else "<u2")
+        if self.codes.dtype == dtype and self.codes.flags.c_contiguous:
+            return [self.codes.reshape(-1).view(np.uint8)]
+        return [self.to_bytes()]
+
     @property
     def nbytes(self) -> int:
         return int(np.prod(self.shape, dtype=np.int64)) * (1 if self.scheme.bits <= 8 else 2)
