@@ -34,8 +34,8 @@ class CurveView(QWidget):
         self.boxes: dict[str, QCheckBox] = {}
         row = QHBoxLayout()
         row2 = QHBoxLayout()
-        row.addWidget(QLabel("Integer grids:"))
-        row2.addWidget(QLabel("Float formats:"))
+        row.addWidget(QLabel("Grids:"))
+        row2.addWidget(QLabel("Floats:"))
         for label in (*BIT_LABELS, "scheme"):
             box = QCheckBox(_NAMES.get(label, label), checked=label in _DEFAULT_ON)
             box.toggled.connect(self._redraw)
@@ -43,17 +43,17 @@ class CurveView(QWidget):
             (row if label.isdigit() else row2).addWidget(box)
         row.addStretch(1)
         row2.addStretch(1)
-        self.sine_box = QCheckBox("Sine demo (16- vs 8-bit)")
+        self.sine_box = QCheckBox("Sine demo")
         self.sine_box.setToolTip("A unit sine stored at 16 and 8 bits: zoom in to see the steps")
         self.sine_box.toggled.connect(self._redraw)
-        row2.addWidget(self.sine_box)
+        row.addWidget(self.sine_box)
 
         self.graphics = pg.GraphicsLayoutWidget()
         self.overview = self.graphics.addPlot(row=0, col=0)
         self.zoomed = self.graphics.addPlot(row=1, col=0)
         self.graphics.ci.layout.setRowStretchFactor(0, 2)
         self.graphics.ci.layout.setRowStretchFactor(1, 3)
-        self.overview.addLegend(offset=(10, 5), labelTextSize="9pt")
+        self.overview.addLegend(offset=(-10, -10), labelTextSize="9pt")
         self.region = pg.LinearRegionItem(brush=(255, 200, 0, 50))
         self.region.setZValue(10)
         self.overview.addItem(self.region, ignoreBounds=True)
@@ -180,7 +180,10 @@ class CurveView(QWidget):
         self.zoomed.setYRange(0.96, 1.002, padding=0)
 
     def _pen(self, label: str, width: float = 1.5) -> object:
-        return pg.mkPen(CURVE_COLORS.get(label, CURVE_COLORS["scheme"]), width=width)
+        color = CURVE_COLORS.get(label, CURVE_COLORS["scheme"])
+        if label == "scheme":  # dashed on top, so a same-grid bit-width curve shows beneath
+            return pg.mkPen(color, width=width + 0.5, style=Qt.PenStyle.DashLine)
+        return pg.mkPen(color, width=width)
 
     def _name(self, label: str, d: TensorDetail) -> str:
         return f"{d.spec} (chosen)" if label == "scheme" else _NAMES.get(label, label)

@@ -99,7 +99,10 @@ def _channel_axis(tensor: Tensor, scheme: Scheme) -> int | None:
     if axis is not None or len(shape) < 2:
         return axis
     layout = tensor.info.channel_axis
-    return (len(shape) - 1 if layout is None else layout) % len(shape)
+    axis = (len(shape) - 1 if layout is None else layout) % len(shape)
+    if shape[axis] == 1:  # depthwise kernels (h, w, C, 1): the channels are the C axis
+        axis = max((i for i, d in enumerate(shape) if d > 1), default=axis)
+    return axis
 
 
 def _per_channel(scheme: Scheme) -> bool:

@@ -36,6 +36,9 @@ def apply_plot_style(plot: pg.PlotItem, bottom: str, left: str, title: str = "")
     for name, text in (("bottom", bottom), ("left", left)):
         axis = plot.getAxis(name)
         axis.setLabel(text, **{"font-size": "10pt"})
+        # Weight values are ~1e-2…1: pyqtgraph would rescale them to "milli" ticks otherwise.
+        if hasattr(axis, "setSIPrefixEnableRanges"):
+            axis.setSIPrefixEnableRanges(((0.0, 0.0),))
         axis.enableAutoSIPrefix(False)
         axis.setTickFont(font)
     plot.showGrid(x=True, y=True, alpha=0.15)

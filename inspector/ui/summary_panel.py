@@ -99,6 +99,7 @@ class SummaryPanel(QWidget):
         self.chart = pg.PlotWidget()
         self.chart.setMinimumHeight(120)
         self.chart.invertY(True)
+        self.chart.getViewBox().sigResized.connect(self._update_ticks)
         apply_plot_style(self.chart.getPlotItem(), "SQNR (dB)", "")
         chart_layout = QVBoxLayout(chart_box)
         chart_layout.addWidget(self.chart_combo)
@@ -187,6 +188,16 @@ class SummaryPanel(QWidget):
             out.append((layer, value))
         return out
 
+    def _update_ticks(self) -> None:
+        """Label every layer when they fit (~14 px per label), else every k-th one."""
+        names = getattr(self, "_names", [])
+        if not names:
+            return
+        room = max(1, int(self.chart.getViewBox().height()) // 14)
+        step = max(1, math.ceil(len(names) / room))
+        ticks = [(float(i), n if len(n) <= 18 else n[:17] + "…") for i, n in enumerate(names)]
+        self.chart.getAxis("left").setTicks([ticks[::step]])
+
     def _draw_chart(self) -> None:
         self.chart.clear()
         values = self.layer_values()
@@ -201,13 +212,11 @@ class SummaryPanel(QWidget):
             x0=0, y=y, width=widths, height=0.7, brush=pg.mkBrush(CURVE_COLORS["16"]), pen=None
         )
         self.chart.addItem(bars)
-        self.chart.getAxis("left").setTicks(
-            [[(float(i), n[:18]) for i, (n, _) in enumerate(values)]]
-        )
-        self.chart.invertY(True)
-        apply_plot_style(
-            self.chart.getPlotItem(), "SQNR (dB)" if use_sqnr else "stored size (KiB)", ""
-        )
+        self._names = [name for name, _ in values]
+        self._update_ticks()
+        bottom = "SQNR (dB)" if use_sqnr else "stored size (KiB)"
+        if self.chart.getAxis("bottom").labelText != bottom:
+            self.chart.getAxis("bottom").setLabel(bottom, **{"font-size": "10pt"})
         if use_sqnr:
             line = pg.InfiniteLine(
                 self.state.sqnr_threshold_db,

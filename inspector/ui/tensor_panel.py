@@ -84,9 +84,11 @@ class TensorPanel(QWidget):
 
     def _on_model(self) -> None:
         self.view.expandAll()
-        widths = (112, 84, 58, 56, 64, 128, 60, 74, 50)
+        widths = (100, 84, 54, 52, 62, 124, 60, 72, 48)
         for col, w in enumerate(widths):
             self.view.setColumnWidth(col, w)
+        self.view.resizeColumnToContents(0)
+        self.view.setColumnWidth(0, min(max(self.view.columnWidth(0), widths[0]), 170))
 
     def _on_filter(self, text: str) -> None:
         self.proxy.set_glob(text)
