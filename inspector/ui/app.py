@@ -6,10 +6,12 @@ import os
 import sys
 from pathlib import Path
 
-__all__ = ["APP_NAME", "ORG_NAME", "default_model_path", "make_window", "run_gui"]
+__all__ = ["APP_NAME", "ORG_NAME", "SETTINGS_ENV", "default_model_path", "make_window", "run_gui"]
 
 ORG_NAME = "QuantInspector"
 APP_NAME = "quant-inspector"
+SETTINGS_ENV = "QUANT_INSPECTOR_SETTINGS"
+"""Path of an INI file to use instead of the user's settings (tests, portable installs)."""
 DEMO_MODEL = Path("digits_convnet") / "digits_convnet.h5"
 _MODEL_SUFFIXES = (".h5", ".keras", ".safetensors", ".npz", ".onnx")
 
@@ -54,8 +56,12 @@ def _xcb_hint() -> str | None:
 
 def make_window(path: str | None = None, settings: object = None) -> object:
     """Create the main window (a QApplication must exist) and start opening `path` or the demo."""
+    from PySide6.QtCore import QSettings
+
     from inspector.ui.main_window import MainWindow
 
+    if settings is None and os.environ.get(SETTINGS_ENV):
+        settings = QSettings(os.environ[SETTINGS_ENV], QSettings.Format.IniFormat)
     window = MainWindow(settings)  # type: ignore[arg-type]
     target = path if path is not None else default_model_path()
     if target is not None:
@@ -74,6 +80,11 @@ def run_gui(path: str | None = None) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setOrganizationName(ORG_NAME)
     app.setApplicationName(APP_NAME)
+    from inspector.ui.plot_style import configure_pyqtgraph
+
+    configure_pyqtgraph()
     window = make_window(path)
     window.show()  # type: ignore[attr-defined]
-    return int(app.exec())
+    code = int(app.exec())
+    window.shutdown()  # type: ignore[attr-defined]
+    return code

@@ -33,6 +33,7 @@ from inspector.ui.curve_view import CurveView
 from inspector.ui.detail import DetailController
 from inspector.ui.error_view import ErrorView
 from inspector.ui.histogram_view import HistogramView
+from inspector.ui.plot_style import configure_pyqtgraph
 from inspector.ui.rules_list import RulesList
 from inspector.ui.scheme_editor import SchemeEditor
 from inspector.ui.state import AppState
@@ -63,6 +64,7 @@ class MainWindow(QMainWindow):
 
     def __init__(self, settings: QSettings | None = None) -> None:
         super().__init__()
+        configure_pyqtgraph()
         self.settings = settings or QSettings()
         self.state = AppState(self)
         self.opener = ModelOpener(self)
