@@ -177,7 +177,7 @@ class CurveView(QWidget):
         self.region.blockSignals(False)
         self.overview.setXRange(0, 1, padding=0.01)
         self.zoomed.setXRange(0.22, 0.28, padding=0)
-        self.zoomed.setYRange(0.96, 1.002, padding=0)
+        self.zoomed.setYRange(0.978, 1.001, padding=0)
 
     def _pen(self, label: str, width: float = 1.5) -> object:
         color = CURVE_COLORS.get(label, CURVE_COLORS["scheme"])
