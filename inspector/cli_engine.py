@@ -296,7 +296,7 @@ def _print_auto(doc: dict[str, Any], evaluation: Any, out: Path | None) -> None:
     print(
         f"plan: default {plan['default']}, {len(plan['overrides'])} overrides; "
         f"{total['quantized_bytes']} bytes as written "
-        f"(compression {total['compression_ratio']:.2f}x, weight SQNR {total['sqnr_db']})"
+        f"(compression {total['compression_ratio']:.2f}x, weight SQNR {total['sqnr_db']:.1f} dB)"
     )
     if evaluation is not None:
         print("\n".join(metrics_lines(evaluation.metrics)))
