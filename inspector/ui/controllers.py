@@ -7,6 +7,7 @@ both use generation numbers so stale answers are dropped (DESIGN §2).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,12 +17,25 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from inspector.core.errors import InspectorError
 from inspector.core.model import Model
-from inspector.core.preview import PreviewCache, iter_preview
+from inspector.core.preview import (
+    EXACT_GZIP_BELOW,
+    Preview,
+    PreviewCache,
+    exact_gzip,
+    iter_preview,
+    summarize,
+)
 from inspector.core.target import NATIVE, Target
 from inspector.ui.state import AppState
 from inspector.ui.workers import JobRunner
 
-__all__ = ["ModelOpener", "PreviewController", "resolve_target", "retire_model"]
+__all__ = [
+    "ModelOpener",
+    "PreviewController",
+    "error_text",
+    "resolve_target",
+    "retire_model",
+]
 
 
 def resolve_target(name: str) -> Target:
@@ -67,10 +81,7 @@ class ModelOpener(QObject):
         self.opened.emit(model)
 
     def _on_failed(self, gen: int, exc: Any) -> None:
-        reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
-        if not isinstance(exc, InspectorError):
-            reason = f"{type(exc).__name__}: {reason}"
-        self.failed.emit(self.path, reason)
+        self.failed.emit(self.path, error_text(exc))
 
 
 def retire_model(model: Model | None, runners: list[JobRunner]) -> None:
@@ -84,12 +95,44 @@ def retire_model(model: Model | None, runners: list[JobRunner]) -> None:
     QTimer.singleShot(50, lambda: retire_model(model, runners))
 
 
+def error_text(exc: BaseException) -> str:
+    """A worker's exception as one line for the user: the reason, with the type when it is not
+    one of ours (then it is a bug worth reporting)."""
+    reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
+    if not isinstance(exc, InspectorError):
+        reason = f"{type(exc).__name__}: {reason}"
+    return reason
+
+
+def _exact_total(
+    model: Model, preview: Preview, plan: Any, target: Target, cancelled: Callable[[], bool], report
+) -> Preview:
+    """`preview` with its gzip size measured on the whole export stream (runs on a worker)."""
+    rows = preview.tensors
+    gen = exact_gzip(model, plan, target, rows, cancelled)
+    while True:
+        try:
+            report(next(gen))
+        except StopIteration as stop:
+            size = stop.value
+            break
+    overhead = target.overhead_bytes(model, rows) or b""
+    return dataclasses.replace(preview, total=summarize(rows, overhead, gzip_exact=size))
+
+
 class PreviewController(QObject):
-    """Keeps `state.tensor_previews` and `state.preview` in step with the plan."""
+    """Keeps `state.tensor_previews` and `state.preview` in step with the plan.
+
+    After a preview whose gzip size is an estimate, the exact size is measured on a second
+    worker (`gzip_progress(done, total)` in bytes) and replaces the estimate; any new plan,
+    model or target cancels that measurement.
+    """
 
     progress = Signal(int, int)
     running = Signal(bool)
     message = Signal(str)
+    failed = Signal(str)
+    gzip_progress = Signal(int, int)
 
     def __init__(self, state: AppState, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -100,6 +143,12 @@ class PreviewController(QObject):
         self.runner.done.connect(self._on_done)
         self.runner.failed.connect(self._on_failed)
         self.runner.idle.connect(lambda: self.running.emit(False))
+        self.gzip_runner = JobRunner(1, self)
+        self.gzip_runner.item.connect(lambda _g, p: self.gzip_progress.emit(*p))
+        self.gzip_runner.done.connect(self._on_exact)
+        self.gzip_runner.failed.connect(self._on_failed)
+        self.exact_gzip_below = EXACT_GZIP_BELOW
+        """Bytes up to which the preview itself measures gzip exactly (tests set 0)."""
         self._timer = QTimer(self, singleShot=True, interval=20)
         self._timer.timeout.connect(self.start)
         self._count = 0
@@ -111,6 +160,7 @@ class PreviewController(QObject):
         state.target_changed.connect(self._on_target)
 
     def _on_model(self) -> None:
+        self.cancel_exact()
         self.cache = PreviewCache()
         self._timer.start()
 
@@ -121,13 +171,15 @@ class PreviewController(QObject):
     def start(self) -> None:
         """Run the whole-model preview for the current plan (cached tensors are free)."""
         model, plan = self.state.model, self.state.plan
+        self.cancel_exact()
         if model is None:
             return
         target, cache = resolve_target(self.state.target_name), self.cache
         self._count, self._total = 0, len(model)
+        below = self.exact_gzip_below
 
         def job(cancelled: Callable[[], bool], report: Callable[[Any], None]) -> Any:
-            gen = iter_preview(model, plan, target, cache)
+            gen = iter_preview(model, plan, target, cache, exact_gzip_below=below)
             while not cancelled():
                 try:
                     report(next(gen))
@@ -146,6 +198,28 @@ class PreviewController(QObject):
             self.runner.cancel()
             self.runner.generation += 1
             self.message.emit("Preview cancelled: totals are out of date")
+        self.cancel_exact()
+
+    def cancel_exact(self) -> None:
+        """Stop the exact gzip measurement; its answer will be dropped."""
+        if self.gzip_runner.busy:
+            self.gzip_runner.cancel()
+            self.gzip_runner.generation += 1
+            self.gzip_progress.emit(0, 0)
+
+    def _start_exact(self, preview: Preview) -> None:
+        model, plan = self.state.model, self._plan
+        target = resolve_target(self.state.target_name)
+        if model is None:
+            return
+        self.gzip_runner.submit(
+            lambda cancelled, report: _exact_total(model, preview, plan, target, cancelled, report)
+        )
+
+    def _on_exact(self, gen: int, preview: Any) -> None:
+        if self.state.plan == self._plan and self.state.model is not None:
+            self.state.set_preview(preview, self._plan)
+            self.gzip_progress.emit(0, 0)
 
     def _on_item(self, gen: int, tp: Any) -> None:
         self._count += 1
@@ -157,6 +231,10 @@ class PreviewController(QObject):
             self.state.set_preview(preview, self._plan)
             seconds = time.monotonic() - self._started
             self.message.emit(f"Preview of {self._total} tensors up to date ({seconds:.2f} s)")
+            if not preview.total.get("gzip_exact", True):
+                self._start_exact(preview)
 
     def _on_failed(self, gen: int, exc: Any) -> None:
-        self.message.emit(f"Preview failed: {exc}")
+        text = error_text(exc)
+        self.message.emit(f"Preview failed: {text}")
+        self.failed.emit(text)

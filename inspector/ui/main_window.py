@@ -174,6 +174,8 @@ class MainWindow(QMainWindow):
         self.preview.progress.connect(self._on_progress)
         self.preview.running.connect(self._on_running)
         self.preview.message.connect(self.status_label.setText)
+        self.preview.gzip_progress.connect(self.summary.show_gzip_progress)
+        self.preview.failed.connect(lambda text: dialogs.show_error(self, "Preview failed", text))
         self.state.history_changed.connect(self._on_history)
         self.summary.tensor_clicked.connect(lambda n: self.state.set_selection([n], n))
         self._on_history()
@@ -194,7 +196,7 @@ class MainWindow(QMainWindow):
         self.preview.runner.cancel()
         self.detail.runner.cancel()
         self.state.set_model(model, target=model.format)  # type: ignore[arg-type,attr-defined]
-        retire_model(old, [self.preview.runner, self.detail.runner])
+        retire_model(old, self.model_readers())
         path = str(model.path)  # type: ignore[attr-defined]
         self._remember(path)
         self.setWindowTitle(f"{Path(path).name} — Quantization Inspector")
@@ -307,6 +309,10 @@ class MainWindow(QMainWindow):
         self.tabs.setCurrentWidget(self.curves)
         self.curves.sine_box.setChecked(True)
 
+    def model_readers(self) -> list:
+        """Every worker runner that may read the current model's tensors."""
+        return [self.preview.runner, self.preview.gzip_runner, self.detail.runner]
+
     # -- persistence ------------------------------------------------------------------------
     def _restore(self) -> None:
         geometry = self.settings.value("geometry")
@@ -322,7 +328,7 @@ class MainWindow(QMainWindow):
 
     def shutdown(self) -> None:
         """Cancel all work, wait for the workers, close the model (also on window close)."""
-        for runner in (self.opener.runner, self.preview.runner, self.detail.runner):
+        for runner in [self.opener.runner, *self.model_readers()]:
             runner.wait()
         if self.state.model is not None:
             self.state.model.close()

@@ -30,7 +30,7 @@ from inspector.ui.formatting import format_bytes, format_count, format_db, forma
 from inspector.ui.plot_style import CURVE_COLORS, apply_plot_style
 from inspector.ui.state import AppState
 
-__all__ = ["TARGET_CHOICES", "SummaryPanel"]
+__all__ = ["TARGET_CHOICES", "SummaryPanel", "format_gzip", "format_total"]
 
 TARGET_CHOICES = ("tfjs", "keras", "safetensors", "onnx", "npz", "native")
 _FIELDS = (
@@ -42,6 +42,17 @@ _FIELDS = (
     ("sqnr_db", "Global SQNR"),
     ("bits_per_weight", "Bits / weight"),
 )
+
+
+def format_gzip(total: dict[str, Any]) -> str:
+    """The gzip ratio with its 1-sigma band while it is an estimate, or marked exact."""
+    ratio = total.get("gzip_ratio")
+    if ratio is None:
+        return "–"
+    if total.get("gzip_exact"):
+        return f"{format_ratio(ratio)}  (exact)"
+    band = ratio * float(total.get("gzip_uncertainty") or 0.0)
+    return f"{format_ratio(ratio)} ± {band:.2f}  (estimate)"
 
 
 def format_total(key: str, value: Any) -> str:
@@ -156,9 +167,23 @@ class SummaryPanel(QWidget):
         for key, label in self.values.items():
             value = self.shown_total.get(key)
             label.setText("–" if value is None else format_total(key, value))
+        self.values["gzip_ratio"].setText(format_gzip(self.shown_total))
+        self.values["gzip_ratio"].setToolTip(
+            "Measured on the whole export stream (tar of model.json + shards for TF.js)"
+            if self.shown_total.get("gzip_exact")
+            else "Estimated from sampled blocks (± one standard deviation); the exact size is "
+            "being measured in the background"
+        )
         self.status.setText(f"{self.shown_total.get('tensors', 0)} weight tensors")
         self._fill_worst()
         self._draw_chart()
+
+    def show_gzip_progress(self, done: int, total: int) -> None:
+        """Progress of the background exact gzip measurement (0, 0: not running)."""
+        if total <= 0 or not self.shown_total:
+            return
+        base = format_gzip(self.shown_total).removesuffix("  (estimate)")
+        self.values["gzip_ratio"].setText(f"{base}  (exact: {100 * done // total} %…)")
 
     def _fill_worst(self) -> None:
         self.worst.clear()
