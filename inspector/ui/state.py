@@ -55,6 +55,7 @@ class AppState(QObject):
     preview_updated = Signal()
     history_changed = Signal()
     threshold_changed = Signal()
+    sensitivity_changed = Signal()
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -67,6 +68,8 @@ class AppState(QObject):
         self.preview: object | None = None
         self.preview_plan: Plan | None = None
         self.sqnr_threshold_db: float = DEFAULT_SQNR_THRESHOLD_DB
+        self.sensitivity: dict[str, tuple[float, str]] = {}
+        """Tensor name → (sort value, text) of the last sensitivity analysis."""
         self._undo: list[Plan] = []
         self._redo: list[Plan] = []
         # Resolved spec per tensor for `_spec_plan`; table painting asks for it many times.
@@ -88,6 +91,7 @@ class AppState(QObject):
         self.preview_plan = None
         self.selection = ()
         self.current = None
+        self.sensitivity = {}
         self.model_changed.emit()
         self.history_changed.emit()
         self.plan_changed.emit()
@@ -170,6 +174,11 @@ class AppState(QObject):
         if db != self.sqnr_threshold_db:
             self.sqnr_threshold_db = db
             self.threshold_changed.emit()
+
+    def set_sensitivity(self, values: dict[str, tuple[float, str]]) -> None:
+        """Per-tensor sensitivity for the table column: name → (sort value, text)."""
+        self.sensitivity = dict(values)
+        self.sensitivity_changed.emit()
 
     # -- previews (written by the preview controller) ---------------------------------------
     def set_tensor_preview(self, tp: object) -> None:

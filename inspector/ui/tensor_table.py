@@ -8,25 +8,23 @@ tooltip that says why.
 from __future__ import annotations
 
 import math
-from fnmatch import fnmatchcase
 from typing import Any
 
-from PySide6.QtCore import (
-    QAbstractItemModel,
-    QModelIndex,
-    QObject,
-    QPersistentModelIndex,
-    QSortFilterProxyModel,
-    Qt,
-)
-from PySide6.QtGui import QBrush, QColor, QFont, QValidator
-from PySide6.QtWidgets import QComboBox, QStyledItemDelegate, QStyleOptionViewItem, QWidget
+from PySide6.QtCore import QAbstractItemModel, QModelIndex, QObject, QPersistentModelIndex, Qt
+from PySide6.QtGui import QBrush, QColor, QFont
 
 from inspector.core.errors import InspectorError
 from inspector.core.preview import summarize
-from inspector.core.schemes import SCHEME_NAMES, parse_scheme
+from inspector.core.schemes import parse_scheme
 from inspector.ui.formatting import format_bytes, format_count, format_db, format_shape
 from inspector.ui.state import AppState, poor_reasons
+from inspector.ui.table_delegates import (
+    NAME_ROLE,
+    SORT_ROLE,
+    SchemeDelegate,
+    SchemeValidator,
+    TensorFilterProxy,
+)
 
 _NO_PARENT = QModelIndex()
 
@@ -50,13 +48,20 @@ COLUMNS = (
     "SQNR",
     "RMSE/scale",
     "gzip ×",
+    "Sensitivity",
 )
-COL_NAME, COL_SHAPE, COL_DTYPE, COL_PARAMS, COL_SCHEME, COL_BYTES, COL_SQNR, COL_RMSE, COL_GZIP = (
-    range(len(COLUMNS))
-)
-SORT_ROLE = Qt.ItemDataRole.UserRole + 1
-NAME_ROLE = Qt.ItemDataRole.UserRole + 2
-"""Tensor name of a tensor row; tuple of tensor names of a layer row."""
+(
+    COL_NAME,
+    COL_SHAPE,
+    COL_DTYPE,
+    COL_PARAMS,
+    COL_SCHEME,
+    COL_BYTES,
+    COL_SQNR,
+    COL_RMSE,
+    COL_GZIP,
+    COL_SENS,
+) = range(len(COLUMNS))
 
 _POOR_BG = QBrush(QColor(255, 222, 222))
 _STALE_FG = QBrush(QColor(150, 150, 150))
@@ -68,6 +73,8 @@ _TOOLTIPS = {
     COL_SQNR: "Signal-to-quantization-noise ratio: 20·log10(‖w‖/‖w−w′‖). Higher is better.",
     COL_RMSE: "RMS error divided by the quantization step; ≈0.29 for uniform rounding, >0.7 poor",
     COL_GZIP: "Stored bytes ÷ gzipped bytes: how much a web server's gzip saves on top",
+    COL_SENS: "Output damage when only this layer is quantized (Output tab ▸ Run sensitivity): "
+    "accuracy points lost, or output noise when the data has no labels",
 }
 
 
@@ -102,6 +109,7 @@ class TensorTreeModel(QAbstractItemModel):
         state.target_changed.connect(self._refresh_all)
         state.threshold_changed.connect(self._refresh_all)
         state.tensor_preview_updated.connect(self._refresh_tensor)
+        state.sensitivity_changed.connect(self._refresh_all)
         self._rebuild()
 
     # -- structure --------------------------------------------------------------------------
@@ -227,7 +235,12 @@ class TensorTreeModel(QAbstractItemModel):
             return _STALE_FG
         if role == Qt.ItemDataRole.ToolTipRole:
             return self._tensor_tooltip(name, tp, reasons)
-        if role == Qt.ItemDataRole.TextAlignmentRole and col in (COL_PARAMS, COL_SQNR, COL_RMSE):
+        if role == Qt.ItemDataRole.TextAlignmentRole and col in (
+            COL_PARAMS,
+            COL_SQNR,
+            COL_RMSE,
+            COL_SENS,
+        ):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
 
@@ -245,6 +258,9 @@ class TensorTreeModel(QAbstractItemModel):
         if col == COL_SCHEME:
             spec = self.state.spec_for(info.name)
             return spec if tp is None or tp.skipped is None else f"{spec} (kept: {tp.skipped})"
+        if col == COL_SENS:
+            value = self.state.sensitivity.get(info.name)
+            return None if value is None else value[1]
         if tp is None:
             return "…" if col >= COL_BYTES else None
         if col == COL_BYTES:
@@ -266,6 +282,8 @@ class TensorTreeModel(QAbstractItemModel):
             return info.size
         if col == COL_SCHEME:
             return self.state.spec_for(info.name)
+        if col == COL_SENS:
+            return self.state.sensitivity.get(info.name, (-math.inf, ""))[0]
         if tp is None:
             return math.inf
         if col == COL_BYTES:
@@ -305,6 +323,10 @@ class TensorTreeModel(QAbstractItemModel):
         if col == COL_SCHEME:
             specs = {self.state.spec_for(n) for n in names}
             return specs.pop() if len(specs) == 1 else "(mixed)"
+        if col == COL_SENS:
+            known = [self.state.sensitivity[n] for n in names if n in self.state.sensitivity]
+            best = max(known, default=None)
+            return best if best is None else best[role == Qt.ItemDataRole.DisplayRole]
         tps = [self.state.tensor_previews.get(n) for n in names]
         if col < COL_BYTES or any(tp is None for tp in tps):
             return None
@@ -331,78 +353,3 @@ class TensorTreeModel(QAbstractItemModel):
         names = [n for n in node.names() if self.state.model[n].info.is_float]
         self.state.override(names, spec)
         return True
-
-
-class TensorFilterProxy(QSortFilterProxyModel):
-    """Sorts by raw numbers and filters tensor names by a glob (plain text = substring)."""
-
-    def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self.setRecursiveFilteringEnabled(True)
-        self.setSortRole(SORT_ROLE)
-        self.setSortCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
-        self._glob = ""
-
-    @property
-    def glob(self) -> str:
-        return self._glob
-
-    def set_glob(self, text: str) -> None:
-        text = text.strip().lower()
-        if text and not any(c in text for c in "*?["):
-            text = f"*{text}*"
-        if hasattr(self, "beginFilterChange"):  # Qt ≥ 6.10
-            self.beginFilterChange()
-            self._glob = text
-            self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
-        else:
-            self._glob = text
-            self.invalidateRowsFilter()
-
-    def filterAcceptsRow(self, row: int, parent: Any) -> bool:
-        if not self._glob:
-            return True
-        index = self.sourceModel().index(row, 0, parent)
-        name = index.data(NAME_ROLE)
-        if not isinstance(name, str):
-            return False
-        return fnmatchcase(name.lower(), self._glob)
-
-    def lessThan(self, left: Any, right: Any) -> bool:
-        a, b = left.data(SORT_ROLE), right.data(SORT_ROLE)
-        if a is None or b is None:
-            return (a is None) < (b is None)
-        if isinstance(a, str) or isinstance(b, str):
-            return str(a).lower() < str(b).lower()
-        return a < b
-
-
-class SchemeValidator(QValidator):
-    """Accepts what `parse_scheme` accepts; anything else is "still typing"."""
-
-    def validate(self, text: str, pos: int) -> Any:
-        try:
-            parse_scheme(text.strip())
-        except (InspectorError, ValueError):
-            return QValidator.State.Intermediate
-        return QValidator.State.Acceptable
-
-
-class SchemeDelegate(QStyledItemDelegate):
-    """Editable combo of the preset names; the line edit validates a full spec."""
-
-    def createEditor(self, parent: QWidget, option: QStyleOptionViewItem, index: Any) -> QWidget:
-        combo = QComboBox(parent)
-        combo.setEditable(True)
-        combo.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
-        combo.addItems(list(SCHEME_NAMES))
-        combo.setValidator(SchemeValidator(combo))
-        return combo
-
-    def setEditorData(self, editor: QWidget, index: Any) -> None:
-        editor.setEditText(str(index.data(Qt.ItemDataRole.EditRole) or ""))
-
-    def setModelData(self, editor: QWidget, model: Any, index: Any) -> None:
-        text = editor.currentText()
-        if editor.validator().validate(text, 0) == QValidator.State.Acceptable:
-            model.setData(index, text, Qt.ItemDataRole.EditRole)
