@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 __all__ = ["COMMANDS"]
 
@@ -44,21 +44,39 @@ def _cmd_export(args: argparse.Namespace) -> int:
         print(json.dumps(result_json(result), indent=2))
     else:
         print(f"wrote {result.path} ({result.format}, {result.total_bytes} bytes)")
-        for tensor, note in result.notes:
-            print(f"  {tensor}: {note}")
+        for line in _note_lines(result.notes):
+            print(line)
     return 0
+
+
+def _note_lines(notes: Sequence[tuple[str, str]]) -> list[str]:
+    """One line per distinct note: the tensors it concerns (first three), then the note."""
+    by_note: dict[str, list[str]] = {}
+    for tensor, note in notes:
+        by_note.setdefault(note, []).append(tensor)
+    lines = []
+    for note, tensors in by_note.items():
+        named = [t for t in tensors if t]
+        if not named:
+            lines.append(f"  note: {note}")
+            continue
+        more = f" and {len(named) - 3} more" if len(named) > 3 else ""
+        lines.append(f"  {', '.join(named[:3])}{more}: {note}")
+    return lines
 
 
 def _parser_export(sub: argparse._SubParsersAction) -> None:
     from inspector.cli import add_scheme_options
 
-    p = sub.add_parser("export", help="write the quantized model (TF.js, Keras, safetensors, npz)")
+    p = sub.add_parser(
+        "export", help="write the quantized model (TF.js, Keras, safetensors, npz, ONNX)"
+    )
     p.add_argument("model", help="model file or TF.js folder")
     p.add_argument("-o", "--output", required=True, help="output file (TF.js: output folder)")
     add_scheme_options(p)
     p.add_argument(
         "--format",
-        choices=("tfjs", "keras", "safetensors", "npz"),
+        choices=("tfjs", "keras", "safetensors", "npz", "onnx"),
         help="export format (default: the input's own)",
     )
     p.add_argument("--force", action="store_true", help="replace an existing output")

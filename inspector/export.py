@@ -34,7 +34,7 @@ __all__ = [
     "result_json",
 ]
 
-EXPORT_FORMATS = ("tfjs", "keras", "safetensors", "npz")
+EXPORT_FORMATS = ("tfjs", "keras", "safetensors", "npz", "onnx")
 _INPUT_TO_EXPORT = {
     "tfjs": "tfjs",
     "tfjs-weights": "tfjs",
@@ -56,7 +56,8 @@ class ExportCancelled(InspectorError):
 @dataclass(frozen=True)
 class ExportOptions:
     """What a writer needs besides the tensors. `shard_bytes` is the TF.js shard size limit;
-    `dequantized` asks safetensors for plain F32/F16 values instead of codes + scales."""
+    `dequantized` asks safetensors for plain F32/F16 values instead of codes + scales. A writer
+    appends model-level notes (e.g. "opset raised from 17 to 21") to `notes`."""
 
     plan: Plan
     target: Target
@@ -64,11 +65,13 @@ class ExportOptions:
     dequantized: bool = False
     source: Path = field(default_factory=Path)
     out: Path = field(default_factory=Path)
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
 class ExportResult:
-    """What was written: the output path, every file with its size in bytes, baking notes."""
+    """What was written: the output path, every file with its size in bytes, and notes as
+    (tensor name, note) pairs, the tensor name "" for a note about the whole model."""
 
     path: Path
     format: str
@@ -99,13 +102,27 @@ def input_paths(model: Model) -> list[Path]:
 
 
 def _writer(fmt: str) -> Callable[..., list[Path]]:
-    if fmt not in EXPORT_FORMATS and fmt != "onnx":
-        raise InspectorError(f"unknown export format {fmt!r} (choose from tfjs, keras, ...)")
+    if fmt not in EXPORT_FORMATS:
+        raise InspectorError(
+            f"unknown export format {fmt!r} (choose from {', '.join(EXPORT_FORMATS)})"
+        )
     try:
         module = importlib.import_module(f"inspector.formats.{fmt}_write")
     except ModuleNotFoundError as exc:
         raise InspectorError(f"export to {fmt} is not available in this build") from exc
     return module.write
+
+
+def _check_expressible(model: Model, fmt: str) -> None:
+    """Refuse, before anything is written, a format that needs a graph the input lacks."""
+    if fmt == "onnx" and model.format != "onnx":
+        own = _INPUT_TO_EXPORT.get(model.format)
+        choices = [f for f in (own, "safetensors", "npz") if f and f != "onnx"]
+        raise InspectorError(
+            f"{model.path}: ONNX export needs an ONNX input (the graph comes from the input "
+            f"file; this is a {model.format} model): choose --format "
+            f"{', '.join(dict.fromkeys(choices))}"
+        )
 
 
 def _stream(
@@ -149,6 +166,7 @@ def export_model(
     preview (metrics for a report), reusing `cache` when given.
     """
     fmt = fmt or default_format(model)
+    _check_expressible(model, fmt)
     write = _writer(fmt)
     target = get_target(fmt)
     path = check_output(out, input_paths(model), force)
@@ -162,6 +180,7 @@ def export_model(
     with ctx as tmp:
         written = write(model, stream, tmp, opts)
         sizes = [(p, p.stat().st_size) for p in written]
+    notes.extend(("", note) for note in opts.notes)
     final = tuple((path / p.relative_to(tmp) if multi_file else path, n) for p, n in sizes)
     preview = None
     if with_preview:

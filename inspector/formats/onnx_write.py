@@ -44,15 +44,31 @@ _MAX_PROTO = 2**31 - 1
 
 
 def onnx_storage(info: TensorInfo, scheme: Scheme) -> Storage:
-    """How ONNX stores `scheme`: natively when DequantizeLinear/Cast express it, else baked."""
+    """How ONNX stores `scheme`: natively when DequantizeLinear/Cast express it, else baked.
+    Schemes stored with opset-21 operators say so: the export raises a lower opset."""
     if scheme.is_identity:
         return Storage(())
     if scheme.family in ("float", "int8", "int4") or scheme.name in _NATIVE_AFFINE:
-        return Storage((scheme,))
+        return Storage((scheme,), _opset_note(scheme))
     into = "uint8" if scheme.bits <= 8 else "uint16"
     why = "a palette" if scheme.family == "kmeans" else f"{scheme.bits}-bit codes"
     note = f"{scheme.name} baked to {into}: ONNX DequantizeLinear has no {why}"
     return Storage((scheme, parse_scheme(into)), note)
+
+
+def _opset_note(scheme: Scheme) -> str:
+    if required_opset(scheme, None) < 21:
+        return ""
+    what = "int4 blocks" if scheme.family == "int4" else f"uint{scheme.bits} codes"
+    return (
+        f"{scheme.name} needs ONNX opset 21 (DequantizeLinear of {what}): "
+        "the export raises a lower model opset to 21"
+    )
+
+
+def model_opset(proto: Any) -> int:
+    """The default-domain opset a ModelProto imports (1 when it imports none)."""
+    return next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 1)
 
 
 def required_opset(scheme: Scheme, axis: int | None) -> int:
@@ -202,7 +218,7 @@ def _np_dtype(name: str) -> np.dtype:
 
 
 def _raise_opset(proto: Any, needed: int, source: Path) -> Any:
-    current = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 1)
+    current = model_opset(proto)
     if needed <= current:
         return proto
     try:
@@ -296,6 +312,7 @@ def write(model: Model, stream: Iterable[QuantizedTensor], dest: Path, opts: Any
         if item is not None:
             items.append(item)
     proto = build_proto(model, items, resolved_plan_json(pairs))
+    _note_opset(model, proto, items, getattr(opts, "notes", None))
     try:
         onnx.checker.check_model(proto)
     except Exception as exc:
@@ -307,6 +324,23 @@ def write(model: Model, stream: Iterable[QuantizedTensor], dest: Path, opts: Any
     with open(dest, "wb") as fh:
         fh.write(proto.SerializeToString())
     return [Path(dest)]
+
+
+def _note_opset(model: Model, proto: Any, items: Sequence[Any], notes: list[str] | None) -> None:
+    before, after = model_opset(model.metadata["onnx_proto"]), model_opset(proto)
+    if notes is None or after <= before:
+        return
+    why = sorted(
+        {
+            enc.scheme.name
+            for _, _, enc, _ in items
+            if enc is not None and required_opset(enc.scheme, enc.params.get("axis")) > before
+        }
+    )
+    notes.append(
+        f"ONNX opset raised from {before} to {after} (IR version {proto.ir_version}): "
+        f"{', '.join(why)} need{'s' if len(why) == 1 else ''} DequantizeLinear of opset {after}"
+    )
 
 
 def _dry_encoded(info: TensorInfo, spec: str) -> Encoded | None:
