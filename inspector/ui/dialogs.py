@@ -7,7 +7,7 @@ from PySide6.QtWidgets import QMessageBox, QWidget
 
 from inspector import __version__
 
-__all__ = ["ABOUT_HTML", "show_about", "show_error"]
+__all__ = ["ABOUT_HTML", "ask_restore", "confirm", "show_about", "show_error"]
 
 ABOUT_HTML = f"""
 <h3>Quantization Inspector {__version__}</h3>
@@ -25,11 +25,13 @@ weights on a coarse grid gzip well, float32 barely at all.</p>
 <table>
 <tr><td>Ctrl+O</td><td>Open model</td></tr>
 <tr><td>Ctrl+S / Ctrl+L</td><td>Save plan / Load plan</td></tr>
+<tr><td>Ctrl+Shift+S</td><td>Save quantized model as…</td></tr>
+<tr><td>Ctrl+E</td><td>Evaluate the model's outputs under the plan</td></tr>
 <tr><td>Ctrl+Z / Ctrl+Shift+Z</td><td>Undo / Redo a plan change</td></tr>
 <tr><td>Ctrl+F</td><td>Filter tensors (glob, e.g. <code>conv*/kernel*</code>)</td></tr>
 <tr><td>Ctrl+Return</td><td>Apply the scheme editor to the selection</td></tr>
 <tr><td>F2</td><td>Edit the scheme of the selected row</td></tr>
-<tr><td>Esc</td><td>Cancel the running preview</td></tr>
+<tr><td>Esc</td><td>Cancel the running preview, export, evaluation or sensitivity</td></tr>
 <tr><td>Ctrl+Q</td><td>Quit</td></tr>
 </table>
 """
@@ -38,6 +40,30 @@ weights on a coarse grid gzip well, float32 barely at all.</p>
 def show_error(parent: QWidget | None, title: str, text: str) -> None:
     """Modal error message. Tests replace this function to avoid blocking."""
     QMessageBox.critical(parent, title, text)
+
+
+def confirm(parent: QWidget | None, title: str, text: str) -> bool:
+    """Yes/No question, No by default. Tests replace this function."""
+    answer = QMessageBox.question(
+        parent,
+        title,
+        text,
+        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+        QMessageBox.StandardButton.No,
+    )
+    return answer == QMessageBox.StandardButton.Yes
+
+
+def ask_restore(parent: QWidget | None, model_path: str, saved_at: str) -> bool:
+    """Offer the autosaved plan of `model_path` back. Tests replace this function."""
+    answer = QMessageBox.question(
+        parent,
+        "Restore unsaved plan?",
+        f"There is an unsaved plan for\n{model_path}\nfrom {saved_at}.\n\nRestore it?",
+        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+        QMessageBox.StandardButton.Yes,
+    )
+    return answer == QMessageBox.StandardButton.Yes
 
 
 def show_about(parent: QWidget | None) -> None:

@@ -32,6 +32,7 @@ from inspector.ui.controllers import ModelOpener, PreviewController, retire_mode
 from inspector.ui.curve_view import CurveView
 from inspector.ui.detail import DetailController
 from inspector.ui.error_view import ErrorView
+from inspector.ui.export_actions import ExportActions
 from inspector.ui.histogram_view import HistogramView
 from inspector.ui.plot_style import configure_pyqtgraph
 from inspector.ui.rules_list import RulesList
@@ -70,6 +71,7 @@ class MainWindow(QMainWindow):
         self.opener = ModelOpener(self)
         self.preview = PreviewController(self.state, self)
         self.detail = DetailController(self.state, self)
+        self.exports = ExportActions(self, self.state)
         self.setWindowTitle("Quantization Inspector")
         self.setAcceptDrops(True)
         self._build_widgets()
@@ -130,6 +132,11 @@ class MainWindow(QMainWindow):
         self._action(file, "&Save plan…", self.save_plan, QKeySequence.StandardKey.Save)
         self._action(file, "&Load plan…", self.choose_plan, "Ctrl+L")
         file.addSeparator()
+        self.save_quantized_action = self._action(
+            file, "Save &Quantized As…", self.exports.save_quantized, "Ctrl+Shift+S"
+        )
+        self._action(file, "Export &Report…", self.exports.export_report)
+        file.addSeparator()
         self._action(file, "&Quit", self.close, QKeySequence.StandardKey.Quit)
         edit = bar.addMenu("&Edit")
         self.undo_action = self._action(edit, "&Undo plan change", self.state.undo, "Ctrl+Z")
@@ -158,10 +165,14 @@ class MainWindow(QMainWindow):
         self.cancel_button = QPushButton("Cancel (Esc)")
         self.cancel_button.clicked.connect(self.preview.cancel)
         self.cancel_action = QAction("Cancel", self, shortcut=QKeySequence("Esc"))
-        self.cancel_action.triggered.connect(self.preview.cancel)
+        self.cancel_action.triggered.connect(self.cancel_work)
         self.addAction(self.cancel_action)
         status = self.statusBar()
         status.addWidget(self.status_label, 1)
+        for task in self.tasks():
+            status.addPermanentWidget(task.bar)
+            status.addPermanentWidget(task.button)
+            task.message.connect(self.status_label.setText)
         status.addPermanentWidget(self.progress)
         status.addPermanentWidget(self.cancel_button)
         self.progress.hide()
@@ -174,6 +185,7 @@ class MainWindow(QMainWindow):
         self.preview.progress.connect(self._on_progress)
         self.preview.running.connect(self._on_running)
         self.preview.message.connect(self.status_label.setText)
+        self.exports.message.connect(self.status_label.setText)
         self.preview.gzip_progress.connect(self.summary.show_gzip_progress)
         self.preview.failed.connect(lambda text: dialogs.show_error(self, "Preview failed", text))
         self.state.history_changed.connect(self._on_history)
@@ -309,9 +321,20 @@ class MainWindow(QMainWindow):
         self.tabs.setCurrentWidget(self.curves)
         self.curves.sine_box.setChecked(True)
 
+    def tasks(self) -> list:
+        """User-started background tasks, each with its own progress bar and Cancel."""
+        return [self.exports.task]
+
+    def cancel_work(self) -> None:
+        """Esc: cancel the preview and every running task."""
+        for task in self.tasks():
+            task.cancel()
+        self.preview.cancel()
+
     def model_readers(self) -> list:
         """Every worker runner that may read the current model's tensors."""
-        return [self.preview.runner, self.preview.gzip_runner, self.detail.runner]
+        readers = [self.preview.runner, self.preview.gzip_runner, self.detail.runner]
+        return readers + [task.runner for task in self.tasks()]
 
     # -- persistence ------------------------------------------------------------------------
     def _restore(self) -> None:

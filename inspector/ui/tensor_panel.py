@@ -84,7 +84,7 @@ class TensorPanel(QWidget):
 
     def _on_model(self) -> None:
         self.view.expandAll()
-        widths = (100, 84, 54, 52, 62, 124, 60, 72, 48)
+        widths = (100, 84, 54, 52, 62, 124, 60, 72, 48, 76)
         for col, w in enumerate(widths):
             self.view.setColumnWidth(col, w)
         self.view.resizeColumnToContents(0)

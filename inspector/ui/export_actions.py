@@ -1,0 +1,134 @@
+"""Saving from the window: the quantized model (File ▸ Save Quantized As…) and the report
+(File ▸ Export Report…), both written on a worker with progress and Cancel.
+
+`ask_export` and `ask_report_path` are module functions so tests can answer the dialogs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtWidgets import QDialog, QFileDialog, QWidget
+
+from inspector.ui import dialogs
+from inspector.ui.export_dialog import ExportDialog, ExportRequest
+from inspector.ui.formatting import format_bytes, format_count
+from inspector.ui.state import AppState
+from inspector.ui.tasks import BackgroundTask
+
+__all__ = ["ExportActions", "ask_export", "ask_report_path", "describe_result"]
+
+REPORT_FILTER = "HTML report (*.html);;JSON (*.json);;CSV (*.csv)"
+
+
+def ask_export(parent: QWidget, state: AppState, cache: Any) -> ExportRequest | None:
+    """Show the Save Quantized dialog; None when the user cancels."""
+    dialog = ExportDialog(state, cache, parent)
+    return dialog.request() if dialog.exec() == QDialog.DialogCode.Accepted else None
+
+
+def ask_report_path(parent: QWidget, folder: str) -> str:
+    path, _ = QFileDialog.getSaveFileName(parent, "Export report", folder, REPORT_FILTER)
+    return path
+
+
+def describe_result(result: Any) -> str:
+    """One status line: where, how many bytes, and what was baked (the writer's notes)."""
+    files = len(result.files)
+    text = (
+        f"Saved {result.path} ({result.format}): {format_bytes(result.total_bytes)} "
+        f"({format_count(result.total_bytes)} B in {files} file{'s' if files != 1 else ''})"
+    )
+    if result.notes:
+        kinds = sorted({note for _, note in result.notes})
+        text += f"; baked {len(result.notes)} tensors: " + "; ".join(kinds[:3])
+        if len(kinds) > 3:
+            text += f" (+{len(kinds) - 3} more)"
+    return text
+
+
+class ExportActions(QObject):
+    """Owns the export task; the window connects `message` to its status line."""
+
+    message = Signal(str)
+    exported = Signal(object)
+
+    def __init__(self, window: Any, state: AppState) -> None:
+        super().__init__(window)
+        self.window = window
+        self.state = state
+        self.task = BackgroundTask("Export", self)
+        self.task.done.connect(self._on_done)
+        self.task.failed.connect(self._on_failed)
+        self.task.message.connect(self.message)
+        self.last_result: Any = None
+        self._result_plan: Any = None
+        self._pending_plan: Any = None
+
+    def save_quantized(self) -> None:
+        """Ask for format and path, then export on the worker."""
+        if self.state.model is None:
+            return
+        request = ask_export(self.window, self.state, self.window.preview.cache)
+        if request is not None:
+            self.export(request)
+
+    def export(self, request: ExportRequest) -> None:
+        from inspector.export import export_model
+
+        model, plan = self.state.model, self.state.plan
+
+        def job(cancelled: Any, report: Any) -> Any:
+            return export_model(
+                model,
+                plan,
+                request.fmt,
+                request.out,
+                force=request.force,
+                shard_bytes=request.shard_bytes,
+                dequantized=request.dequantized,
+                progress=lambda done, total, _name: report((done, total)),
+                cancelled=cancelled,
+            )
+
+        self._pending_plan = plan
+        self.message.emit(f"Exporting to {request.out}…")
+        self.task.start(job)
+
+    def _on_done(self, result: Any) -> None:
+        if isinstance(result, Path):
+            self.message.emit(f"Report written to {result}")
+            return
+        self.last_result, self._result_plan = result, self._pending_plan
+        self.message.emit(describe_result(result))
+        self.exported.emit(result)
+
+    def _on_failed(self, text: str) -> None:
+        self.message.emit(f"Save failed: {text}")
+        dialogs.show_error(self.window, "Cannot save", text)
+
+    def export_report(self, path: str | None = None) -> None:
+        """Write the HTML/JSON/CSV report of the current plan's preview (format from suffix)."""
+        state = self.state
+        if state.model is None:
+            return
+        if state.preview is None or state.preview_plan != state.plan:
+            dialogs.show_error(
+                self.window, "Report not ready", "The preview is still running; try again."
+            )
+            return
+        if not path:
+            folder = str(self.window.settings.value("last_folder", str(Path.home())))
+            path = ask_report_path(self.window, folder)
+        if not path:
+            return
+        from inspector.report import write_report
+
+        model, plan, preview = state.model, state.plan, state.preview
+        result = self.last_result if self._result_plan == plan else None
+        force = Path(path).exists()
+        self.task.start(
+            lambda cancelled, report: write_report(path, model, plan, preview, result, force=force)
+        )

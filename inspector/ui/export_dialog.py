@@ -1,0 +1,273 @@
+"""File ▸ Save Quantized As…: format, output path, TF.js shard size, safetensors "dequantized",
+and the predicted size (the preview's total under that format) before anything is written.
+
+The dialog only collects an `ExportRequest`; the export itself runs on a worker (see
+`export_actions.py`). It refuses the input file/folder as output and asks before replacing an
+existing output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from inspector.core.errors import InspectorError
+from inspector.core.model import Model
+from inspector.core.preview import PreviewCache, iter_preview
+from inspector.ui import dialogs
+from inspector.ui.formatting import format_bytes, format_count
+from inspector.ui.state import AppState
+from inspector.ui.workers import JobRunner
+
+__all__ = ["ExportDialog", "ExportRequest", "default_output", "export_formats"]
+
+_SUFFIX = {"tfjs": "", "safetensors": ".safetensors", "onnx": ".onnx", "npz": ".npz"}
+_LABELS = {
+    "tfjs": "TF.js (model.json + shards)",
+    "keras": "Keras (same kind as the input)",
+    "safetensors": "safetensors",
+    "onnx": "ONNX",
+    "npz": "NumPy .npz",
+}
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    """What the user asked for; `shard_bytes` matters for TF.js, `dequantized` for safetensors."""
+
+    fmt: str
+    out: Path
+    force: bool = False
+    shard_bytes: int = 4 << 20
+    dequantized: bool = False
+
+
+def export_formats(model: Model) -> list[tuple[str, str]]:
+    """(format, reason it is unavailable or "") for this input, in menu order."""
+    out = []
+    for fmt in ("tfjs", "keras", "safetensors", "onnx", "npz"):
+        reason = ""
+        if fmt == "keras" and model.format not in ("keras-h5", "keras"):
+            reason = "Keras export needs a Keras .h5 or .keras input"
+        if fmt == "onnx" and model.format != "onnx":
+            reason = "ONNX export needs an ONNX input"
+        out.append((fmt, reason))
+    return out
+
+
+def default_output(model: Model, fmt: str) -> Path:
+    """A sibling of the input: `<stem>_quantized` plus the format's suffix (a folder for TF.js)."""
+    src = Path(model.path)
+    if src.name == "model.json" or src.is_dir():
+        folder = src if src.is_dir() else src.parent
+        base, stem = folder.parent, folder.name
+    else:
+        base, stem = src.parent, src.stem
+    suffix = _SUFFIX.get(fmt)
+    if suffix is None:
+        suffix = src.suffix if src.suffix in (".h5", ".hdf5", ".keras") else ".h5"
+    return (
+        base / f"{stem}_{fmt}_quantized{suffix}"
+        if fmt == "tfjs"
+        else base / (f"{stem}_quantized{suffix}")
+    )
+
+
+def output_problem(model: Model, out: str) -> str:
+    """Why `out` cannot be written ("" when it can); an existing output is not a problem here
+    (the user is asked), the input itself always is."""
+    from inspector.export import input_paths
+    from inspector.formats.atomic import check_output
+
+    if not out.strip():
+        return "choose where to write"
+    try:
+        check_output(out, input_paths(model), force=True)
+    except InspectorError as exc:
+        return getattr(exc, "reason", None) or str(exc)
+    return ""
+
+
+class ExportDialog(QDialog):
+    """Collects an `ExportRequest`; `request()` after `exec()` returned Accepted."""
+
+    def __init__(
+        self, state: AppState, cache: PreviewCache | None = None, parent: QWidget | None = None
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Save quantized model")
+        self.setMinimumWidth(560)
+        self.state = state
+        self.model: Model = state.model  # type: ignore[assignment]
+        self.cache = cache if cache is not None else PreviewCache()
+        self.runner = JobRunner(1, self)
+        self.runner.done.connect(self._on_predicted)
+        self.runner.failed.connect(lambda _g, exc: self.predicted.setText(f"unknown ({exc})"))
+        self.predicted_bytes: int | None = None
+        self._build()
+        self._on_format()
+
+    def _build(self) -> None:
+        self.format_combo = QComboBox()
+        for fmt, reason in export_formats(self.model):
+            self.format_combo.addItem(_LABELS[fmt], fmt)
+            if reason:
+                item = self.format_combo.model().item(self.format_combo.count() - 1)
+                item.setEnabled(False)
+                item.setToolTip(reason)
+        own = self._own_format()
+        self.format_combo.setCurrentIndex(max(0, self.format_combo.findData(own)))
+        self.format_combo.currentIndexChanged.connect(self._on_format)
+        self.path_edit = QLineEdit()
+        self.path_edit.textChanged.connect(self._validate)
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._browse)
+        path_row = QHBoxLayout()
+        path_row.addWidget(self.path_edit, 1)
+        path_row.addWidget(browse)
+        self.shard_spin = QDoubleSpinBox(suffix=" MiB", minimum=0.25, maximum=2048, decimals=2)
+        self.shard_spin.setValue(4.0)
+        self.shard_spin.setToolTip("TF.js cuts the weights into shard files of at most this size")
+        self.dequantized_box = QCheckBox("Store dequantized values (float32/float16)")
+        self.dequantized_box.setToolTip(
+            "Plain values any safetensors reader loads, instead of codes + scales (larger file)"
+        )
+        self.dequantized_box.toggled.connect(self._on_format)
+        self.predicted = QLabel("…")
+        self.problem = QLabel("")
+        self.problem.setStyleSheet("color: #b00020")
+        self.problem.setWordWrap(True)
+        form = QFormLayout()
+        form.addRow("Format", self.format_combo)
+        form.addRow("Save to", path_row)
+        form.addRow("Shard size", self.shard_spin)
+        form.addRow("", self.dequantized_box)
+        form.addRow("Predicted size", self.predicted)
+        self.buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel
+        )
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.problem)
+        layout.addWidget(self.buttons)
+
+    def _own_format(self) -> str:
+        from inspector.export import default_format
+
+        try:
+            return default_format(self.model)
+        except InspectorError:
+            return "safetensors"
+
+    @property
+    def fmt(self) -> str:
+        return str(self.format_combo.currentData())
+
+    def _on_format(self) -> None:
+        fmt = self.fmt
+        layout: QFormLayout = self.layout().itemAt(0).layout()  # type: ignore[assignment]
+        layout.setRowVisible(self.shard_spin, fmt == "tfjs")
+        layout.setRowVisible(self.dequantized_box, fmt == "safetensors")
+        self.path_edit.setText(str(default_output(self.model, fmt)))
+        self._predict()
+
+    def _predict(self) -> None:
+        """The preview's total under the chosen format, on a worker (cached tensors are free)."""
+        self.predicted_bytes = None
+        if self.fmt == "safetensors" and self.dequantized_box.isChecked():
+            self.runner.cancel()
+            self.predicted.setText("not predicted for dequantized values (about the float size)")
+            return
+        state = self.state
+        if state.preview is not None and state.preview_plan == state.plan and self._same_target():
+            self._on_predicted(0, state.preview)
+            return
+        from inspector.ui.controllers import resolve_target
+
+        model, plan, target, cache = self.model, state.plan, resolve_target(self.fmt), self.cache
+        self.predicted.setText("computing…")
+
+        def job(cancelled: Any, report: Any) -> Any:
+            gen = iter_preview(model, plan, target, cache)
+            while not cancelled():
+                try:
+                    next(gen)
+                except StopIteration as stop:
+                    return stop.value
+            return None
+
+        self.runner.submit(job)
+
+    def _same_target(self) -> bool:
+        from inspector.ui.controllers import resolve_target
+
+        return resolve_target(self.state.target_name).name == resolve_target(self.fmt).name
+
+    def _on_predicted(self, _gen: int, preview: Any) -> None:
+        if preview is None:
+            return
+        total = preview.total
+        n = self.predicted_bytes = int(total["quantized_bytes"])
+        ratio, bits = total["compression_ratio"], total["bits_per_weight"]
+        self.predicted.setText(
+            f"{format_bytes(n)} ({format_count(n)} B, {ratio:.2f}× smaller, {bits:.2f} bit/weight)"
+        )
+
+    def _browse(self) -> None:
+        current = self.path_edit.text()
+        if self.fmt == "tfjs":
+            path = QFileDialog.getExistingDirectory(self, "Folder for model.json", current)
+        else:
+            path, _ = QFileDialog.getSaveFileName(self, "Save quantized model", current)
+        if path:
+            self.path_edit.setText(path)
+
+    def _validate(self) -> None:
+        problem = output_problem(self.model, self.path_edit.text())
+        self.problem.setText(problem)
+        self.buttons.button(QDialogButtonBox.StandardButton.Save).setEnabled(not problem)
+
+    def request(self) -> ExportRequest:
+        return ExportRequest(
+            self.fmt,
+            Path(self.path_edit.text().strip()),
+            force=Path(self.path_edit.text().strip()).exists(),
+            shard_bytes=int(self.shard_spin.value() * (1 << 20)),
+            dequantized=self.fmt == "safetensors" and self.dequantized_box.isChecked(),
+        )
+
+    def accept(self) -> None:
+        """Refuse the input; ask before replacing an existing output."""
+        self._validate()
+        if self.problem.text():
+            return
+        out = Path(self.path_edit.text().strip())
+        if out.exists() and not dialogs.confirm(
+            self, "Replace existing output?", f"{out} already exists.\n\nReplace it?"
+        ):
+            return
+        self.runner.wait(5_000)
+        super().accept()
+
+    def reject(self) -> None:
+        self.runner.wait(5_000)
+        super().reject()
