@@ -25,6 +25,7 @@ class AffineParams:
 
     `lo`/`hi` equal the nudged range `[min, qmax*scale + min]` when 0 lies in the input range,
     else the input range itself (as the converter does); `constant` marks the codes-0 case.
+    `data_range` is the (min, max) of the values the parameters were fitted on, when known.
     """
 
     min: float
@@ -33,6 +34,7 @@ class AffineParams:
     hi: float
     qmax: int
     constant: bool = False
+    data_range: tuple[float, float] | None = None
 
 
 def code_dtype(bits: int) -> type[np.unsignedinteger]:
@@ -56,30 +58,46 @@ def affine_params(mn: float, mx: float, bits: int) -> AffineParams:
     return AffineParams(float(nudged_min), float(scale), float(nudged_min), float(nudged_max), qmax)
 
 
-def affine_encode(flat: np.ndarray, p: AffineParams, bits: int) -> tuple[np.ndarray, int]:
+def affine_encode(
+    flat: np.ndarray,
+    p: AffineParams,
+    bits: int,
+) -> tuple[np.ndarray, int]:
     """Codes of a flat float array, and how many values were clipped by more than scale/2.
 
     The zero-point nudge moves the range by at most scale/2, so under `clip=minmax` nothing
-    counts; values cut off by a narrower clip range do.
+    counts; values cut off by a narrower clip range do. `p.data_range` (the data's min, max),
+    when known, skips counting if it lies inside the clip interval widened by scale/2.
+
+    Since `lo == min`, clipping the scaled value `(w − min)/scale` to `[0, qmax]` gives the
+    converter's `clip(w, lo, hi)` codes exactly (rounding is monotonic, and `(hi − min)/scale`
+    rounds to qmax), one cheaper pass; the rint writes the code dtype directly.
     """
-    codes = np.zeros(flat.size, dtype=code_dtype(bits))
+    codes = np.empty(flat.size, dtype=code_dtype(bits))
     if p.constant:
+        codes[...] = 0
         clipped = sum(
             int(np.count_nonzero(flat[s] != np.float32(p.min))) for s in chunk_slices(flat.size)
         )
         return codes, clipped
-    clipped = 0
     far_lo, far_hi = p.lo - p.scale / 2, p.hi + p.scale / 2
+    rng = p.data_range
+    count = rng is None or rng[0] < far_lo or rng[1] > far_hi
+    clipped = 0
+    exact_clip = p.lo == p.min
     buf = np.empty(min(CHUNK, flat.size), dtype=np.float64)
     for s in chunk_slices(flat.size):
         t = buf[: s.stop - s.start]
         t[...] = flat[s]
-        clipped += int(np.count_nonzero(t < far_lo)) + int(np.count_nonzero(t > far_hi))
-        np.clip(t, p.lo, p.hi, out=t)
-        t -= p.min
-        t /= p.scale
-        np.rint(t, out=t)
-        codes[s] = t
+        if count:
+            clipped += int(np.count_nonzero(t < far_lo)) + int(np.count_nonzero(t > far_hi))
+        if not exact_clip:
+            np.clip(t, p.lo, p.hi, out=t)
+        np.subtract(t, p.min, out=t)
+        np.divide(t, p.scale, out=t)
+        if exact_clip:
+            np.clip(t, 0.0, float(p.qmax), out=t)
+        np.rint(t, out=codes[s], casting="unsafe")
     return codes, clipped
 
 

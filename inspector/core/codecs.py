@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import ml_dtypes
@@ -71,8 +72,11 @@ def _group(scheme: Any, rows: np.ndarray) -> int:
     return scheme.group if scheme.name == "int4" else max(1, rows.shape[0])
 
 
-def _affine_fit(scheme: Any, flat: np.ndarray) -> affine.AffineParams:
-    mn, mx, _ = finite_minmax(flat)
+def _affine_fit(
+    scheme: Any, flat: np.ndarray, value_range: tuple[float, float] | None
+) -> affine.AffineParams:
+    mn, mx = value_range if value_range is not None else finite_minmax(flat)[:2]
+    data = (mn, mx)
     if scheme.clip.startswith("percentile:"):
         lo, hi = clipping.percentile_range(flat, float(scheme.clip.split(":")[1]))
         mn, mx = max(mn, lo), min(mx, hi)
@@ -85,7 +89,7 @@ def _affine_fit(scheme: Any, flat: np.ndarray) -> affine.AffineParams:
             return float(np.mean((q * p.scale + p.min - sample) ** 2))
 
         mn, mx = clipping.shrink_range(mn, mx, clipping.best_shrink(mse_of))
-    return affine.affine_params(mn, mx, scheme.bits)
+    return replace(affine.affine_params(mn, mx, scheme.bits), data_range=data)
 
 
 def _symmetric_scales(scheme: Any, absmax: np.ndarray) -> np.ndarray:
@@ -117,12 +121,18 @@ def _symmetric_fit(scheme: Any, rows: np.ndarray) -> np.ndarray:
     return _symmetric_scales(scheme, absmax)
 
 
-def fit(scheme: Any, x: np.ndarray, axis: int | None) -> tuple[dict[str, Any], Any]:
+def fit(
+    scheme: Any,
+    x: np.ndarray,
+    axis: int | None,
+    value_range: tuple[float, float] | None = None,
+) -> tuple[dict[str, Any], Any]:
     """The scheme's parameters for float32 tensor `x` (already pruned), as `Encoded.params`,
-    plus the family's full fitted state for `quantize` (the affine clip interval), or None."""
+    plus the family's full fitted state for `quantize` (the affine clip interval), or None.
+    `value_range` is `x`'s (min, max) when the caller already has it (saves a pass)."""
     fam = family(scheme.name)
     if fam == "affine":
-        p = _affine_fit(scheme, x.reshape(-1))
+        p = _affine_fit(scheme, x.reshape(-1), value_range)
         return {"min": p.min, "scale": p.scale}, p
     if fam in ("int8", "int4"):
         rows = symmetric.as_rows(x, axis)

@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from inspector.core.affine import AffineParams, affine_decode
 from inspector.core.cancel import Cancelled
 from inspector.core.metrics import (
     ErrorSums,
+    affine_error_sums,
     count_nonfinite,
     error_sums,
     gzip_estimate,
@@ -218,16 +218,13 @@ def preview_tensor(tensor: Tensor, scheme: Scheme, target: Target = NATIVE) -> T
 
 
 def _error_sums(q: QuantizedTensor) -> ErrorSums:
-    """Error sums of the stored encoding: affine codes decode through a lookup table of their
-    2^bits values (the same float64 maths as `affine_decode`), chunk by chunk."""
+    """Error sums of the stored encoding: affine codes are decoded chunk by chunk with the
+    same float64 maths as `affine_decode`, never as a full decoded array."""
     enc, stored = q.encoded, q.storage.stored
     lut_ok = "decoded" not in q.__dict__ and enc is not None and stored is not None
     if lut_ok and stored.family == "affine" and enc.codes.dtype.kind == "u":
         p = enc.params
-        top = (1 << stored.bits) - 1
-        grid = np.arange(top + 1, dtype=np.uint16 if stored.bits > 8 else np.uint8)
-        params = AffineParams(float(p["min"]), float(p["scale"]), 0.0, 0.0, top)
-        return error_sums(q.original, enc.codes, affine_decode(grid, params))
+        return affine_error_sums(q.original, enc.codes, float(p["min"]), float(p["scale"]))
     return error_sums(q.original, q.decoded)
 
 

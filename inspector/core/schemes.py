@@ -183,21 +183,25 @@ class Scheme:
 
     def prepare(self, x: np.ndarray) -> np.ndarray:
         """`x` as float32, checked finite (unless identity) and pruned to `sparsity`."""
+        return self._prepared(x)[0]
+
+    def _prepared(self, x: np.ndarray) -> tuple[np.ndarray, tuple[float, float] | None]:
+        """`prepare(x)` and its (min, max) when the finiteness check measured it (no pruning)."""
         x = as_float32(x)
         if self.is_identity:
-            return x
-        _, _, bad = finite_minmax(x.reshape(-1))
+            return x, None
+        mn, mx, bad = finite_minmax(x.reshape(-1))
         if bad:
             raise SchemeError(f"tensor contains {bad} non-finite values")
         if self.sparsity:
-            x = prune(x.reshape(-1), self.sparsity).reshape(x.shape)
-        return x
+            return prune(x.reshape(-1), self.sparsity).reshape(x.shape), None
+        return x, (mn, mx) if x.size else None
 
     def encode(self, x: np.ndarray, channel_axis: int | None = None) -> Encoded:
         """Quantize `x`; raises SchemeError for non-finite values or a bad axis."""
-        x = self.prepare(x)
+        x, value_range = self._prepared(x)
         axis = self.resolve_axis(x.shape, channel_axis)
-        params, state = codecs.fit(self, x, axis)
+        params, state = codecs.fit(self, x, axis, value_range)
         codes, overflow = codecs.quantize(self, x, params, axis, state)
         return Encoded(self, tuple(x.shape), codes, params, overflow)
 

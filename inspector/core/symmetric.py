@@ -87,7 +87,7 @@ def int4_scales(absmax: np.ndarray) -> tuple[np.ndarray, int]:
 
 def _row_step(group: int, channels: int) -> int:
     """Rows per chunk: whole groups when a group fits in a chunk, else a chunk of rows."""
-    if group * channels <= CHUNK:
+    if 0 < group * channels <= CHUNK:
         return group * (CHUNK // (group * channels))
     return max(1, CHUNK // max(1, channels))
 
