@@ -40,6 +40,7 @@ import numpy as np
 from inspector.core.errors import FormatError
 from inspector.core.model import Model, Tensor, TensorInfo
 from inspector.formats._common import keras_channel_axis
+from inspector.formats.h5probe import probe_hdf5
 
 __all__ = [
     "attr_list",
@@ -55,6 +56,7 @@ __all__ = [
 def read_keras_h5(path: str | os.PathLike) -> Model:
     """Open a Keras HDF5 file (legacy or Keras 3 weights layout), headers only."""
     p = Path(path)
+    probe_hdf5(p)
     f = open_h5(p, p)
     try:
         if "layer_names" in f.attrs or "layer_names0" in f.attrs or "model_weights" in f:

@@ -39,6 +39,7 @@ import h5py
 from inspector.core.errors import FormatError
 from inspector.core.model import Model, Tensor
 from inspector.formats._common import MAX_JSON_BYTES, load_json_bytes
+from inspector.formats.h5probe import probe_hdf5
 from inspector.formats.keras_h5 import attr_str, damaged, dataset_tensor, open_h5, safe_dataset
 
 __all__ = ["keras3_weights", "read_keras_zip", "to_snake_case"]
@@ -82,6 +83,7 @@ def read_keras_zip(path: str | os.PathLike) -> Model:
         weights_member = next((n for n in infos if n.endswith(".weights.h5")), None)
         if weights_member is None:
             raise FormatError(p, "archive holds no model.weights.h5")
+        probe_hdf5(p, weights_member)
         f = open_h5(p, _member_file(raw, zf, infos[weights_member], p))
         closers.insert(0, f.close)
         tensors, meta = keras3_weights(f, p, config)
