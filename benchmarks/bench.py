@@ -77,6 +77,20 @@ def evict(paths: list[Path]) -> None:
             os.close(fd)
 
 
+def raw_read_rate(path: Path) -> float:
+    """Bytes/s of plain 4 MiB `os.read`s of a cold file: what the disk itself gives (the
+    baseline for the readers' cold rate; like `dd bs=4M` after dropping the page cache)."""
+    evict([path])
+    fd = os.open(path, os.O_RDONLY)
+    t, n = time.perf_counter(), 0
+    try:
+        while chunk := os.read(fd, 4 << 20):
+            n += len(chunk)
+    finally:
+        os.close(fd)
+    return n / (time.perf_counter() - t)
+
+
 def touch_all(model) -> int:
     total = 0
     for t in model:
@@ -100,6 +114,8 @@ def target1(work: Path, st_path: Path) -> None:
     h5 = work / "keras22m.h5"
     if h5.exists():
         cases.append(("keras h5", h5, [h5]))
+    disk = raw_read_rate(st_path)
+    row("1 raw disk read (dd-like, 4 MiB reads)", f"{disk / 1e9:.2f} GB/s", "baseline", "", None)
     for name, path, files in cases:
         size = sum(f.stat().st_size for f in files)
         evict(files)
@@ -119,12 +135,13 @@ def target1(work: Path, st_path: Path) -> None:
             f"{opened / 0.2:.2f}x of limit",
             opened < 0.2,
         )
+        rate = nbytes / read
         row(
             f"1 read {name} cold",
-            f"{nbytes / read / 1e9:.2f} GB/s",
-            ">= 2 GB/s",
-            "",
-            nbytes / read >= 2e9,
+            f"{rate / 1e9:.2f} GB/s",
+            f">= 2 GB/s or the disk's {disk / 1e9:.2f} GB/s",
+            f"{rate / disk:.2f}x of disk",
+            rate >= min(2e9, 0.9 * disk),
         )
 
 
@@ -200,43 +217,57 @@ def target3_exact(st_path: Path) -> None:
     )
 
 
+T4_SPECS = (
+    "float16",
+    "bfloat16",
+    "uint8",
+    "uint16",
+    "affine4",
+    "int8",
+    "int4",
+    "kmeans4",
+    "kmeans8",
+    "uint8:clip=mse",
+    "uint8:clip=percentile:99.9",
+    "int8:clip=percentile:99.9",
+    "int8:clip=mse",
+    "int4:clip=mse",
+    "uint8:sparsity=0.5",
+)
+
+
 def target4(work: Path) -> None:
+    """One 4M-element tensor's scheme change + model totals, every scheme, best of 3, for the
+    native (safetensors) and the TF.js (baked) targets."""
     path = work / "one4m.safetensors"
     if not path.exists():
         write_safetensors(path, [("big", (2048, 2048)), ("small", (64, 64)), ("bias", (2048,))])
-    target = get_target("safetensors")
-    specs = [
-        "float16",
-        "bfloat16",
-        "uint8",
-        "uint16",
-        "affine4",
-        "int8",
-        "int4",
-        "kmeans4",
-        "uint8:clip=mse",
-        "int8:clip=percentile:99.9",
-    ]
-    worst, which = 0.0, ""
-    with open_model(path) as m:
-        touch_all(m)
-        cache = PreviewCache()
-        rows = [cache.get(t, parse_scheme("float32"), target) for t in m]
-        for spec in specs:
-            scheme = parse_scheme(spec)
-            t = time.perf_counter()
-            rows[0] = cache.get(m["big"], scheme, target)
-            summarize(rows)
-            dt = time.perf_counter() - t
-            if dt > worst:
-                worst, which = dt, spec
-    row(
-        "4 one 4M tensor's scheme change + totals (worst)",
-        f"{worst * 1e3:.0f} ms ({which})",
-        "<= 25 ms",
-        f"{worst / 0.025:.2f}x of limit",
-        worst <= 0.025,
-    )
+    for tname in ("safetensors", "tfjs"):
+        target = get_target(tname)
+        times = {}
+        with open_model(path) as m:
+            touch_all(m)
+            rows = [PreviewCache().get(t, parse_scheme("float32"), target) for t in m]
+            for spec in T4_SPECS:
+                scheme = parse_scheme(spec)
+
+                def change(scheme=scheme, rows=rows, target=target) -> None:
+                    rows[0] = PreviewCache().get(m["big"], scheme, target)
+                    summarize(rows)
+
+                times[spec] = best_of(change)
+        each = ", ".join(f"{k} {v * 1e3:.0f}" for k, v in times.items())
+        print(f"  4 per scheme ({tname}, ms): {each}")
+        over = [k for k, v in times.items() if v > 0.025]
+        worst = max(times, key=times.__getitem__)
+        row(
+            f"4 one 4M tensor's scheme change + totals, {tname} ({len(times)} schemes)",
+            f"worst {times[worst] * 1e3:.0f} ms ({worst}); median "
+            f"{sorted(times.values())[len(times) // 2] * 1e3:.0f} ms",
+            "<= 25 ms each",
+            f"{len(over)} over" + (f": {', '.join(over)}" if over else ""),
+            not over,
+        )
 
 
 def make_keras22m(work: Path) -> Path | None:
@@ -314,10 +345,15 @@ path, out, spec, fmt = sys.argv[1:5]
 plan = Plan().with_default(spec)
 with open_model(path) as m:
     largest = max(t.info.nbytes for t in m)
+    t0 = time.perf_counter()
     g = iter_preview(m, plan, get_target(fmt), exact_gzip_below=0)
     n = sum(1 for _ in g)
+    t1 = time.perf_counter()
     done = []
     export_model(m, plan, fmt, out, progress=lambda i, k, name: done.append(i))
+    t2 = time.perf_counter()
+print("preview_ms", int((t1 - t0) * 1e3))
+print("export_ms", int((t2 - t1) * 1e3))
 for line in open("/proc/self/status"):
     if line.startswith(("VmHWM", "RssFile", "RssAnon")):
         print(line.split()[0], int(line.split()[1]) * 1024)
@@ -343,6 +379,10 @@ def target6(path: Path, work: Path, spec: str, fmt: str, label: str) -> None:
     model_bytes = path.stat().st_size
     limit = model_bytes + 2 * vals["largest"] + 300e6
     anon_limit = 2 * vals["largest"] + 300e6
+    print(
+        f"  {label} {spec}: preview {vals['preview_ms'] / 1e3:.1f} s, export "
+        f"{vals['export_ms'] / 1e3:.1f} s ({vals['progress']} progress calls)"
+    )
     row(
         f"6 peak RSS preview+export {label} {spec}->{fmt} ({dt:.0f} s)",
         f"{vals['VmHWM'] / 1e9:.2f} GB (anon now {vals['RssAnon'] / 1e6:.0f} MB)",
@@ -358,11 +398,15 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="smaller models, no converter run")
     ap.add_argument("--big", action="store_true", help="add the 14 GB 7B bf16 case")
     ap.add_argument("--workdir", type=Path, help="keep generated models here (reused)")
+    ap.add_argument("--big-only", action="store_true", help="only the 7B case")
     args = ap.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="qi-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     print(f"machine: {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}; workdir {work}")
     try:
+        if args.big_only:
+            run_big(work)
+            return finish()
         layers = 2 if args.quick else 12
         st = work / f"bert{layers}.safetensors"
         if not st.exists():
@@ -379,33 +423,47 @@ def main() -> int:
             target5(work)
         target6(st, work, "uint8", "tfjs", st.stem)
         if args.big:
-            from synth import llm_shapes
-
-            big = work / "llm7b-bf16.safetensors"
-            if not big.exists():
-                write_safetensors(big, list(llm_shapes()), "bfloat16")
-            t = time.perf_counter()
-            with open_model(big) as m:
-                n = len(m)
-            row(
-                f"1 open 7B bf16 ({big.stat().st_size / 1e9:.1f} GB, {n} tensors)",
-                f"{(time.perf_counter() - t) * 1e3:.0f} ms",
-                "< 200 ms",
-                "",
-                time.perf_counter() - t < 0.2,
-            )
-            for spec in ("uint8", "int4"):
-                target6(big, work, spec, "safetensors", "7B")
-            big.unlink()
+            run_big(work)
     finally:
         if args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)
+    return finish()
+
+
+def finish() -> int:
     print(f"\nload after: {os.getloadavg()[0]:.2f}")
     print("| target | measured | baseline | ratio | result |")
     print("|---|---|---|---|---|")
     for r in ROWS:
         print("| " + " | ".join(r) + " |")
     return 0 if all(r[4] != "FAIL" for r in ROWS) else 1
+
+
+def run_big(work: Path) -> None:
+    """The 7B-parameter bf16 safetensors case (14 GB, written here, deleted afterwards)."""
+    from synth import llm_shapes
+
+    big = work / "llm7b-bf16.safetensors"
+    if not big.exists():
+        t = time.perf_counter()
+        write_safetensors(big, list(llm_shapes()), "bfloat16")
+        print(f"  wrote {big.stat().st_size / 1e9:.1f} GB in {time.perf_counter() - t:.0f} s")
+    try:
+        t = time.perf_counter()
+        with open_model(big) as m:
+            n = len(m)
+        opened = time.perf_counter() - t
+        row(
+            f"1 open 7B bf16 ({big.stat().st_size / 1e9:.1f} GB, {n} tensors)",
+            f"{opened * 1e3:.0f} ms",
+            "< 200 ms",
+            "",
+            opened < 0.2,
+        )
+        for spec in ("uint8", "int4"):
+            target6(big, work, spec, "safetensors", "7B")
+    finally:
+        big.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,10 @@
 - `percentile:P` (50 < P ≤ 100): affine schemes clip to the `[100−P, P]` percentiles of the
   values (two-sided, so a skewed tensor keeps its asymmetry); symmetric schemes (int8, int4) cap
   every channel's/group's max|w| at the P-th percentile of |w| over the whole tensor. Tensors
-  over `EXACT_LIMIT` elements take the percentile of a seeded sample of that many values.
+  over `EXACT_LIMIT` elements take the percentile of a seeded sample of that many values
+  (`np.percentile` selects by partition, linear in the sample: ~2 ms, where the whole of a
+  4M-element tensor took ~60 ms; a 262144-value sample puts ~260 values above the 99.9th
+  percentile, so the estimate is within a few percent of the tail's spread).
 - `mse`: a shrink factor r of the full range (affine: toward 0 when 0 is inside the range, else
   toward the end nearest 0; symmetric: every max|w| times r) is chosen from `MSE_GRID` by the
   MSE on a seeded sample of at most `MSE_SAMPLE` values. Deterministic, bounded cost; ties go
@@ -30,7 +33,7 @@ __all__ = [
     "shrink_range",
 ]
 
-EXACT_LIMIT = 1 << 22
+EXACT_LIMIT = 1 << 18
 MSE_SAMPLE = 1 << 15
 MSE_GRID = np.linspace(1.0, 0.25, 61)
 

@@ -159,11 +159,17 @@ def quantize(
         codes, over = affine.affine_encode(x.reshape(-1), p, scheme.bits)
         return codes.reshape(x.shape), over
     if fam in ("int8", "int4"):
+        blocks = symmetric.block_view(x, axis, params.get("group"))
+        if blocks is not None:
+            scales = scales_2d(params["scales"], blocks.shape[0])
+            codes, over = symmetric.block_encode(blocks, scales, symmetric_qmax(scheme))
+            return codes.reshape(x.shape), over
         rows = symmetric.as_rows(x, axis)
         group = params.get("group") or max(1, rows.shape[0])
         scales = scales_2d(params["scales"], rows.shape[1])
         codes, over = symmetric.symmetric_encode(rows, scales, group, symmetric_qmax(scheme))
-        return symmetric.from_rows(codes, x.shape, axis), over
+        # C order, so byte views, reshapes and the next stage never copy (axis 0 is a transpose)
+        return np.ascontiguousarray(symmetric.from_rows(codes, x.shape, axis)), over
     if fam == "kmeans":
         return kmeans.assign_codes(x.reshape(-1), params["palette"]).reshape(x.shape), 0
     return float_cast(x, scheme.name)
@@ -205,12 +211,15 @@ def dequantize(scheme: Any, codes: np.ndarray, params: Mapping[str, Any]) -> np.
         return affine.affine_decode(codes, _affine_from(params, scheme.bits))
     if fam in ("int8", "int4"):
         axis = params["axis"]
+        blocks = symmetric.block_view(codes, axis, params.get("group"))
+        if blocks is not None:
+            scales = scales_2d(params["scales"], blocks.shape[0])
+            return symmetric.block_decode(blocks, scales).reshape(codes.shape)
         rows = symmetric.as_rows(codes, axis)
         group = params.get("group") or max(1, rows.shape[0])
         scales = scales_2d(params["scales"], rows.shape[1])
-        return symmetric.from_rows(
-            symmetric.symmetric_decode(rows, scales, group), codes.shape, axis
-        )
+        values = symmetric.symmetric_decode(rows, scales, group)
+        return np.ascontiguousarray(symmetric.from_rows(values, codes.shape, axis))
     if fam == "kmeans":
         return params["palette"][codes]
     return codes if codes.dtype == np.float32 else codes.astype(np.float32)

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Callable, Iterable
+from collections import deque
+from collections.abc import Callable, Generator, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,10 +37,12 @@ __all__ = [
     "gzip_estimate",
     "gzip_nbytes",
     "metrics_from_sums",
+    "parallel_gzip_nbytes",
     "sqnr_db",
 ]
 
 GZIP_EXACT_BELOW = 64 << 10
+PARALLEL_BLOCK = 1 << 20
 _GZIP_PIECE = 1 << 20
 _GZIP_OVERHEAD = 18  # gzip header (10 bytes) + CRC32 and size trailer (8 bytes)
 
@@ -229,6 +233,73 @@ def gzip_nbytes(
             raise Cancelled("gzip size computation cancelled")
         total += len(comp.compress(piece))
     return total + len(comp.flush())
+
+
+def _blocks(chunks: Iterable[bytes | memoryview], size: int) -> Iterator[bytes]:
+    """The chunks' bytes cut into consecutive blocks of `size` bytes (the last may be short)."""
+    buf = bytearray()
+    for piece in _pieces(chunks):
+        buf += piece
+        while len(buf) >= size:
+            yield bytes(buf[:size])
+            del buf[:size]
+    if buf:
+        yield bytes(buf)
+
+
+def _deflated_size(block: bytes, window: bytes, level: int, last: bool) -> int:
+    """Raw-deflate bytes of one block primed with the previous 32 KiB (pigz's scheme): a sync
+    flush byte-aligns it so the blocks' outputs concatenate into one valid stream."""
+    if window:
+        comp = zlib.compressobj(level, zlib.DEFLATED, -15, 8, zlib.Z_DEFAULT_STRATEGY, window)
+    else:
+        comp = zlib.compressobj(level, zlib.DEFLATED, -15)
+    out = len(comp.compress(block))
+    return out + len(comp.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH))
+
+
+def parallel_gzip_nbytes(
+    chunks: Iterable[bytes | memoryview],
+    level: int = 6,
+    workers: int = 2,
+    block: int = PARALLEL_BLOCK,
+) -> Generator[int, None, int]:
+    """Size in bytes of a pigz-style gzip of the chunks concatenated, deflated on `workers`
+    threads (zlib releases the GIL): `block`-byte blocks, each primed with the previous 32 KiB
+    as preset dictionary and ended by a sync flush, the last one finished.
+
+    The stream is a valid gzip file (what `pigz -6` writes), but not byte-identical to one
+    zlib stream: at each block border deflate starts a new Huffman block and its lazy-match
+    state, and the sync flush adds 4-5 bytes. Measured on uint8 weight codes and the demo
+    models' archives with 1 MiB blocks: within +0.01 % of the single stream (see
+    benchmarks/RESULTS.md). Yields the raw bytes consumed so far after every block, so the
+    caller can report progress and cancel by closing the generator.
+    """
+    pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="gzip")
+    pending: deque[Future[int]] = deque()
+    size, done, window = _GZIP_OVERHEAD, 0, b""
+    held: bytes | None = None
+    try:
+        for data in _blocks(chunks, block):
+            if held is not None:
+                pending.append(pool.submit(_deflated_size, held, window, level, False))
+                window = held[-32768:]
+            held = data
+            while len(pending) > 2 * workers:
+                size += pending.popleft().result()
+            done += len(data)
+            yield done
+        if held is not None:
+            pending.append(pool.submit(_deflated_size, held, window, level, True))
+        else:
+            size += 2  # the empty final block of an empty stream
+        while pending:
+            size += pending.popleft().result()
+        return size
+    finally:
+        for fut in pending:
+            fut.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def gzip_estimate(

@@ -27,6 +27,7 @@ from inspector.core.metrics import (
     error_sums,
     gzip_estimate,
     metrics_from_sums,
+    parallel_gzip_nbytes,
     sqnr_db,
 )
 from inspector.core.model import Model, Tensor, TensorInfo
@@ -421,21 +422,41 @@ def exact_gzip(
     target: Target,
     rows: Sequence[TensorPreview],
     cancelled: Callable[[], bool] | None = None,
+    workers: int | None = None,
 ) -> Generator[tuple[int, int], None, int]:
-    """The exact gzip size (level 6, bytes) of what the export writes: the target's archive
-    stream (for TF.js the tar of model.json and the shards) through one deflate.
+    """The gzip size (level 6, bytes) of what the export writes: the target's archive stream
+    (for TF.js the tar of model.json and the shards).
+
+    Up to `EXACT_GZIP_BELOW` bytes, or with one worker, the stream goes through one deflate:
+    exactly `gzip`'s zlib-6 size. Larger archives are deflated pigz-style on `workers` threads
+    (default: up to 2 CPUs) in 1 MiB blocks primed with the previous 32 KiB
+    (`parallel_gzip_nbytes`): a valid gzip stream whose size is within ~0.01 % of the single
+    stream's (measured; see benchmarks/RESULTS.md), at about twice the speed on two cores.
 
     Tensors are quantized again one at a time by `quantize_tensor`, the export's own code
     path, so nothing but one tensor is held. Yields (bytes done, bytes in all) every 1 MiB and
     raises `Cancelled` when `cancelled()` turns True. `rows` are the plan's previews (they give
-    model.json). Runs at zlib's speed, ~40 MB/s per core.
+    model.json). zlib runs at ~40 MB/s per core.
     """
     overhead = target.overhead_bytes(model, rows) or b""
     stored = sum(r.quantized_bytes for r in rows if not r.optimizer)
     total = stored + len(overhead)
+    stream = target.archive(overhead, stored, _stored_chunks(model, plan, target))
+    workers = min(2, os.cpu_count() or 1) if workers is None else workers
+    if workers > 1 and total > EXACT_GZIP_BELOW:
+        blocks = parallel_gzip_nbytes(stream, 6, workers)
+        try:
+            while True:
+                if cancelled is not None and cancelled():
+                    raise Cancelled("exact gzip size cancelled")
+                yield min(next(blocks), total), total
+        except StopIteration as stop:
+            return stop.value
+        finally:
+            blocks.close()
     comp = zlib.compressobj(6, zlib.DEFLATED, 31)
     size = done = 0
-    for chunk in target.archive(overhead, stored, _stored_chunks(model, plan, target)):
+    for chunk in stream:
         view = memoryview(chunk).cast("B")
         for start in range(0, len(view), _GZIP_PIECE):
             if cancelled is not None and cancelled():

@@ -24,6 +24,9 @@ from .chunking import CHUNK
 
 __all__ = [
     "as_rows",
+    "block_decode",
+    "block_encode",
+    "block_view",
     "from_rows",
     "group_absmax",
     "int4_scales",
@@ -150,4 +153,58 @@ def symmetric_decode(codes: np.ndarray, scales: np.ndarray, group: int) -> np.nd
     for r0 in range(0, m, step):
         part = codes[r0 : r0 + step]
         out[r0 : r0 + part.shape[0]] = _per_row(part, s32, r0, group, np.multiply)
+    return out
+
+
+def block_view(x: np.ndarray, axis: int | None, group: int | None) -> np.ndarray | None:
+    """`x` as `(C, ngroups, group)` without a copy when the channel axis leads (ONNX/PyTorch
+    `(out, …)` layouts: `as_rows` would be a transpose, slow to walk), else None.
+
+    Needs a C-contiguous `x`, every axis before `axis` of length 1, the per-channel run
+    `M` divisible by `group` (int8: `group` None, one group of M) and M at most 4·CHUNK.
+    """
+    if axis is None or x.ndim < 2 or not x.flags.c_contiguous or axis == x.ndim - 1:
+        return None
+    if any(n != 1 for n in x.shape[:axis]):
+        return None
+    channels = x.shape[axis]
+    m = x.size // channels if channels else 0
+    g = m if group is None else min(group, m)
+    if m == 0 or m % g or m > 4 * CHUNK:
+        return None
+    return x.reshape(channels, m // g, g)
+
+
+def _block_steps(v: np.ndarray) -> range:
+    return range(0, v.shape[0], max(1, CHUNK // max(1, v.shape[1] * v.shape[2])))
+
+
+def block_encode(v: np.ndarray, scales: np.ndarray, qmax: int) -> tuple[np.ndarray, int]:
+    """`symmetric_encode` on a `block_view` (`scales` `(C, ngroups)`): the same float32
+    operations value for value, in the tensor's own layout."""
+    codes = np.empty(v.shape, dtype=np.int8)
+    s32 = scales.astype(np.float32)[:, :, None]
+    safe = np.where(s32 > 0, s32, np.float32(1.0))
+    clipped = 0
+    steps = _block_steps(v)
+    for c0 in steps:
+        cut = slice(c0, c0 + steps.step)
+        with np.errstate(over="ignore"):
+            t = np.divide(v[cut], safe[cut], dtype=np.float32)
+        clipped += int(np.count_nonzero(t > qmax + 0.5)) + int(np.count_nonzero(t < -qmax - 0.5))
+        np.rint(t, out=t)
+        np.clip(t, -qmax, qmax, out=t)
+        codes[cut] = t
+    return codes, clipped
+
+
+def block_decode(codes: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    """`symmetric_decode` on a `block_view` of the codes: float32 `q * scale`."""
+    out = np.empty(codes.shape, dtype=np.float32)
+    s32 = scales.astype(np.float32)[:, :, None]
+    steps = _block_steps(codes)
+    for c0 in steps:
+        cut = slice(c0, c0 + steps.step)
+        with np.errstate(over="ignore"):
+            np.multiply(codes[cut], s32[cut], out=out[cut], dtype=np.float32)
     return out
