@@ -9,8 +9,11 @@ rows know and which applies identically with `Plan.from_json`.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable
 from typing import Any
+
+import numpy as np
 
 from inspector.core.model import TensorInfo
 from inspector.core.schemes import Scheme, parse_scheme
@@ -20,6 +23,7 @@ __all__ = [
     "FLOAT32",
     "PLAN_KEY",
     "dequantized_storage",
+    "dry_params",
     "resolved_plan",
     "resolved_plan_json",
 ]
@@ -48,3 +52,23 @@ def dequantized_storage(info: TensorInfo, scheme: Scheme) -> Storage:
     if scheme.name == "float16":
         return Storage((scheme,))
     return Storage((scheme, FLOAT32), "")
+
+
+def dry_params(info: TensorInfo, scheme: Scheme) -> dict[str, Any]:
+    """Zero-valued `Encoded.params` of `scheme` for `info`, with the real keys, types and shapes
+    (layout-only predictions of container bytes: the values do not change their size)."""
+    fam = scheme.family
+    axis = scheme.resolve_axis(info.shape, info.channel_axis)
+    if fam == "affine":
+        return {"min": 0.0, "scale": 1.0}
+    if fam in ("int8", "int4"):
+        channels = 1 if axis is None else info.shape[axis]
+        rows = math.prod(info.shape) // channels if channels else 0
+        if fam == "int8":
+            return {"scales": np.zeros(channels, np.float32), "axis": axis}
+        groups = -(-rows // scheme.group)
+        scales = np.zeros((channels, groups), np.float16)
+        return {"scales": scales, "axis": axis, "group": scheme.group}
+    if fam == "kmeans":
+        return {"palette": np.zeros(1 << scheme.bits, np.float32)}
+    return {}
