@@ -34,6 +34,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
             force=args.force,
             shard_bytes=int(args.shard_mb * (1 << 20)),
             dequantized=args.dequantized,
+            weights_only=args.weights_only,
             with_preview=want_report,
         )
         if want_report:
@@ -88,6 +89,11 @@ def _parser_export(sub: argparse._SubParsersAction) -> None:
         "--dequantized",
         action="store_true",
         help="safetensors: store dequantized F32/F16 values instead of codes + scales",
+    )
+    p.add_argument(
+        "--weights-only",
+        action="store_true",
+        help="TF.js: weights_manifest.json + shards without topology (for layers TF.js lacks)",
     )
     p.add_argument("--json", action="store_true", help="print what was written as JSON")
     p.set_defaults(func=_cmd_export)

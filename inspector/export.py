@@ -56,13 +56,15 @@ class ExportCancelled(InspectorError):
 @dataclass(frozen=True)
 class ExportOptions:
     """What a writer needs besides the tensors. `shard_bytes` is the TF.js shard size limit;
-    `dequantized` asks safetensors for plain F32/F16 values instead of codes + scales. A writer
+    `dequantized` asks safetensors for plain F32/F16 values instead of codes + scales;
+    `weights_only` asks TF.js for weights_manifest.json + shards without topology. A writer
     appends model-level notes (e.g. "opset raised from 17 to 21") to `notes`."""
 
     plan: Plan
     target: Target
     shard_bytes: int = 4 << 20
     dequantized: bool = False
+    weights_only: bool = False
     source: Path = field(default_factory=Path)
     out: Path = field(default_factory=Path)
     notes: list[str] = field(default_factory=list)
@@ -154,6 +156,7 @@ def export_model(
     force: bool = False,
     shard_bytes: int = 4 << 20,
     dequantized: bool = False,
+    weights_only: bool = False,
     progress: Progress | None = None,
     cancelled: Callable[[], bool] | None = None,
     with_preview: bool = False,
@@ -172,7 +175,7 @@ def export_model(
     path = check_output(out, input_paths(model), force)
     if shard_bytes < 1:
         raise InspectorError(f"shard size must be positive, got {shard_bytes} bytes")
-    opts = ExportOptions(plan, target, shard_bytes, dequantized, model.path, path)
+    opts = ExportOptions(plan, target, shard_bytes, dequantized, weights_only, model.path, path)
     notes: list[tuple[str, str]] = []
     stream = _stream(model, plan, target, progress, cancelled, notes)
     multi_file = fmt == "tfjs"

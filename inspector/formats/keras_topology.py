@@ -14,10 +14,12 @@ TF.js finds a weight by `<layer name>/<variable name>`; legacy HDF5 files name w
 `conv2d_1_1/kernel:0` inside layer `conv2d_1`, which TF.js cannot match (trap 1), so names are
 rebuilt from the layer group and the variable's own name.
 
-Supported (translated and checked against stock TF.js 4.22): Sequential and Functional models
-of InputLayer, Dense, Conv1D/2D, DepthwiseConv2D, SeparableConv2D, BatchNormalization,
-pooling, Flatten, Reshape, Dropout, Activation, ReLU, Add/Concatenate/Multiply, Embedding,
-LayerNormalization. Other layers pass through with the generic translation.
+Compatibility (docs/tfjs-layers.md): the layer classes and activation names stock TF.js 4.22
+registers (`serialization.registerClass` in tfjs-layers; listed below) pass; inference-time
+equivalents are translated (`silu` → `swish`; SpatialDropout2D/3D → Dropout; Keras 3
+LeakyReLU `negative_slope` → `alpha`; ReLU with only a negative slope → LeakyReLU); anything
+else is a `TopologyError` naming each layer and class, so the export fails before writing
+instead of producing a model.json TF.js refuses at load time.
 """
 
 from __future__ import annotations
@@ -26,7 +28,121 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["tfjs_model_topology", "tfjs_weight_name", "to_keras2_config"]
+__all__ = [
+    "TFJS_ACTIVATIONS",
+    "TFJS_LAYER_CLASSES",
+    "TopologyError",
+    "tfjs_model_topology",
+    "tfjs_weight_name",
+    "to_keras2_config",
+]
+
+TFJS_LAYER_CLASSES = frozenset(
+    [
+        "Activation",
+        "Add",
+        "AlphaDropout",
+        "Average",
+        "AveragePooling1D",
+        "AveragePooling2D",
+        "AveragePooling3D",
+        "BatchNormalization",
+        "Bidirectional",
+        "CategoryEncoding",
+        "CenterCrop",
+        "Concatenate",
+        "Conv1D",
+        "Conv2D",
+        "Conv2DTranspose",
+        "Conv3D",
+        "Conv3DTranspose",
+        "ConvLSTM2D",
+        "Cropping2D",
+        "Dense",
+        "DepthwiseConv2D",
+        "Dot",
+        "Dropout",
+        "ELU",
+        "Embedding",
+        "Flatten",
+        "Functional",
+        "GRU",
+        "GaussianDropout",
+        "GaussianNoise",
+        "GlobalAveragePooling1D",
+        "GlobalAveragePooling2D",
+        "GlobalMaxPooling1D",
+        "GlobalMaxPooling2D",
+        "InputLayer",
+        "LSTM",
+        "LayerNormalization",
+        "LeakyReLU",
+        "Masking",
+        "MaxPooling1D",
+        "MaxPooling2D",
+        "MaxPooling3D",
+        "Maximum",
+        "Minimum",
+        "Model",
+        "Multiply",
+        "PReLU",
+        "Permute",
+        "RNN",
+        "RandomWidth",
+        "ReLU",
+        "RepeatVector",
+        "Rescaling",
+        "Reshape",
+        "Resizing",
+        "SeparableConv2D",
+        "Sequential",
+        "SimpleRNN",
+        "Softmax",
+        "SpatialDropout1D",
+        "ThresholdedReLU",
+        "TimeDistributed",
+        "UpSampling2D",
+        "ZeroPadding2D",
+    ]
+)
+"""Layer classes stock TF.js 4.22 registers (tfjs-layers `serialization.registerClass`)."""
+
+TFJS_ACTIVATIONS = frozenset(
+    [
+        "elu",
+        "hard_sigmoid",
+        "linear",
+        "relu",
+        "relu6",
+        "selu",
+        "sigmoid",
+        "softmax",
+        "softplus",
+        "softsign",
+        "tanh",
+        "swish",
+        "mish",
+        "gelu",
+        "log_softmax",
+    ]
+)
+"""Keras activation names TF.js 4.22 resolves (it camel-cases them: `hard_sigmoid` →
+`hardSigmoid`; `gelu_new` does not survive that, so it is not listed)."""
+
+_ACTIVATION_ALIASES = {"silu": "swish", None: "linear"}
+_DROPOUT_ALIASES = ("SpatialDropout2D", "SpatialDropout3D")
+_KERAS3 = "keras 3 source"
+
+
+class TopologyError(ValueError):
+    """Layers stock TF.js cannot load: `problems` lists (layer name, class, reason)."""
+
+    def __init__(self, problems: list[tuple[str, str, str]]) -> None:
+        self.problems = problems
+        shown = "; ".join(f"layer '{n}' ({c}): {r}" for n, c, r in problems[:6])
+        more = f"; and {len(problems) - 6} more" if len(problems) > 6 else ""
+        super().__init__(f"stock TF.js 4.22 cannot load {shown}{more}")
+
 
 _DROP_KEYS = ("module", "registered_name", "build_config", "compile_config", "shared_object_id")
 _INVALID_FIELDS = {
@@ -91,15 +207,56 @@ def _io_layers(spec: Any) -> Any:
     return spec
 
 
-def _layer(entry: Mapping[str, Any]) -> dict[str, Any]:
+def _activation_name(value: Any) -> Any:
+    if isinstance(value, dict) and isinstance(value.get("config"), str):
+        return value["config"]  # Keras 3 {"class_name": "function", "config": "relu"}
+    return value
+
+
+def _translate(cls: str, config: dict[str, Any], problems: list[tuple[str, str, str]]) -> str:
+    """TF.js equivalents of inference-time behaviour; unsupported pieces go to `problems`."""
+    name = str(config.get("name", "?"))
+    if cls in _DROPOUT_ALIASES:
+        keep = ("name", "trainable", "dtype", "rate", "seed")
+        for key in [k for k in config if k not in keep]:
+            config.pop(key)
+        cls = "Dropout"
+    if cls == "LeakyReLU" and "negative_slope" in config:
+        config["alpha"] = config.pop("negative_slope")
+    if cls == "ReLU":
+        slope, threshold = config.get("negative_slope") or 0, config.get("threshold") or 0
+        if threshold:
+            problems.append((name, cls, "TF.js ReLU has no threshold"))
+        elif slope and config.get("max_value") is None:
+            keep = {k: config[k] for k in ("name", "trainable", "dtype") if k in config}
+            config.clear()
+            config.update(keep, alpha=slope)
+            cls = "LeakyReLU"
+        elif slope:
+            problems.append((name, cls, "TF.js ReLU has no negative slope with max_value"))
+    if "activation" in config:
+        act = _activation_name(config["activation"])
+        act = _ACTIVATION_ALIASES.get(act, act)
+        if act not in TFJS_ACTIVATIONS:
+            problems.append((name, cls, f"activation '{act}' is not in TF.js"))
+        elif act == "hard_sigmoid" and ("", "", _KERAS3) in problems:
+            problems.append((name, cls, "Keras 3 hard_sigmoid (x/6 + 1/2) is not TF.js's"))
+        config["activation"] = act
+    if cls not in TFJS_LAYER_CLASSES:
+        problems.append((name, cls, "TF.js has no such layer class"))
+    return cls
+
+
+def _layer(entry: Mapping[str, Any], problems: list[tuple[str, str, str]]) -> dict[str, Any]:
     cls = entry.get("class_name")
     if cls in _CONTAINERS:
-        return to_keras2_config(entry)
+        return to_keras2_config(entry, problems)
     config = _plain(dict(entry.get("config", {})))
     if cls == "InputLayer" and "batch_shape" in config:
         config["batch_input_shape"] = config.pop("batch_shape")
     for key in _INVALID_FIELDS.get(str(cls), ()):
         config.pop(key, None)
+    cls = _translate(str(cls), config, problems)
     out: dict[str, Any] = {"class_name": cls, "config": config}
     if "name" in entry:
         out["name"] = entry["name"]
@@ -108,14 +265,18 @@ def _layer(entry: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def to_keras2_config(config: Mapping[str, Any]) -> dict[str, Any]:
+def to_keras2_config(
+    config: Mapping[str, Any], problems: list[tuple[str, str, str]] | None = None
+) -> dict[str, Any]:
     """A Keras 2 or 3 model config (`{"class_name", "config"}`) in the dialect TF.js reads.
 
-    Keras 2 configs pass through with only the invalid SeparableConv fields removed.
+    Keras 2 configs pass through with only the invalid SeparableConv fields removed and the
+    translations above; what TF.js cannot load is appended to `problems` when given.
     """
+    problems = [] if problems is None else problems
     cls = config.get("class_name")
     inner = copy.deepcopy(dict(config.get("config", {})))
-    layers = [_layer(entry) for entry in inner.pop("layers", [])]
+    layers = [_layer(entry, problems) for entry in inner.pop("layers", [])]
     out = _plain({k: v for k, v in inner.items() if k not in ("layers",)})
     out["layers"] = layers
     for key in ("input_layers", "output_layers"):
@@ -129,13 +290,24 @@ def tfjs_model_topology(
     keras_config: Mapping[str, Any],
     keras_version: str | None = None,
     backend: str | None = None,
+    strict: bool = True,
 ) -> dict[str, Any]:
-    """The `modelTopology` of a TF.js layers-model (no training config: TF.js inference only)."""
-    return {
+    """The `modelTopology` of a TF.js layers-model (no training config: TF.js inference only).
+
+    `strict` raises `TopologyError` when a layer or activation is not in stock TF.js; without
+    it the untranslatable parts pass through (the preview's size estimate of such a model)."""
+    problems: list[tuple[str, str, str]] = []
+    if str(keras_version or "").startswith("3"):
+        problems.append(("", "", _KERAS3))  # marker read by _translate, removed below
+    topology = {
         "keras_version": keras_version or "2.19.0",
         "backend": backend or "tensorflow",
-        "model_config": to_keras2_config(keras_config),
+        "model_config": to_keras2_config(keras_config, problems),
     }
+    problems[:] = [p for p in problems if p[2] != _KERAS3]
+    if strict and problems:
+        raise TopologyError(problems)
+    return topology
 
 
 def tfjs_weight_name(layer: str, weight_path: str) -> str:

@@ -21,7 +21,10 @@ Inputs: TF.js layers/graph models keep their topology (and signature, metadata);
 `.keras` become a layers-model whose topology is translated for TF.js (`keras_topology`) and
 whose weights are named `<layer>/<variable>` (never the legacy `conv2d_1_1/kernel:0`);
 weights-only inputs (safetensors, npz) become a bare `weights_manifest.json` (a JSON list of
-groups, read by `tf.io.loadWeights`) plus shards. Optimizer state is not exported.
+groups, read by `tf.io.loadWeights`) plus shards, and so does any input with the
+`weights_only` option (for Keras models whose layers stock TF.js lacks: the topology check
+refuses them otherwise, see docs/tfjs-layers.md; the preview then still counts model.json).
+Optimizer state is not exported.
 """
 
 from __future__ import annotations
@@ -41,7 +44,11 @@ from inspector.core.model import Model, TensorInfo
 from inspector.core.preview import QuantizedTensor
 from inspector.core.schemes import Encoded, Scheme, parse_scheme
 from inspector.core.target import Storage, Target
-from inspector.formats.keras_topology import tfjs_model_topology, tfjs_weight_name
+from inspector.formats.keras_topology import (
+    TopologyError,
+    tfjs_model_topology,
+    tfjs_weight_name,
+)
 from inspector.formats.targets import register_target
 
 __all__ = [
@@ -197,10 +204,13 @@ def _entry_json(e: _Entry, index: int) -> dict[str, Any]:
     return out
 
 
-def _document(model: Model, entries: Sequence[_Entry], paths: list[str]) -> tuple[str, bool]:
-    """(JSON text, is a full model.json) — a bare manifest list for weights-only inputs."""
+def _document(
+    model: Model, entries: Sequence[_Entry], paths: list[str], strict: bool, bare: bool = False
+) -> tuple[str, bool]:
+    """(JSON text, is a full model.json) — a bare manifest list for weights-only inputs or
+    when `bare` asks for one."""
     manifest = [{"paths": paths, "weights": [_entry_json(e, i) for i, e in enumerate(entries)]}]
-    base = _base_document(model)
+    base = None if bare else _base_document(model, strict)
     doc: Any = manifest if base is None else _with_manifest(base, manifest)
     text = json.dumps(doc, separators=(",", ":"))
     for i, e in enumerate(entries):
@@ -220,7 +230,7 @@ def _with_manifest(base: dict[str, Any], manifest: list[Any]) -> dict[str, Any]:
     return out
 
 
-def _base_document(model: Model) -> dict[str, Any] | None:
+def _base_document(model: Model, strict: bool) -> dict[str, Any] | None:
     meta = model.metadata
     if model.format == "tfjs" and isinstance(meta.get("model_json"), Mapping):
         src = dict(meta["model_json"])
@@ -230,11 +240,19 @@ def _base_document(model: Model) -> dict[str, Any] | None:
     config = meta.get("keras_config")
     if model.format in ("keras-h5", "keras") and isinstance(config, Mapping) and config:
         version = str(meta.get("keras_version") or "2.19.0")
+        try:
+            topology = tfjs_model_topology(config, version, meta.get("backend"), strict)
+        except TopologyError as exc:
+            raise FormatError(
+                model.path,
+                f"{exc} — see docs/tfjs-layers.md; export the weights alone with "
+                "--weights-only (weights_manifest.json + shards), or use --format keras",
+            ) from None
         return {
             "format": "layers-model",
             "generatedBy": f"keras v{version}",
             "convertedBy": CONVERTED_BY,
-            "modelTopology": tfjs_model_topology(config, version, meta.get("backend")),
+            "modelTopology": topology,
         }
     return None
 
@@ -309,6 +327,9 @@ class _Shards:
 def write(model: Model, stream: Iterable[QuantizedTensor], dest: Path, opts: Any) -> list[Path]:
     """Write model.json (or weights_manifest.json) and the shards into folder `dest`."""
     names = manifest_names(model)
+    bare = bool(getattr(opts, "weights_only", False))
+    if not bare:
+        _base_document(model, strict=True)  # refuse an unloadable topology before writing
     shards = _Shards(dest, int(getattr(opts, "shard_bytes", 4 << 20)))
     entries: list[_Entry] = []
     try:
@@ -324,7 +345,7 @@ def write(model: Model, stream: Iterable[QuantizedTensor], dest: Path, opts: Any
     finally:
         shards.close()
     files = shards.finish()
-    text, full = _document(model, entries, [f.name for f in files])
+    text, full = _document(model, entries, [f.name for f in files], True, bare)
     doc_path = dest / ("model.json" if full else "weights_manifest.json")
     doc_path.write_text(text, encoding="ascii")
     return [doc_path, *files]
@@ -355,7 +376,7 @@ def tfjs_overhead(model: Model, previews: Sequence[Any]) -> bytes:
         entries.append(entry)
         total += row.quantized_bytes
     paths = _shard_names(max(total, 1), SHARD_BYTES)
-    return _document(model, entries, paths)[0].encode("ascii")
+    return _document(model, entries, paths, strict=False)[0].encode("ascii")
 
 
 def tfjs_archive(
