@@ -23,6 +23,7 @@ that passed is not probed again while its path, inode, size and modification tim
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -103,18 +104,27 @@ def _file_key(p: Path, member: str | None) -> tuple[Any, ...] | None:
 
 
 def _touch(name: str, obj: Any) -> None:
+    """Read `obj`'s headers; a Python-level error on one attribute or dataset must not stop
+    the walk, or a later object that hangs or crashes libhdf5 is never reached here but is in
+    the reader."""
     import h5py
 
     for key in obj.attrs:
-        obj.attrs[key]
+        with contextlib.suppress(Exception):
+            obj.attrs[key]
     if isinstance(obj, h5py.Dataset):
-        obj.shape, obj.dtype, obj.chunks, obj.compression  # noqa: B018 - reads the headers
-        plist = obj.id.get_create_plist()
-        plist.get_layout()
-        plist.get_external_count()
-        obj.is_virtual  # noqa: B018
-        obj.id.get_offset()
-        obj.id.get_storage_size()
+        with contextlib.suppress(Exception):
+            _touch_dataset(obj)
+
+
+def _touch_dataset(obj: Any) -> None:
+    obj.shape, obj.dtype, obj.chunks, obj.compression  # noqa: B018 - reads the headers
+    plist = obj.id.get_create_plist()
+    plist.get_layout()
+    plist.get_external_count()
+    obj.is_virtual  # noqa: B018
+    obj.id.get_offset()
+    obj.id.get_storage_size()
 
 
 def walk(fileobj: Any) -> int:
@@ -143,14 +153,32 @@ def _limit_memory() -> None:
         pass
 
 
+def _member(raw: Any, zf: Any, name: str) -> Any:
+    """The member as the reader sees it: a stored member is a byte range of the zip read with
+    no CRC check (keras_zip._member_file), so a damaged stored member must be walked here too,
+    not refused by zipfile's CRC check while the reader goes on to open it."""
+    import io
+    import struct
+    import zipfile
+
+    info = zf.getinfo(name)
+    if info.compress_type != zipfile.ZIP_STORED:
+        return zf.open(info)
+    raw.seek(info.header_offset)
+    name_len, extra_len = struct.unpack("<HH", raw.read(30)[26:30])
+    start = info.header_offset + 30 + name_len + extra_len
+    raw.seek(start)
+    return io.BytesIO(raw.read(info.file_size)) if info.file_size < (64 << 20) else zf.open(info)
+
+
 def _main(argv: list[str]) -> int:
     _limit_memory()
     try:
         if len(argv) > 1:
             import zipfile
 
-            with zipfile.ZipFile(argv[0]) as zf, zf.open(argv[1]) as fh:
-                walk(fh)
+            with open(argv[0], "rb") as raw, zipfile.ZipFile(raw) as zf:
+                walk(_member(raw, zf, argv[1]))
         else:
             walk(argv[0])
     except Exception:  # the in-process reader reports Python-level errors precisely
