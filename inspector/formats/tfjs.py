@@ -227,7 +227,7 @@ def _parse_entry(source: Path, spec: Any, offset: int, g: _Group) -> _Entry:
         nbytes = _string_nbytes(source, g, offset, int(np.prod(shape, dtype=np.int64)), name)
         info = TensorInfo(name, shape, "string", layer_of(name, "/"))
         return _Entry(info, offset, nbytes, "string", None)
-    if dtype not in _PLAIN:
+    if not isinstance(dtype, str) or dtype not in _PLAIN:  # a list/dict is not hashable
         raise FormatError(source, f"unsupported dtype {dtype!r}", name)
     stored = None
     if quant is not None:
@@ -246,7 +246,9 @@ def _parse_entry(source: Path, spec: Any, offset: int, g: _Group) -> _Entry:
 def _parse_quant(
     source: Path, name: str, dtype: str, quant: Any
 ) -> tuple[str, int, StoredQuantization]:
-    if not isinstance(quant, dict) or quant.get("dtype") not in _QUANT:
+    if not isinstance(quant, dict) or not isinstance(quant.get("dtype"), str):
+        raise FormatError(source, f"unknown quantization {quant!r:.100}", name)
+    if quant["dtype"] not in _QUANT:
         raise FormatError(source, f"unknown quantization {quant!r:.100}", name)
     qd = quant["dtype"]
     storage, itemsize = _QUANT[qd]
