@@ -103,7 +103,7 @@ def _validate(
         if not isinstance(spec, dict):
             raise FormatError(p, "header entry must be an object", name)
         code = spec.get("dtype")
-        if code not in DTYPES:
+        if not isinstance(code, str) or code not in DTYPES:  # a list/dict is not hashable
             raise FormatError(p, f"unsupported dtype {code!r}", name)
         np_dtype, logical = DTYPES[code]
         shape = check_shape(p, name, spec.get("shape"), data_len // np_dtype.itemsize)
