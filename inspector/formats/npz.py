@@ -34,7 +34,7 @@ def read_npz(path: str | os.PathLike) -> Model:
     except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
         raise FormatError(p, f"not a readable npz (zip) archive: {exc}") from None
     try:
-        tensors = [_member_tensor(zf, info, p) for info in zf.infolist() if not info.is_dir()]
+        tensors = [_member_tensor(zf, info, p) for info in _members(zf)]
         names = [t.name for t in tensors]
         dup = next((n for n in names if names.count(n) > 1), None)
         if dup is not None:
@@ -42,8 +42,13 @@ def read_npz(path: str | os.PathLike) -> Model:
     except BaseException:
         zf.close()
         raise
-    meta = {"npz_members": [i.filename for i in zf.infolist() if not i.is_dir()]}
+    meta = {"npz_members": [i.filename for i in _members(zf)]}
     return Model(p, "npz", tensors, meta, [zf.close])
+
+
+def _members(zf: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
+    """Members that are files (`ZipInfo.is_dir` raises IndexError on an empty name)."""
+    return [i for i in zf.infolist() if not i.filename.endswith("/")]
 
 
 def _member_tensor(zf: zipfile.ZipFile, info: zipfile.ZipInfo, p: Path) -> Tensor:
