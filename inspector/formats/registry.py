@@ -128,7 +128,7 @@ def _sniff_zip(p: Path) -> str | None:
     try:
         with zipfile.ZipFile(p) as zf:
             names = zf.namelist()
-    except (zipfile.BadZipFile, OSError, ValueError):
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError):
         return _BY_SUFFIX.get(p.suffix.lower())
     if "config.json" in names and any(n.endswith(".weights.h5") for n in names):
         return "keras"
