@@ -95,6 +95,10 @@ def retire_model(model: Model | None, runners: list[JobRunner]) -> None:
     QTimer.singleShot(50, lambda: retire_model(model, runners))
 
 
+EXACT_GZIP_DELAY_MS = 250
+"""Pause between a finished preview and the start of the exact gzip measurement."""
+
+
 def error_text(exc: BaseException) -> str:
     """A worker's exception as one line for the user: the reason, with the type when it is not
     one of ours (then it is a bug worth reporting)."""
@@ -154,6 +158,7 @@ class PreviewController(QObject):
         self._count = 0
         self._total = 0
         self._plan = state.plan
+        self._model: Model | None = None
         self._started = time.monotonic()
         state.model_changed.connect(self._on_model)
         state.plan_changed.connect(self._timer.start)
@@ -189,7 +194,7 @@ class PreviewController(QObject):
 
         self.runner.submit(job)
         self._started = time.monotonic()
-        self._plan = plan
+        self._plan, self._model = plan, model
         self.running.emit(True)
         self.progress.emit(0, self._total)
 
@@ -207,10 +212,10 @@ class PreviewController(QObject):
             self.gzip_runner.generation += 1
             self.gzip_progress.emit(0, 0)
 
-    def _start_exact(self, preview: Preview) -> None:
-        model, plan = self.state.model, self._plan
+    def _start_exact(self, preview: Preview, plan: Any) -> None:
+        model = self.state.model
         target = resolve_target(self.state.target_name)
-        if model is None:
+        if model is None or plan != self.state.plan or self.state.preview is not preview:
             return
         self.gzip_runner.submit(
             lambda cancelled, report: _exact_total(model, preview, plan, target, cancelled, report)
@@ -222,17 +227,21 @@ class PreviewController(QObject):
             self.gzip_progress.emit(0, 0)
 
     def _on_item(self, gen: int, tp: Any) -> None:
+        if self._model is not self.state.model:
+            return
         self._count += 1
         self.state.set_tensor_preview(tp)
         self.progress.emit(self._count, self._total)
 
     def _on_done(self, gen: int, preview: Any) -> None:
-        if preview is not None:
+        if preview is not None and self._model is self.state.model:
             self.state.set_preview(preview, self._plan)
             seconds = time.monotonic() - self._started
             self.message.emit(f"Preview of {self._total} tensors up to date ({seconds:.2f} s)")
             if not preview.total.get("gzip_exact", True):
-                self._start_exact(preview)
+                # Let the totals repaint and quick follow-up edits arrive before zlib starts.
+                plan = self._plan
+                QTimer.singleShot(EXACT_GZIP_DELAY_MS, lambda: self._start_exact(preview, plan))
 
     def _on_failed(self, gen: int, exc: Any) -> None:
         text = error_text(exc)

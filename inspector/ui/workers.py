@@ -116,7 +116,8 @@ class JobRunner(QObject):
             self.item.emit(gen, payload)
 
     def _on_done(self, gen: int, payload: object) -> None:
-        if self.is_current(gen):
+        # A job cancelled after it finished still has its answer queued: drop it too.
+        if self.is_current(gen) and not self._jobs[gen].cancel_event.is_set():
             self.done.emit(gen, payload)
 
     def _on_failed(self, gen: int, exc: object) -> None:

@@ -22,7 +22,17 @@ def _dialog(qtbot, window, fmt, out):
     return dialog
 
 
+def _settle(qtbot, window):
+    """Wait for the preview of the current plan, so its status line comes before ours."""
+    state = window.state
+    qtbot.waitUntil(
+        lambda: state.preview_plan == state.plan and not window.preview.runner.busy,
+        timeout=30_000,
+    )
+
+
 def _export(qtbot, window, request):
+    _settle(qtbot, window)
     with qtbot.waitSignal(window.exports.exported, timeout=60_000) as blocker:
         window.exports.export(request)
     return blocker.args[0]

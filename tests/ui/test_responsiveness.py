@@ -39,7 +39,16 @@ def test_event_loop_never_blocks_during_whole_model_preview(qtbot, window, synth
     assert worst < 0.100, f"GUI thread blocked for {worst * 1000:.0f} ms"
 
 
-def test_cancel_stops_the_preview(qtbot, window, synthetic_model):
+def test_cancel_stops_the_preview(qtbot, window, synthetic_model, monkeypatch):
+    from inspector.core import preview as core_preview
+
+    real = core_preview.preview_tensor
+
+    def slow(*args, **kwargs):
+        time.sleep(0.1)  # the preview must still run when Esc arrives
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(core_preview, "preview_tensor", slow)
     model = synthetic_model({f"layer{i}/kernel": (1024, 1024) for i in range(8)})
     window.state.set_model(model, target="native")
     qtbot.waitUntil(lambda: len(window.state.tensor_previews) >= 1, timeout=60_000)
