@@ -159,6 +159,7 @@ class PreviewController(QObject):
         self._total = 0
         self._plan = state.plan
         self._model: Model | None = None
+        self.stopped = False
         self._started = time.monotonic()
         state.model_changed.connect(self._on_model)
         state.plan_changed.connect(self._timer.start)
@@ -177,7 +178,7 @@ class PreviewController(QObject):
         """Run the whole-model preview for the current plan (cached tensors are free)."""
         model, plan = self.state.model, self.state.plan
         self.cancel_exact()
-        if model is None:
+        if model is None or self.stopped:
             return
         target, cache = resolve_target(self.state.target_name), self.cache
         self._count, self._total = 0, len(model)
@@ -205,6 +206,13 @@ class PreviewController(QObject):
             self.message.emit("Preview cancelled: totals are out of date")
         self.cancel_exact()
 
+    def stop(self) -> None:
+        """For shutdown: cancel, and start nothing any more (the model is about to close)."""
+        self.stopped = True
+        self._timer.stop()
+        self.runner.cancel()
+        self.cancel_exact()
+
     def cancel_exact(self) -> None:
         """Stop the exact gzip measurement; its answer will be dropped."""
         if self.gzip_runner.busy:
@@ -213,7 +221,7 @@ class PreviewController(QObject):
             self.gzip_progress.emit(0, 0)
 
     def _start_exact(self, preview: Preview, plan: Any) -> None:
-        model = self.state.model
+        model = None if self.stopped else self.state.model
         target = resolve_target(self.state.target_name)
         if model is None or plan != self.state.plan or self.state.preview is not preview:
             return

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 from inspector.core.errors import InspectorError
 from inspector.core.plan import Plan
 from inspector.ui import dialogs
+from inspector.ui.autosave import Autosaver
 from inspector.ui.controllers import ModelOpener, PreviewController, retire_model
 from inspector.ui.curve_view import CurveView
 from inspector.ui.detail import DetailController
@@ -72,6 +73,7 @@ class MainWindow(QMainWindow):
         self.preview = PreviewController(self.state, self)
         self.detail = DetailController(self.state, self)
         self.exports = ExportActions(self, self.state)
+        self.autosave = Autosaver(self.state, self.settings, self)
         self.setWindowTitle("Quantization Inspector")
         self.setAcceptDrops(True)
         self._build_widgets()
@@ -216,6 +218,7 @@ class MainWindow(QMainWindow):
         first = next((t.name for t in model if t.info.is_float), None)  # type: ignore[attr-defined]
         if first is not None:
             self.state.set_selection([first], first)
+        self.autosave.offer()
 
     def _on_open_failed(self, path: str, reason: str) -> None:
         self.status_label.setText(f"Could not open {path}")
@@ -268,6 +271,7 @@ class MainWindow(QMainWindow):
         except OSError as exc:
             dialogs.show_error(self, "Cannot save plan", f"{path}\n\n{exc.strerror or exc}")
             return
+        self.autosave.clear()
         self.status_label.setText(f"Plan saved to {path}")
 
     def choose_plan(self) -> None:
@@ -321,6 +325,10 @@ class MainWindow(QMainWindow):
         self.tabs.setCurrentWidget(self.curves)
         self.curves.sine_box.setChecked(True)
 
+    def _on_preview_failed(self, text: str) -> None:
+        if not self.preview.stopped:
+            dialogs.show_error(self, "Preview failed", text)
+
     def tasks(self) -> list:
         """User-started background tasks, each with its own progress bar and Cancel."""
         return [self.exports.task]
@@ -351,6 +359,10 @@ class MainWindow(QMainWindow):
 
     def shutdown(self) -> None:
         """Cancel all work, wait for the workers, close the model (also on window close)."""
+        self.autosave.flush()
+        self.preview.stop()
+        self.detail._timer.stop()
+        self.state.blockSignals(True)  # nothing may start new work on a closing model
         for runner in [self.opener.runner, *self.model_readers()]:
             runner.wait()
         if self.state.model is not None:
