@@ -33,8 +33,10 @@ from inspector.ui.controllers import ModelOpener, PreviewController, retire_mode
 from inspector.ui.curve_view import CurveView
 from inspector.ui.detail import DetailController
 from inspector.ui.error_view import ErrorView
+from inspector.ui.evaluation import EvaluationController
 from inspector.ui.export_actions import ExportActions
 from inspector.ui.histogram_view import HistogramView
+from inspector.ui.output_panel import OutputPanel
 from inspector.ui.plot_style import configure_pyqtgraph
 from inspector.ui.rules_list import RulesList
 from inspector.ui.scheme_editor import SchemeEditor
@@ -74,6 +76,7 @@ class MainWindow(QMainWindow):
         self.detail = DetailController(self.state, self)
         self.exports = ExportActions(self, self.state)
         self.autosave = Autosaver(self.state, self.settings, self)
+        self.evaluation = EvaluationController(self.state, self)
         self.setWindowTitle("Quantization Inspector")
         self.setAcceptDrops(True)
         self._build_widgets()
@@ -92,6 +95,8 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.histogram, "Histogram")
         self.tabs.addTab(self.curves, "Discretization curve")
         self.tabs.addTab(self.errors, "Error")
+        self.output = OutputPanel(self.state, self.evaluation)
+        self.tabs.addTab(self.output, "Output && sensitivity")
         self.editor = SchemeEditor(self.state)
         self.rules = RulesList(self.state)
         self.summary = SummaryPanel(self.state)
@@ -138,6 +143,8 @@ class MainWindow(QMainWindow):
             file, "Save &Quantized As…", self.exports.save_quantized, "Ctrl+Shift+S"
         )
         self._action(file, "Export &Report…", self.exports.export_report)
+        self._action(file, "Choose &Evaluation Data…", self.choose_eval_data)
+        self._action(file, "E&valuate outputs", self._evaluate, "Ctrl+E")
         file.addSeparator()
         self._action(file, "&Quit", self.close, QKeySequence.StandardKey.Quit)
         edit = bar.addMenu("&Edit")
@@ -148,7 +155,8 @@ class MainWindow(QMainWindow):
         self._action(edit, "&Clear overrides of selection", self.editor.clear_overrides)
         self._action(edit, "Edit scheme of current row", self._edit_current, "F2")
         view = bar.addMenu("&View")
-        for i, name in enumerate(("&Histogram", "&Discretization curve", "&Error")):
+        names = ("&Histogram", "&Discretization curve", "&Error", "&Output && sensitivity")
+        for i, name in enumerate(names):
             self._action(
                 view, name, lambda _=False, i=i: self.tabs.setCurrentIndex(i), f"Ctrl+{i + 1}"
             )
@@ -188,6 +196,7 @@ class MainWindow(QMainWindow):
         self.preview.running.connect(self._on_running)
         self.preview.message.connect(self.status_label.setText)
         self.exports.message.connect(self.status_label.setText)
+        self.evaluation.failed.connect(lambda t: dialogs.show_error(self, "Evaluation failed", t))
         self.preview.gzip_progress.connect(self.summary.show_gzip_progress)
         self.preview.failed.connect(lambda text: dialogs.show_error(self, "Preview failed", text))
         self.state.history_changed.connect(self._on_history)
@@ -325,13 +334,26 @@ class MainWindow(QMainWindow):
         self.tabs.setCurrentWidget(self.curves)
         self.curves.sine_box.setChecked(True)
 
+    def choose_eval_data(self) -> None:
+        folder = str(self.settings.value("last_folder", str(Path.home())))
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Evaluation data (x, optional y)", folder, "NumPy (*.npz)"
+        )
+        if path:
+            self.evaluation.set_data_path(path)
+            self.output.data_label.setText(f"data: {path} (used from the next evaluation)")
+
+    def _evaluate(self) -> None:
+        self.tabs.setCurrentWidget(self.output)
+        self.evaluation.evaluate()
+
     def _on_preview_failed(self, text: str) -> None:
         if not self.preview.stopped:
             dialogs.show_error(self, "Preview failed", text)
 
     def tasks(self) -> list:
         """User-started background tasks, each with its own progress bar and Cancel."""
-        return [self.exports.task]
+        return [self.exports.task, *self.evaluation.tasks]
 
     def cancel_work(self) -> None:
         """Esc: cancel the preview and every running task."""

@@ -2,7 +2,8 @@
 progress bar and Cancel button.
 
 A `BackgroundTask` owns a `JobRunner` (generations, cancel flag, stale answers dropped): the job
-is `fn(cancelled, report)` and reports `(done, total)` pairs; `done(result)` or `failed(text)`
+is `fn(cancelled, report)` and reports `(done, total)` pairs (or `(done, total, partial)`, the
+partial result arriving as `partial(object)`); `done(result)` or `failed(text)`
 arrive on the GUI thread. Cancelling asks the job to stop at its next check and drops its answer.
 """
 
@@ -26,6 +27,7 @@ class BackgroundTask(QObject):
     done = Signal(object)
     failed = Signal(str)
     progress = Signal(int, int)
+    partial = Signal(object)
     message = Signal(str)
 
     def __init__(self, label: str, parent: QObject | None = None) -> None:
@@ -65,7 +67,9 @@ class BackgroundTask(QObject):
         return True
 
     def _on_item(self, _gen: int, payload: Any) -> None:
-        done, total = payload
+        done, total, *extra = payload
+        if extra:
+            self.partial.emit(extra[0])
         self.bar.setRange(0, max(int(total), 1))
         self.bar.setValue(int(done))
         self.progress.emit(int(done), int(total))
