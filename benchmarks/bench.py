@@ -28,6 +28,7 @@ import numpy as np  # noqa: E402
 from naive import naive_preview, naive_uint8  # noqa: E402
 from synth import bert_shapes, write_safetensors  # noqa: E402
 
+from inspector.core import kernels  # noqa: E402
 from inspector.core.plan import Plan  # noqa: E402
 from inspector.core.preview import (  # noqa: E402
     PreviewCache,
@@ -403,6 +404,9 @@ def main() -> int:
     work = args.workdir or Path(tempfile.mkdtemp(prefix="qi-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     print(f"machine: {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}; workdir {work}")
+    t = time.perf_counter()
+    jit = kernels.wait()  # timed targets measure the compiled path (numpy serves until then)
+    print(f"compiled kernels: {jit is not None} (loaded in {time.perf_counter() - t:.2f} s)")
     try:
         if args.big_only:
             run_big(work)

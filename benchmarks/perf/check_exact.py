@@ -4,6 +4,7 @@
    (`round((clip(w, lo, hi) - lo) / scale)`) on millions of random values over 60 decades,
    exact half-way points of every grid, subnormals and ±float32 max;
    `affine_error_sums` equals `error_sums` of the decoded array to 1e-9 relative.
+   Runs the compiled kernels when numba is there (QUANT_INSPECTOR_NO_JIT=1: the numpy path).
 2. the pigz-style parallel gzip is a valid stream and its size is within 0.02 % of one
    zlib stream on weight-like uint8 codes.
 """
@@ -18,7 +19,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from inspector.core import metrics
+from inspector.core import kernels, metrics
 from inspector.core.metrics import affine_error_sums, error_sums
 from inspector.core.schemes import parse_scheme
 
@@ -103,4 +104,6 @@ def check_parallel_gzip() -> int:
 
 
 if __name__ == "__main__":
+    # QUANT_INSPECTOR_NO_JIT=1 checks the numpy path; otherwise the compiled kernels
+    print("compiled kernels:", kernels.wait() is not None)
     sys.exit(check_affine() + check_parallel_gzip())

@@ -22,9 +22,9 @@ from typing import Any
 import ml_dtypes
 import numpy as np
 
-from . import affine, clipping, kmeans, symmetric
+from . import affine, clipping, kernels, kmeans, symmetric
 from .bitpack import pack_codes, packed_nbytes
-from .chunking import chunk_slices, finite_minmax
+from .chunking import CHUNK, chunk_slices, finite_minmax
 
 __all__ = [
     "FLOAT_MAX",
@@ -159,6 +159,11 @@ def quantize(
         codes, over = affine.affine_encode(x.reshape(-1), p, scheme.bits)
         return codes.reshape(x.shape), over
     if fam in ("int8", "int4"):
+        fused = symmetric.jit_encode(
+            x, params["scales"], params.get("group"), symmetric_qmax(scheme), axis
+        )
+        if fused is not None:
+            return fused
         blocks = symmetric.block_view(x, axis, params.get("group"))
         if blocks is not None:
             scales = scales_2d(params["scales"], blocks.shape[0])
@@ -193,14 +198,18 @@ def float_cast(x: np.ndarray, name: str) -> tuple[np.ndarray, int]:
         return x, 0
     flat = x.reshape(-1)
     out = np.empty(flat.size, dtype=dtype)
+    jit = kernels.get() if name == "float16" and flat.dtype == np.float32 else None
     over = 0
-    for s in chunk_slices(flat.size):
+    for s in chunk_slices(flat.size, CHUNK * 4):
         part = flat[s]
-        n = int(np.count_nonzero(part > top)) + int(np.count_nonzero(part < -top))
-        if n:
+        if part.size and (part.max() > top or part.min() < -top):
+            over += int(np.count_nonzero(part > top)) + int(np.count_nonzero(part < -top))
             part = np.clip(part, -top, top)
-            over += n
-        out[s] = part
+        if jit is not None:
+            part = np.ascontiguousarray(part)
+            jit.f16_encode(part, part.view(np.uint32), out[s].view(np.uint16))
+        else:
+            out[s] = part
     return out.reshape(x.shape), over
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import kernels
 from .chunking import chunk_slices
 from .clipping import sample_indices
 
@@ -122,6 +123,10 @@ def assign_codes(flat: np.ndarray, palette: np.ndarray) -> np.ndarray:
     lo32, inv32 = np.float32(lo), np.float32(inv)
     edges = lo + np.arange(_LUT_BINS, dtype=np.float64) / inv
     lut = np.searchsorted(bounds.astype(np.float64), edges, side="left").astype(np.int32)
+    jit = kernels.get()
+    if jit is not None and flat.dtype == np.float32 and flat.flags.c_contiguous:
+        jit.kmeans_assign(flat, bounds, lut, lo32, inv32, codes)
+        return codes
     upper = np.append(bounds, np.float32(np.inf))
     lower = np.insert(bounds, 0, np.float32(-np.inf))
     for s in chunk_slices(flat.size):

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import kernels
 from .cancel import Cancelled
 from .chunking import CHUNK, chunk_slices
 
@@ -36,6 +37,7 @@ __all__ = [
     "error_sums",
     "gzip_estimate",
     "gzip_nbytes",
+    "lut_error_sums",
     "metrics_from_sums",
     "parallel_gzip_nbytes",
     "sqnr_db",
@@ -136,6 +138,12 @@ def affine_error_sums(
     c = np.asarray(codes).reshape(-1)
     if a.size != c.size:
         raise ValueError(f"original has {a.size} values, codes {c.size}")
+    jit = kernels.get()
+    if jit is not None and a.dtype == np.float32 and a.flags.c_contiguous and c.flags.c_contiguous:
+        signal, noise, dec, worst = jit.affine_sums(a, c, scale, minimum)
+        with np.errstate(invalid="ignore"):
+            cross = (signal + dec - noise) / 2
+        return ErrorSums(a.size, signal, noise, dec, cross, worst)
     signal = noise = dec = 0.0
     max_abs = 0.0
     o = np.empty(min(CHUNK, a.size), dtype=np.float64)
@@ -159,6 +167,25 @@ def affine_error_sums(
     with np.errstate(invalid="ignore"):
         cross = (signal + dec - noise) / 2
     return ErrorSums(a.size, signal, noise, dec, cross, max_abs)
+
+
+def lut_error_sums(original: np.ndarray, codes: np.ndarray, lut: np.ndarray) -> ErrorSums:
+    """`error_sums(original, lut[codes])` for unsigned integer codes and a float32 table of
+    the decoded value of every code (affine levels, a palette, every float16/bfloat16 bit
+    pattern): one fused pass when the compiled kernels are loaded, never a decoded array."""
+    a = np.asarray(original).reshape(-1)
+    c = np.asarray(codes).reshape(-1)
+    if a.size != c.size:
+        raise ValueError(f"original has {a.size} values, codes {c.size}")
+    table = np.ascontiguousarray(lut, dtype=np.float32)
+    jit = kernels.get()
+    fits = a.dtype == np.float32 and c.dtype in (np.uint8, np.uint16) and a.flags.c_contiguous
+    if jit is None or not fits or not c.flags.c_contiguous:
+        return error_sums(a, c, codes_lut=table)
+    signal, noise, dec, worst = jit.lut_sums(a, c, table)
+    with np.errstate(invalid="ignore"):
+        cross = (signal + dec - noise) / 2
+    return ErrorSums(a.size, signal, noise, dec, cross, worst)
 
 
 def metrics_from_sums(sums: ErrorSums, scale: float | None = None) -> dict[str, float | None]:

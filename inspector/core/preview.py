@@ -14,11 +14,12 @@ from collections import deque
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 
 import numpy as np
 
+from inspector.core import kernels
 from inspector.core.cancel import Cancelled
 from inspector.core.metrics import (
     ErrorSums,
@@ -26,6 +27,7 @@ from inspector.core.metrics import (
     count_nonfinite,
     error_sums,
     gzip_estimate,
+    lut_error_sums,
     metrics_from_sums,
     parallel_gzip_nbytes,
     sqnr_db,
@@ -33,6 +35,7 @@ from inspector.core.metrics import (
 from inspector.core.model import Model, Tensor, TensorInfo
 from inspector.core.plan import Plan
 from inspector.core.schemes import Encoded, Scheme
+from inspector.core.symmetric import symmetric_error_sums
 from inspector.core.target import NATIVE, Storage, Target
 
 __all__ = [
@@ -219,14 +222,34 @@ def preview_tensor(tensor: Tensor, scheme: Scheme, target: Target = NATIVE) -> T
 
 
 def _error_sums(q: QuantizedTensor) -> ErrorSums:
-    """Error sums of the stored encoding: affine codes are decoded chunk by chunk with the
-    same float64 maths as `affine_decode`, never as a full decoded array."""
+    """Error sums of the stored encoding, from the codes without a full decoded array where
+    the family allows: affine codes with the float64 maths of `affine_decode`, palettes and
+    float16/bfloat16 bit patterns through a lookup table, int8/int4 as float32 `q·scale`."""
     enc, stored = q.encoded, q.storage.stored
-    lut_ok = "decoded" not in q.__dict__ and enc is not None and stored is not None
-    if lut_ok and stored.family == "affine" and enc.codes.dtype.kind == "u":
-        p = enc.params
-        return affine_error_sums(q.original, enc.codes, float(p["min"]), float(p["scale"]))
-    return error_sums(q.original, q.decoded)
+    fast = "decoded" not in q.__dict__ and enc is not None and stored is not None
+    sums = _sums_from_codes(q.original, enc, stored.family) if fast else None
+    return sums if sums is not None else error_sums(q.original, q.decoded)
+
+
+def _sums_from_codes(x: np.ndarray, enc: Encoded, family: str) -> ErrorSums | None:
+    codes, p = enc.codes, enc.params
+    if family == "affine" and codes.dtype.kind == "u":
+        return affine_error_sums(x, codes, float(p["min"]), float(p["scale"]))
+    if kernels.get() is None:  # numpy: a table gather is no faster than the decoded array
+        return None
+    if family == "kmeans":
+        return lut_error_sums(x, codes, p["palette"])
+    if family == "float" and codes.dtype.itemsize == 2:
+        return lut_error_sums(x, codes.view(np.uint16), _float_lut(codes.dtype))
+    if family in ("int8", "int4"):
+        return symmetric_error_sums(x, codes, p["scales"], p.get("group"), p["axis"])
+    return None
+
+
+@lru_cache(maxsize=4)
+def _float_lut(dtype: np.dtype) -> np.ndarray:
+    """float32 value of every bit pattern of a 16-bit float dtype."""
+    return np.arange(1 << 16, dtype=np.uint16).view(dtype).astype(np.float32)
 
 
 def _gzip_views(q: QuantizedTensor) -> tuple[int, float]:

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import kernels
 from .chunking import CHUNK
+from .metrics import ErrorSums
 
 __all__ = [
     "as_rows",
@@ -31,8 +33,10 @@ __all__ = [
     "group_absmax",
     "int4_scales",
     "int8_scales",
+    "jit_encode",
     "symmetric_decode",
     "symmetric_encode",
+    "symmetric_error_sums",
 ]
 
 F16_MAX = 65504.0
@@ -208,3 +212,50 @@ def block_decode(codes: np.ndarray, scales: np.ndarray) -> np.ndarray:
         with np.errstate(over="ignore"):
             np.multiply(codes[cut], s32[cut], out=out[cut], dtype=np.float32)
     return out
+
+
+def _jit_args(
+    x: np.ndarray, scales: np.ndarray, group: int | None, axis: int | None
+) -> tuple[np.ndarray, np.ndarray, int, bool] | None:
+    """(2-D view, float32 scales (C, groups), group, channel-first) for the kernels, or None."""
+    if x.dtype != np.float32 or x.size == 0:
+        return None
+    layout = kernels.sym_layout(x, axis)
+    if layout is None:
+        return None
+    a, cols = layout
+    channels, m = (a.shape[0], a.shape[1]) if cols else (a.shape[1], a.shape[0])
+    s32 = np.ascontiguousarray(np.asarray(scales, dtype=np.float32).reshape(channels, -1))
+    return a, s32, max(1, group or m), cols
+
+
+def jit_encode(
+    x: np.ndarray, scales: np.ndarray, group: int | None, qmax: int, axis: int | None
+) -> tuple[np.ndarray, int] | None:
+    """`symmetric_encode`'s codes (shaped like `x`, C order) and clipped count from the fused
+    kernel, or None when it is not loaded or `x`'s layout is not a plain view."""
+    jit = kernels.get()
+    args = None if jit is None else _jit_args(x, scales, group, axis)
+    if args is None:
+        return None
+    a, s32, g, cols = args
+    safe = np.where(s32 > 0, s32, np.float32(1.0))
+    codes = np.empty(a.shape, dtype=np.int8)
+    clipped = jit.sym_encode(a, safe, g, qmax, cols, codes)
+    return codes.reshape(x.shape), int(clipped)
+
+
+def symmetric_error_sums(
+    x: np.ndarray, codes: np.ndarray, scales: np.ndarray, group: int | None, axis: int | None
+) -> ErrorSums | None:
+    """Error sums of float32 `q·scale` against `x` in one fused pass (no decoded array), or
+    None when the kernels are not loaded or the layout is not a plain view."""
+    jit = kernels.get()
+    args = None if jit is None else _jit_args(np.asarray(x), scales, group, axis)
+    if args is None or codes.dtype != np.int8 or not codes.flags.c_contiguous:
+        return None
+    a, s32, g, cols = args
+    signal, noise, dec, worst = jit.sym_sums(a, codes.reshape(a.shape), s32, g, cols)
+    with np.errstate(invalid="ignore"):
+        cross = (signal + dec - noise) / 2
+    return ErrorSums(a.size, signal, noise, dec, cross, worst)

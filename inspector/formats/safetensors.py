@@ -4,7 +4,11 @@ The header is validated as the reference implementation does: known dtypes, inte
 `data_offsets` inside the buffer, each range exactly `elements × itemsize` long, and ranges
 that tile the buffer with no overlap and no gap. Tensors are listed in buffer order (the file
 order). `load()` returns a read-only view into the memory map, so opening a 14 GB file costs a
-header read and values are paged in on demand. BF16 tensors load as `ml_dtypes.bfloat16`.
+header read and values are paged in on demand. Mapped pages count in the process's RSS, so
+the pages of all but the last few tensors loaded are given back (`madvise(MADV_DONTNEED)`:
+they stay in the page cache and a later access faults them back in): reading every tensor of
+a 14 GB file keeps RSS bounded by a few tensors, not the file.
+BF16 tensors load as `ml_dtypes.bfloat16`.
 PyTorch layouts put the output channel first, so `channel_axis` is 0 for ndim ≥ 2.
 
 Metadata keys: `safetensors_metadata` (the `__metadata__` dict, {} when absent),
@@ -18,6 +22,8 @@ import contextlib
 import mmap
 import os
 import struct
+import threading
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -67,8 +73,9 @@ def read_safetensors(path: str | os.PathLike) -> Model:
         if mm is not None:
             mm.close()
         raise
+    pages = _ResidentPages(mm)
     tensors = [
-        Tensor(info, _loader(p, mm, data_offset + begin, info, np_dtype))
+        Tensor(info, _loader(p, mm, data_offset + begin, info, np_dtype, pages))
         for info, np_dtype, begin in specs
     ]
     meta = {
@@ -143,8 +150,40 @@ def _check_tiling(p: Path, tensors: dict[str, Any], specs: list, data_len: int) 
         raise FormatError(p, f"buffer holds {data_len - pos} bytes no tensor uses")
 
 
+class _ResidentPages:
+    """Keeps the mapped pages of the last `keep` tensors loaded and drops older ones from
+    the process (`MADV_DONTNEED` on a read-only file map: the data is unchanged, a later
+    access reads it back from the page cache). Thread-safe; a no-op without `mmap.madvise`."""
+
+    def __init__(self, mm: mmap.mmap | None, keep: int = 4) -> None:
+        self._mm, self._keep = mm, keep
+        self._recent: deque[tuple[int, int]] = deque()
+        self._lock = threading.Lock()
+
+    def used(self, offset: int, nbytes: int) -> None:
+        if self._mm is None or not hasattr(self._mm, "madvise") or nbytes <= 0:
+            return
+        with self._lock:
+            if (offset, nbytes) in self._recent:
+                return
+            self._recent.append((offset, nbytes))
+            old = self._recent.popleft() if len(self._recent) > self._keep else None
+        if old is not None:
+            self._release(*old)
+
+    def _release(self, offset: int, nbytes: int) -> None:
+        start = offset - offset % mmap.PAGESIZE
+        with contextlib.suppress(ValueError, OSError):  # closed map, or not supported
+            self._mm.madvise(mmap.MADV_DONTNEED, start, offset + nbytes - start)
+
+
 def _loader(
-    p: Path, mm: mmap.mmap | None, offset: int, info: TensorInfo, np_dtype: np.dtype
+    p: Path,
+    mm: mmap.mmap | None,
+    offset: int,
+    info: TensorInfo,
+    np_dtype: np.dtype,
+    pages: _ResidentPages,
 ) -> Callable[[], np.ndarray]:
     def load() -> np.ndarray:
         if info.size == 0 or mm is None:
@@ -161,6 +200,7 @@ def _loader(
             arr = np.frombuffer(mm, dtype=np_dtype, count=info.size, offset=offset)
         except (ValueError, TypeError) as exc:
             raise FormatError(p, f"cannot read values: {exc}", info.name) from None
+        pages.used(offset, end - offset)
         return arr.reshape(info.shape)
 
     return load

@@ -1,0 +1,274 @@
+"""Fused compiled kernels (numba) for the hot loops, with the numpy code as the fallback.
+
+Each kernel does in one pass over the values what the numpy paths do in 5-10 passes over
+cache-sized chunks, with the same arithmetic per element, so codes are bit-identical
+(benchmarks/perf/check_exact.py, tests/core/test_kernels.py); error sums accumulate in float64
+(in a different order, equal to ~1e-12 relative).
+
+numba is imported lazily, on a background thread started by the first `get()`: `get()` never
+blocks and returns None until the kernels are ready, so the numpy path serves the first calls
+(a cold cache compiles for a few seconds; a warm one loads in ~0.6 s including numba's import)
+and commands that never compute (`info`) never import numba. Compiled code is cached with
+`cache=True` (next to this module, or numba's user-wide cache dir when the install is
+read-only; `NUMBA_CACHE_DIR` overrides). `QUANT_INSPECTOR_NO_JIT=1` forces the numpy path;
+a missing or failing numba falls back to it silently.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from functools import lru_cache
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+
+__all__ = ["disabled", "f16_decode_lut", "get", "sym_layout", "wait"]
+
+_LOCK = threading.Lock()
+_STATE: dict[str, Any] = {"kernels": None, "thread": None}
+_BLOCK = 4096
+
+
+def disabled() -> bool:
+    """True when `QUANT_INSPECTOR_NO_JIT=1` asks for the pure-numpy paths."""
+    return os.environ.get("QUANT_INSPECTOR_NO_JIT", "") not in ("", "0")
+
+
+def get() -> SimpleNamespace | None:
+    """The compiled kernels, or None while they load (the load starts on the first call),
+    when disabled, or when numba is unavailable. Never blocks."""
+    if disabled():
+        return None
+    kernels = _STATE["kernels"]
+    if kernels is None and _STATE["thread"] is None:
+        _start()
+    return kernels or None
+
+
+def wait(timeout: float | None = None) -> SimpleNamespace | None:
+    """Start the load if needed and block until it finished (or `timeout` seconds passed);
+    the kernels or None. For benchmarks and tests that must time or check the compiled path."""
+    if disabled():
+        return None
+    get()
+    thread = _STATE["thread"]
+    if thread is not None:
+        thread.join(timeout)
+    return _STATE["kernels"] or None
+
+
+def _start() -> None:
+    with _LOCK:
+        if _STATE["thread"] is None:
+            thread = threading.Thread(target=_load, name="numba-kernels", daemon=True)
+            _STATE["thread"] = thread
+            thread.start()
+
+
+def _load() -> None:
+    try:
+        _STATE["kernels"] = _compile()
+    except BaseException:  # no numba, or a compile error: the numpy paths stay in use
+        _STATE["kernels"] = False
+
+
+def _compile() -> SimpleNamespace:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import numba as nb
+
+        f32, f64, i64, u8, u16, i8 = nb.float32, nb.float64, nb.int64, nb.uint8, nb.uint16, nb.int8
+        b1 = nb.boolean
+        sums_t = nb.types.UniTuple(f64, 4)
+        opts = {"nogil": True, "cache": True}
+
+        def ro(dtype: Any, ndim: int = 1) -> Any:  # read-only input (memory-mapped files)
+            return nb.types.Array(dtype, ndim, "C", readonly=True)
+
+        def jit(fn: Any, sigs: list[Any], **extra: Any) -> Any:
+            return nb.njit(sigs, **opts, **extra)(fn)
+
+        enc_sigs = [
+            i64(ro(f32), code[::1], f64, f64, f64, f64, f64, b1, f64, f64, b1) for code in (u8, u16)
+        ]
+        lut_sigs = [sums_t(ro(f32), ro(code), ro(f32)) for code in (u8, u16)]
+        aff_sigs = [sums_t(ro(f32), ro(code), f64, f64) for code in (u8, u16)]
+        sums_math = {"reassoc", "nnan", "nsz"}  # sums only: no code depends on them
+        sym_enc = [i64(ro(f32, 2), ro(f32, 2), i64, i64, b1, i8[:, ::1])]
+        sym_sums = [sums_t(ro(f32, 2), ro(i8, 2), ro(f32, 2), i64, b1)]
+        f16_sig = [nb.void(ro(f32), ro(nb.uint32), u16[::1])]
+        km_sig = [nb.void(ro(f32), ro(f32), ro(nb.int32), f32, f32, u8[::1])]
+        return SimpleNamespace(
+            affine_encode=jit(_affine_encode, enc_sigs),
+            lut_sums=jit(_lut_sums, lut_sigs, fastmath=sums_math),
+            affine_sums=jit(_affine_sums, aff_sigs, fastmath=sums_math),
+            f16_encode=jit(_f16_encode, f16_sig),
+            sym_encode=jit(_sym_encode, sym_enc),
+            sym_sums=jit(_sym_sums, sym_sums),
+            kmeans_assign=jit(_kmeans_assign, km_sig),
+        )
+
+
+@lru_cache(maxsize=1)
+def f16_decode_lut() -> np.ndarray:
+    """float32 value of every float16 bit pattern (read-only)."""
+    lut = np.arange(1 << 16, dtype=np.uint16).view(np.float16).astype(np.float32)
+    lut.flags.writeable = False
+    return lut
+
+
+def sym_layout(x: np.ndarray, axis: int | None) -> tuple[np.ndarray, bool] | None:
+    """`x` as a C-contiguous 2-D view for the symmetric kernels: `(M, C)` rows (channel last,
+    or no channel) with False, `(C, M)` with True when the channel axis leads (ONNX/PyTorch);
+    None when neither is a view (the numpy path handles it)."""
+    if not x.flags.c_contiguous:
+        return None
+    if axis is None or x.ndim == 0:
+        return x.reshape(-1, 1), False
+    channels = x.shape[axis]
+    rest = x.size // channels if channels else 0
+    if axis == x.ndim - 1:
+        return x.reshape(rest, channels), False
+    if all(n == 1 for n in x.shape[:axis]):
+        return x.reshape(channels, rest), True
+    return None
+
+
+# ---- kernel bodies (plain Python; compiled by numba in `_compile`) ----
+
+
+def _affine_encode(x, codes, mn, scale, lo, hi, qmax, exact_clip, far_lo, far_hi, count):  # type: ignore[no-untyped-def]
+    """`affine.affine_encode`'s float64 maths per element; returns the clipped count."""
+    clipped = 0
+    for i in range(x.size):
+        t = np.float64(x[i])
+        if count and (t < far_lo or t > far_hi):
+            clipped += 1
+        if not exact_clip:
+            t = min(max(t, lo), hi)
+        t = (t - mn) / scale
+        if exact_clip:
+            t = min(max(t, 0.0), qmax)
+        codes[i] = np.rint(t)
+    return clipped
+
+
+def _lut_sums(x, codes, lut):  # type: ignore[no-untyped-def]
+    """(Σw², Σe², Σw'², max|e|) with w' = lut[code], float64, in blocks."""
+    signal = noise = dec = 0.0
+    worst = 0.0
+    n = x.size
+    for start in range(0, n, _BLOCK):
+        s = e2 = d = 0.0
+        w = 0.0
+        for i in range(start, min(start + _BLOCK, n)):
+            a = np.float64(x[i])
+            b = np.float64(lut[codes[i]])
+            e = a - b
+            s += a * a
+            d += b * b
+            e2 += e * e
+            w = max(w, abs(e))
+        signal += s
+        noise += e2
+        dec += d
+        worst = max(worst, w)
+    return signal, noise, dec, worst
+
+
+def _affine_sums(x, codes, scale, mn):  # type: ignore[no-untyped-def]
+    """(Σw², Σe², Σw'², max|e|) with w' = float32(q·scale + min) computed in float64, as
+    `affine.affine_decode` does (no table gather, so the loop vectorizes)."""
+    signal = noise = dec = 0.0
+    worst = 0.0
+    n = x.size
+    for start in range(0, n, _BLOCK):
+        s = e2 = d = 0.0
+        w = 0.0
+        for i in range(start, min(start + _BLOCK, n)):
+            a = np.float64(x[i])
+            b = np.float64(np.float32(np.float64(codes[i]) * scale + mn))
+            e = a - b
+            s += a * a
+            d += b * b
+            e2 += e * e
+            w = max(w, abs(e))
+        signal += s
+        noise += e2
+        dec += d
+        worst = max(worst, w)
+    return signal, noise, dec, worst
+
+
+def _f16_encode(x, bits, out):  # type: ignore[no-untyped-def]
+    """float32 → float16 bit patterns, round to nearest even (finite inputs within ±65504)."""
+    for i in range(x.size):
+        u = np.int64(bits[i])
+        sign = (u >> 16) & 0x8000
+        u &= 0x7FFFFFFF
+        if u >= 0x47800000:
+            o = 0x7E00 if u > 0x7F800000 else 0x7C00
+        elif u < 0x38800000:
+            o = np.int64(np.rint(abs(np.float64(x[i])) * 16777216.0))
+        else:
+            o = (u + ((15 - 127) << 23) + 0xFFF + ((u >> 13) & 1)) >> 13
+        out[i] = o | sign
+
+
+def _sym_encode(a, scales, group, qmax, cols, codes):  # type: ignore[no-untyped-def]
+    """int8 codes of `rint(x / scale)` in float32, clipped to ±qmax; the clipped count.
+    `a` is (M, C) rows, or (C, M) when `cols`; `scales` (C, groups) with no zero."""
+    p, q = a.shape
+    edge = qmax + 0.5
+    clipped = 0
+    for r in range(p):
+        for k in range(q):
+            c, m = (r, k) if cols else (k, r)
+            t = a[r, k] / scales[c, m // group]
+            if t > edge or t < -edge:
+                clipped += 1
+            codes[r, k] = min(max(np.rint(t), -qmax), qmax)
+    return clipped
+
+
+def _sym_sums(a, codes, scales, group, cols):  # type: ignore[no-untyped-def]
+    """Error sums of float32 `q * scale` against `a` (layout as `_sym_encode`)."""
+    p, q = a.shape
+    signal = noise = dec = 0.0
+    worst = 0.0
+    for r in range(p):
+        s = e2 = d = 0.0
+        for k in range(q):
+            c, m = (r, k) if cols else (k, r)
+            w = np.float64(a[r, k])
+            v = np.float64(np.float32(codes[r, k]) * scales[c, m // group])
+            e = w - v
+            s += w * w
+            d += v * v
+            e2 += e * e
+            worst = max(worst, abs(e))
+        signal += s
+        noise += e2
+        dec += d
+    return signal, noise, dec, worst
+
+
+def _kmeans_assign(x, bounds, lut, lo, inv, codes):  # type: ignore[no-untyped-def]
+    """Number of `bounds` below each value (`searchsorted(bounds, x, 'left')`), from a
+    lookup-table guess refined by exact comparisons."""
+    nb_ = bounds.size
+    top = lut.size - 1
+    for i in range(x.size):
+        v = x[i]
+        g = (v - lo) * inv
+        j = np.int64(min(max(g, np.float32(0.0)), np.float32(top)))
+        code = lut[j]
+        while code < nb_ and v > bounds[code]:
+            code += 1
+        while code > 0 and v <= bounds[code - 1]:
+            code -= 1
+        codes[i] = code
