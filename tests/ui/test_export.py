@@ -64,12 +64,7 @@ def test_export_each_demo_reads_back_at_the_predicted_size(
         result = _export(qtbot, window, dialog.request())
         on_disk = sum(p.stat().st_size for p in (out.rglob("*") if out.is_dir() else [out]))
         assert on_disk == result.total_bytes
-        if fmt == "keras":
-            # The Keras target predicts the HDF5 container only roughly (core: the writer adds
-            # the plan and per-tensor attributes); the other formats are exact.
-            assert abs(on_disk - predicted) < 0.15 * predicted
-        else:
-            assert on_disk == predicted, fmt
+        assert on_disk == predicted, fmt
         with open_model(out / "model.json" if fmt == "tfjs" else out) as back:
             assert set(back.tensors) >= {t.name for t in state.model.weights} or len(back) == len(
                 state.model
