@@ -98,16 +98,20 @@ def _symmetric_scales(scheme: Any, absmax: np.ndarray) -> np.ndarray:
     return symmetric.int4_scales(absmax)[0]
 
 
-def _symmetric_fit(scheme: Any, rows: np.ndarray) -> np.ndarray:
+def _symmetric_fit(
+    scheme: Any, rows: np.ndarray, x: np.ndarray | None = None, axis: int | None = None
+) -> np.ndarray:
     group = _group(scheme, rows)
-    absmax = symmetric.group_absmax(rows, group)
+    fused = None if x is None else symmetric.jit_absmax(x, group, axis)
+    absmax = fused if fused is not None else symmetric.group_absmax(rows, group)
     if scheme.clip.startswith("percentile:"):
-        cap = clipping.abs_percentile(rows.reshape(-1), float(scheme.clip.split(":")[1]))
+        flat = x.reshape(-1) if x is not None else rows.reshape(-1)  # |w| order is moot
+        cap = clipping.abs_percentile(flat, float(scheme.clip.split(":")[1]))
         absmax = np.minimum(absmax, np.float32(cap))
     elif scheme.clip == "mse" and rows.size:
         idx = clipping.sample_indices(rows.size, clipping.MSE_SAMPLE)
         m, c = np.divmod(idx, rows.shape[1])
-        vals = rows.reshape(-1)[idx].astype(np.float32)
+        vals = rows[m, c].astype(np.float32)  # no reshape: a transposed view would copy
         qmax = symmetric_qmax(scheme)
         sampled_absmax = absmax[c, m // group]
 
@@ -136,7 +140,7 @@ def fit(
         return {"min": p.min, "scale": p.scale}, p
     if fam in ("int8", "int4"):
         rows = symmetric.as_rows(x, axis)
-        scales = _symmetric_fit(scheme, rows)
+        scales = _symmetric_fit(scheme, rows, x, axis)
         if fam == "int8":
             scales = scales.reshape(-1) if scales.size else np.ones(rows.shape[1], np.float32)
         params: dict[str, Any] = {"scales": scales, "axis": axis}

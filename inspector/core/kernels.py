@@ -100,6 +100,7 @@ def _compile() -> SimpleNamespace:
         sums_math = {"reassoc", "nnan", "nsz"}  # sums only: no code depends on them
         sym_enc = [i64(ro(f32, 2), ro(f32, 2), i64, i64, b1, i8[:, ::1])]
         sym_sums = [sums_t(ro(f32, 2), ro(i8, 2), ro(f32, 2), i64, b1)]
+        absmax_sig = [nb.void(ro(f32, 2), i64, b1, f32[:, ::1])]
         f16_sig = [nb.void(ro(f32), ro(nb.uint32), u16[::1])]
         km_sig = [nb.void(ro(f32), ro(f32), ro(nb.int32), f32, f32, u8[::1])]
         return SimpleNamespace(
@@ -109,6 +110,7 @@ def _compile() -> SimpleNamespace:
             f16_encode=jit(_f16_encode, f16_sig),
             sym_encode=jit(_sym_encode, sym_enc),
             sym_sums=jit(_sym_sums, sym_sums),
+            sym_absmax=jit(_sym_absmax, absmax_sig),
             kmeans_assign=jit(_kmeans_assign, km_sig),
         )
 
@@ -226,12 +228,13 @@ def _sym_encode(a, scales, group, qmax, cols, codes):  # type: ignore[no-untyped
     edge = qmax + 0.5
     clipped = 0
     for r in range(p):
-        for k in range(q):
-            c, m = (r, k) if cols else (k, r)
-            t = a[r, k] / scales[c, m // group]
-            if t > edge or t < -edge:
-                clipped += 1
-            codes[r, k] = min(max(np.rint(t), -qmax), qmax)
+        for k0 in range(0, q, group if cols else q):
+            for k in range(k0, min(k0 + group, q) if cols else q):
+                s = scales[r, k0 // group] if cols else scales[k, r // group]
+                t = a[r, k] / s
+                if t > edge or t < -edge:
+                    clipped += 1
+                codes[r, k] = min(max(np.rint(t), -qmax), qmax)
     return clipped
 
 
@@ -241,20 +244,37 @@ def _sym_sums(a, codes, scales, group, cols):  # type: ignore[no-untyped-def]
     signal = noise = dec = 0.0
     worst = 0.0
     for r in range(p):
-        s = e2 = d = 0.0
-        for k in range(q):
-            c, m = (r, k) if cols else (k, r)
-            w = np.float64(a[r, k])
-            v = np.float64(np.float32(codes[r, k]) * scales[c, m // group])
-            e = w - v
-            s += w * w
-            d += v * v
-            e2 += e * e
-            worst = max(worst, abs(e))
-        signal += s
+        s2 = e2 = d = 0.0
+        for k0 in range(0, q, group if cols else q):
+            for k in range(k0, min(k0 + group, q) if cols else q):
+                s = scales[r, k0 // group] if cols else scales[k, r // group]
+                w = np.float64(a[r, k])
+                v = np.float64(np.float32(codes[r, k]) * s)
+                e = w - v
+                s2 += w * w
+                d += v * v
+                e2 += e * e
+                worst = max(worst, abs(e))
+        signal += s2
         noise += e2
         dec += d
     return signal, noise, dec, worst
+
+
+def _sym_absmax(a, group, cols, out):  # type: ignore[no-untyped-def]
+    """max|w| of every (channel, group) into `out` (C, groups), zeroed by the caller."""
+    p, q = a.shape
+    for r in range(p):
+        if cols:
+            for k0 in range(0, q, group):
+                best = out[r, k0 // group]
+                for k in range(k0, min(k0 + group, q)):
+                    best = max(best, abs(a[r, k]))
+                out[r, k0 // group] = best
+        else:
+            g = r // group
+            for k in range(q):
+                out[k, g] = max(out[k, g], abs(a[r, k]))
 
 
 def _kmeans_assign(x, bounds, lut, lo, inv, codes):  # type: ignore[no-untyped-def]

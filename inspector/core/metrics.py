@@ -21,16 +21,19 @@ from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from . import kernels
+from .bitpack import pack_codes, packed_nbytes
 from .cancel import Cancelled
 from .chunking import CHUNK, chunk_slices
 
 __all__ = [
     "Cancelled",
     "ErrorSums",
+    "PackedCodes",
     "affine_error_sums",
     "count_nonfinite",
     "error_metrics",
@@ -329,8 +332,29 @@ def parallel_gzip_nbytes(
         pool.shutdown(wait=True, cancel_futures=True)
 
 
+class PackedCodes:
+    """The packed bit stream of unsigned codes (`bitpack.pack_codes`), sliced on demand:
+    `gzip_estimate` packs only the blocks it samples, not the whole tensor (8 codes make
+    `bits` bytes, so a byte range maps to a whole number of 8-code groups around it)."""
+
+    def __init__(self, codes: np.ndarray, bits: int, offset: int = 0) -> None:
+        self.codes, self.bits, self.offset = codes.reshape(-1), bits, offset
+
+    def __len__(self) -> int:
+        return packed_nbytes(self.codes.size, self.bits)
+
+    def __getitem__(self, cut: slice) -> bytes:
+        start, stop, _ = cut.indices(len(self))
+        g0, g1 = start // self.bits, -(-stop // self.bits)
+        codes = self.codes[g0 * 8 : g1 * 8]
+        if self.offset:
+            codes = (codes + self.offset).astype(np.uint8)
+        packed = pack_codes(codes, self.bits)
+        return packed[start - g0 * self.bits : stop - g0 * self.bits]
+
+
 def gzip_estimate(
-    data: bytes | memoryview | np.ndarray,
+    data: bytes | memoryview | np.ndarray | PackedCodes,
     fraction: float = 0.01,
     block: int = 16384,
     seed: int = 0,
@@ -348,7 +372,7 @@ def gzip_estimate(
     view = _byte_view(data)
     n = len(view)
     if n < GZIP_EXACT_BELOW:
-        return gzip_nbytes([view]), 0.0
+        return gzip_nbytes([view[0:n]]), 0.0
     if n < 64 * block:
         block = max(1024, block // 2)
     nblocks = n // block
@@ -368,7 +392,10 @@ def gzip_estimate(
     return estimate, rel
 
 
-def _byte_view(data: bytes | memoryview | np.ndarray) -> memoryview:
+def _byte_view(data: Any) -> Any:
+    """A sliceable byte buffer; objects other than buffers (`PackedCodes`) pass through."""
+    if isinstance(data, PackedCodes):
+        return data
     if isinstance(data, np.ndarray):
         return memoryview(np.ascontiguousarray(data).reshape(-1).view(np.uint8))
     return memoryview(data).cast("B")

@@ -21,8 +21,10 @@ import numpy as np
 
 from inspector.core import kernels
 from inspector.core.cancel import Cancelled
+from inspector.core.codecs import params_bytes
 from inspector.core.metrics import (
     ErrorSums,
+    PackedCodes,
     affine_error_sums,
     count_nonfinite,
     error_sums,
@@ -256,7 +258,7 @@ def _gzip_views(q: QuantizedTensor) -> tuple[int, float]:
     """Estimated gzip size of the tensor's stored bytes, from views of its codes (no copy);
     tiny parameter blocks count as their raw size."""
     if q.encoded is not None:
-        views = q.encoded.byte_views()
+        views = _packed_views(q.encoded) or q.encoded.byte_views()
     else:
         views = [np.ascontiguousarray(q.original).reshape(-1).view(np.uint8)]
     size, var = 0, 0.0
@@ -268,6 +270,16 @@ def _gzip_views(q: QuantizedTensor) -> tuple[int, float]:
         est, rel = gzip_estimate(v)
         size, var = size + est, var + (rel * est) ** 2
     return size, math.sqrt(var) / size if size else 0.0
+
+
+def _packed_views(enc: Encoded) -> list[Any] | None:
+    """Sub-byte codes as a lazily packed stream plus the parameter bytes (the stored bytes in
+    order), so the gzip estimate packs only its sampled blocks; None for unpacked codes."""
+    fam, bits = enc.scheme.family, enc.scheme.bits
+    if fam not in ("affine", "kmeans", "int4") or bits in (8, 16):
+        return None
+    offset = 8 if fam == "int4" else 0
+    return [PackedCodes(enc.codes, bits, offset), params_bytes(enc.scheme, enc.params)]
 
 
 def _affine_numbers(enc: Encoded | None) -> tuple[float, ...]:

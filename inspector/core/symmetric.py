@@ -33,6 +33,7 @@ __all__ = [
     "group_absmax",
     "int4_scales",
     "int8_scales",
+    "jit_absmax",
     "jit_encode",
     "symmetric_decode",
     "symmetric_encode",
@@ -259,3 +260,19 @@ def symmetric_error_sums(
     with np.errstate(invalid="ignore"):
         cross = (signal + dec - noise) / 2
     return ErrorSums(a.size, signal, noise, dec, cross, worst)
+
+
+def jit_absmax(x: np.ndarray, group: int, axis: int | None) -> np.ndarray | None:
+    """`group_absmax(as_rows(x, axis), group)` from one fused pass in the tensor's own
+    layout, or None when the kernels are not loaded or the layout is not a plain view."""
+    jit = kernels.get()
+    if jit is None or x.dtype != np.float32 or x.size == 0:
+        return None
+    layout = kernels.sym_layout(x, axis)
+    if layout is None:
+        return None
+    a, cols = layout
+    channels, m = (a.shape[0], a.shape[1]) if cols else (a.shape[1], a.shape[0])
+    out = np.zeros((channels, -(-m // group)), dtype=np.float32)
+    jit.sym_absmax(a, group, cols, out)
+    return out

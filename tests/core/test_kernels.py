@@ -98,3 +98,16 @@ def test_disabled_by_env(monkeypatch) -> None:
     monkeypatch.setenv("QUANT_INSPECTOR_NO_JIT", "1")
     assert kernels.get() is None
     assert kernels.wait() is None
+
+
+@pytest.mark.parametrize("bits", [1, 2, 3, 4, 5, 7, 9, 12])
+def test_packed_codes_slices_equal_the_packed_stream(bits: int) -> None:
+    from inspector.core.bitpack import pack_codes
+    from inspector.core.metrics import PackedCodes
+
+    codes = np.random.default_rng(bits).integers(0, 1 << bits, 50_001)
+    codes = codes.astype(np.uint8 if bits <= 8 else np.uint16)
+    full, lazy = pack_codes(codes, bits), PackedCodes(codes, bits)
+    assert len(lazy) == len(full)
+    for a, b in [(0, len(full)), (5, 777), (8192, 16384), (len(full) - 9, len(full))]:
+        assert lazy[a:b] == full[a:b]
