@@ -1,6 +1,16 @@
 """Render the main window at 1400×900 with the demo model open and a tensor selected.
 
-    python benchmarks/screenshot.py [MODEL] [-o docs/screenshot.png] [--tab histogram|curve|error]
+    python benchmarks/screenshot.py [MODEL] [-o docs/screenshot.png]
+        [--tab histogram|curve|error|output] [--tensor NAME] [--analyse]
+
+`--analyse` evaluates the plan, runs the uint8 sensitivity and builds the size/error front
+before the picture (the Output & sensitivity tab). Regenerate the README pictures with:
+
+    python benchmarks/screenshot.py
+    python benchmarks/screenshot.py resources/digits_depthwise/digits_depthwise.h5 \
+        --tab error --tensor block2_dw/depthwise_kernel -o docs/screenshot-depthwise.png
+    python benchmarks/screenshot.py resources/digits_depthwise/digits_depthwise.h5 \
+        --tab output --analyse --format safetensors -o docs/screenshot-sensitivity.png
 
 Runs offscreen (no display needed); waits for the whole-model preview and the selected
 tensor's plots, then saves `QWidget.grab()` as PNG.
@@ -18,7 +28,7 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 ROOT = Path(__file__).resolve().parent.parent
-TABS = {"histogram": 0, "curve": 1, "error": 2}
+TABS = {"histogram": 0, "curve": 1, "error": 2, "output": 3}
 
 
 def _wait(app: object, predicate: object, timeout: float = 60.0) -> None:
@@ -39,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         "--format", default="tfjs", help="export format the sizes are shown in (default: tfjs)"
     )
     parser.add_argument("--tensor", help="tensor to select (default: the first conv kernel)")
+    parser.add_argument("--analyse", action="store_true", help="evaluate, sensitivity, front")
     args = parser.parse_args(argv)
 
     from PySide6.QtCore import QSettings
@@ -65,6 +76,10 @@ def main(argv: list[str] | None = None) -> int:
         state.set_target(args.format)
         window.summary._fill_targets()
         _wait(app, lambda: not window.preview.runner.busy and state.preview is not None)
+    if args.tab == "output":
+        window.hsplit.setSizes([430, 690, 280])  # the charts need the width
+    if args.analyse:
+        _analyse(app, window)
     name = args.tensor or _pick_tensor(state.model)
     state.set_selection([name], name)
     window.tabs.setCurrentIndex(TABS[args.tab])
@@ -79,6 +94,21 @@ def main(argv: list[str] | None = None) -> int:
         f"{'wrote' if ok else 'FAILED to write'} {args.output} ({window.width()}×{window.height()})"
     )
     return 0 if ok else 1
+
+
+def _analyse(app: object, window: object) -> None:
+    """Evaluate, rank layers at uint8 and build the front, each waited for in turn."""
+    ev = window.evaluation  # type: ignore[attr-defined]
+    done: list[str] = []
+    ev.evaluated.connect(lambda _e: done.append("eval"))
+    ev.sensitivity_done.connect(lambda _r: done.append("sens"))
+    ev.front_done.connect(lambda *_a: done.append("front"))
+    ev.evaluate()
+    _wait(app, lambda: "eval" in done, 120)
+    ev.run_sensitivity("uint8")
+    _wait(app, lambda: "sens" in done, 300)
+    ev.build_front()
+    _wait(app, lambda: "front" in done, 300)
 
 
 def _pick_tensor(model: object) -> str:

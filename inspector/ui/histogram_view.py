@@ -56,7 +56,7 @@ class HistogramView(QWidget):
             angle=90,
             pen=pg.mkPen(ZERO_PEN, style=pg.QtCore.Qt.PenStyle.DashLine),
             label="0",
-            labelOpts={"position": 0.95, "color": ZERO_PEN},
+            labelOpts={"position": 0.78, "color": ZERO_PEN},
         )
         self.clip_region = pg.LinearRegionItem(brush=CLIP_BRUSH, movable=True)
         self.clip_region.setZValue(-10)
@@ -130,6 +130,7 @@ class HistogramView(QWidget):
         pad = 0.03 * (d.hi - d.lo or 1.0)
         self.plot.setXRange(d.lo - pad, d.hi + pad, padding=0)
         self.plot.enableAutoRange(axis="y")
+        self.plot.getViewBox().setLimits(yMin=-1e307 if self.log_box.isChecked() else 0.0)
         self.info.setText(self._info_text(d))
 
     def _draw_levels(self, d: TensorDetail, top: float) -> None:
@@ -137,12 +138,13 @@ class HistogramView(QWidget):
         if not show or d.levels is None or d.levels.size > MAX_LEVEL_LINES:
             self.level_item.setData([], [])
             return
-        # Few levels: full-height lines; many: a rug of ticks below the bars, so the histogram
-        # stays readable.
+        # Few levels: full-height lines; many: a rug of short ticks in a strip above the tallest
+        # bar, so the bars stay readable and the count axis still starts at 0.
         if self.log_box.isChecked():
-            y0, y1 = (0.0, np.log10(max(top, 1.0))) if d.levels.size <= 40 else (-0.12, -0.02)
+            t = np.log10(max(top, 1.0))
+            y0, y1 = (0.0, t) if d.levels.size <= 40 else (t + 0.04, t + 0.14)
         else:
-            y0, y1 = (0.0, top) if d.levels.size <= 40 else (-0.08 * top, -0.01 * top)
+            y0, y1 = (0.0, top) if d.levels.size <= 40 else (1.03 * top, 1.10 * top)
         self.level_item.setData(np.repeat(d.levels, 2), np.tile([y0, y1], d.levels.size))
 
     def _info_text(self, d: TensorDetail) -> str:

@@ -60,11 +60,13 @@ class SensitivityPanel(QWidget):
         top.addWidget(self.title, 1)
         top.addWidget(self.measure)
         self.bars_plot = pg.PlotWidget()
-        self.bars_plot.setLabel("left", MEASURES[0])
+        self.bars_plot.setLabel("bottom", MEASURES[0])
+        self.bars_plot.invertY(True)
+        self.bars_plot.getViewBox().sigResized.connect(self._update_ticks)
         self.bars_plot.scene().sigMouseClicked.connect(self._bar_clicked)
         self.front_plot = pg.PlotWidget()
-        self.front_plot.setLabel("bottom", "size", units="B")
-        self.front_plot.setLabel("left", "error (noise energy)")
+        self.front_plot.setLabel("bottom", "tensor bytes", units="B")
+        self.front_plot.setLabel("left", "output noise")
         self.front_plot.setLogMode(y=True)
         self.front_points = pg.ScatterPlotItem(size=8, pxMode=True)
         self.front_points.sigClicked.connect(self._front_clicked)
@@ -119,22 +121,33 @@ class SensitivityPanel(QWidget):
         rows = self._result.ranked() if self._result is not None else list(self._rows)
         self._shown = rows[:MAX_BARS]
         self.bars_plot.clear()
-        label = "accuracy points" if self.measure.currentIndex() == 0 else "noise dB + 100"
-        self.bars_plot.setLabel("left", label)
+        label = "accuracy points lost" if self.measure.currentIndex() == 0 else "noise dB + 100"
+        self.bars_plot.setLabel("bottom", label)
         if not self._shown:
             return
         values = np.array(self.bar_values(), dtype=float)
-        x = np.arange(len(values))
-        self.bars_plot.addItem(pg.BarGraphItem(x=x, height=values, width=0.8))
-        ticks = [(i, r.unit) for i, r in enumerate(self._shown)]
-        self.bars_plot.getAxis("bottom").setTicks([ticks])
+        y = np.arange(len(values), dtype=float)
+        brush = pg.mkBrush(52, 101, 164)
+        self.bars_plot.addItem(
+            pg.BarGraphItem(x0=0, y=y, width=values, height=0.7, brush=brush, pen=None)
+        )
+        self._update_ticks()
+
+    def _update_ticks(self) -> None:
+        """Most sensitive at the top; every unit labelled when they fit (~14 px each)."""
+        if not self._shown:
+            return
+        room = max(1, int(self.bars_plot.getViewBox().height()) // 14)
+        step = max(1, math.ceil(len(self._shown) / room))
+        ticks = [(float(i), r.unit) for i, r in enumerate(self._shown)]
+        self.bars_plot.getAxis("left").setTicks([ticks[::step]])
 
     def _bar_clicked(self, event: object) -> None:
         pos = event.scenePos()  # type: ignore[attr-defined]
         if not self.bars_plot.sceneBoundingRect().contains(pos):
             return
-        x = self.bars_plot.getPlotItem().vb.mapSceneToView(pos).x()
-        index = round(x)
+        y = self.bars_plot.getPlotItem().vb.mapSceneToView(pos).y()
+        index = round(y)
         if 0 <= index < len(self._shown):
             self.unit_clicked.emit(self._shown[index].unit)
 
