@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import signal
 import time
 import tracemalloc
 from collections.abc import Callable, Iterator
@@ -105,23 +104,3 @@ def expect_format_error(
     if reason is not None:
         assert reason in err.reason, f"{err.reason!r} does not say {reason!r}"
     return err
-
-
-class CaseTimeout(Exception):
-    """A fuzz case ran past its deadline (a hang)."""
-
-
-@contextlib.contextmanager
-def deadline(seconds: float) -> Iterator[None]:
-    """Raise `CaseTimeout` in the main thread if the block runs longer than `seconds`."""
-
-    def fire(_sig: int, _frame: object) -> None:
-        raise CaseTimeout(f"case ran longer than {seconds} s")
-
-    old = signal.signal(signal.SIGALRM, fire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
