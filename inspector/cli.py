@@ -146,12 +146,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_gui(args: argparse.Namespace) -> int:
-    from inspector.display_check import display_problem
-
-    problem = display_problem()
-    if problem:
-        print(f"quant-inspector: {problem}", file=sys.stderr)
-        return EXIT_ERROR
     from inspector.ui.app import run_gui
 
     return run_gui(args.model)

@@ -36,24 +36,6 @@ def default_model_path() -> Path | None:
     return None
 
 
-def _xcb_hint() -> str | None:
-    """One line for Linux users whose system lacks the xcb libraries Qt ≥ 6.5 needs."""
-    if not sys.platform.startswith("linux") or os.environ.get("QT_QPA_PLATFORM"):
-        return None
-    if os.environ.get("WAYLAND_DISPLAY"):
-        return None
-    if not os.environ.get("DISPLAY"):
-        return "no display found (DISPLAY is unset): run on a desktop, or under `xvfb-run -a`."
-    import ctypes.util
-
-    if ctypes.util.find_library("xcb-cursor") is None:
-        return (
-            "Qt needs libxcb-cursor0 (and libxcb-icccm4 libxcb-keysyms1): "
-            "sudo apt-get install libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1"
-        )
-    return None
-
-
 def make_window(path: str | None = None, settings: object = None) -> object:
     """Create the main window (a QApplication must exist) and start opening `path` or the demo."""
     from PySide6.QtCore import QSettings
@@ -72,9 +54,14 @@ def make_window(path: str | None = None, settings: object = None) -> object:
 def run_gui(path: str | None = None) -> int:
     """Open the window on `path` (or the bundled demo model), run the event loop, return its
     exit code."""
-    hint = _xcb_hint()
-    if hint is not None:
-        print(f"quant-inspector: {hint}", file=sys.stderr)
+    from inspector.core import kernels
+    from inspector.display_check import display_problem
+
+    problem = display_problem()
+    if problem is not None:
+        print(f"quant-inspector: {problem}", file=sys.stderr)
+        return 2
+    kernels.get()  # compiled kernels load in the background while the window is built
     from PySide6.QtWidgets import QApplication
 
     app = QApplication.instance() or QApplication(sys.argv[:1])

@@ -9,6 +9,8 @@ an old question never overwrites a newer one.
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -46,6 +48,7 @@ class Job(QRunnable):
 
     def run(self) -> None:
         gen = self.generation
+        _yield_cpu_to_gui()
         try:
             result = self.fn(self.cancel_event.is_set, lambda x: self.signals.item.emit(gen, x))
         except BaseException as exc:  # reported to the GUI thread, which decides what to show
@@ -55,6 +58,19 @@ class Job(QRunnable):
                 self.signals.done.emit(gen, result)
         finally:
             self.signals.finished.emit(gen)
+
+
+def _yield_cpu_to_gui() -> None:
+    """Lower this worker thread's CPU priority (Linux: nice is per thread and inherited by the
+    threads it starts, such as the preview's pool), so on a busy 2-core machine the scheduler
+    runs the GUI thread first and the window keeps repainting while a preview computes."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, max(os.getpriority(os.PRIO_PROCESS, tid), 5))
+    except OSError:
+        pass
 
 
 class JobRunner(QObject):

@@ -22,6 +22,15 @@ DEMOS = {
 }
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _compiled_kernels_loaded():
+    """The app starts loading its compiled kernels at launch; the UI timing tests measure a
+    running preview, not numba's one-time import and compilation, so wait for it here."""
+    from inspector.core import kernels
+
+    kernels.wait(300)
+
+
 def _demo_path(name: str) -> Path:
     path = DEMOS[name]
     if not path.exists():
