@@ -400,6 +400,7 @@ def main() -> int:
     ap.add_argument("--big", action="store_true", help="add the 14 GB 7B bf16 case")
     ap.add_argument("--workdir", type=Path, help="keep generated models here (reused)")
     ap.add_argument("--big-only", action="store_true", help="only the 7B case")
+    ap.add_argument("--only", type=int, choices=(4,), help="run just this target (4)")
     args = ap.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="qi-bench-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -410,6 +411,9 @@ def main() -> int:
     try:
         if args.big_only:
             run_big(work)
+            return finish()
+        if args.only == 4:
+            target4(work)
             return finish()
         layers = 2 if args.quick else 12
         st = work / f"bert{layers}.safetensors"
