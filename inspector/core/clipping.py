@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from . import kernels
 from .chunking import chunk_slices
 
 __all__ = [
@@ -39,10 +40,14 @@ MSE_GRID = np.linspace(1.0, 0.25, 61)
 
 
 def sample_indices(n: int, size: int, seed: int = 0) -> np.ndarray:
-    """All of `range(n)` when `n ≤ size`, else `size` seeded random indices (sorted)."""
+    """All of `range(n)` when `n ≤ size`, else `size` seeded random indices, sorted and
+    distinct: one uniform pick in each of `size` equal strata (stratified, so no sort pass;
+    ~1 ms for 262144 indices where sorting random ones took ~11 ms)."""
     if n <= size:
         return np.arange(n)
-    return np.sort(np.random.default_rng(seed).integers(0, n, size=size))
+    starts = np.arange(size + 1, dtype=np.int64) * n // size
+    widths = np.diff(starts)
+    return starts[:-1] + (np.random.default_rng(seed).random(size) * widths).astype(np.int64)
 
 
 def _values_for_stats(flat: np.ndarray) -> np.ndarray:
@@ -85,10 +90,17 @@ def prune(flat: np.ndarray, sparsity: float) -> np.ndarray:
     """A float32 copy with the `floor(sparsity*n)` smallest-|w| values set to 0.
 
     Ties at the threshold are broken by position (earliest first) so exactly that many values
-    are zeroed and the result is deterministic.
+    are zeroed and the result is deterministic. The compiled path selects the threshold by a
+    radix select on the float bits (3 passes, no |w| copy, no partition).
     """
+    k = int(np.floor(sparsity * flat.size))
+    jit = kernels.get()
+    if jit is not None and k > 0 and flat.dtype == np.float32 and flat.ndim == 1:
+        src = np.ascontiguousarray(flat)
+        out = np.empty_like(src)
+        jit.prune(src, src.view(np.uint32), k, out)
+        return out
     out = np.array(flat, dtype=np.float32, copy=True)
-    k = int(np.floor(sparsity * out.size))
     if k <= 0:
         return out
     mags = np.abs(out)

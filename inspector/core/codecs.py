@@ -82,14 +82,44 @@ def _affine_fit(
         mn, mx = max(mn, lo), min(mx, hi)
     elif scheme.clip == "mse" and mn != mx:
         sample = flat[clipping.sample_indices(flat.size, clipping.MSE_SAMPLE)].astype(np.float64)
-
-        def mse_of(r: float) -> float:
-            p = affine.affine_params(*clipping.shrink_range(mn, mx, r), scheme.bits)
-            q = np.rint((np.clip(sample, p.lo, p.hi) - p.min) / p.scale)
-            return float(np.mean((q * p.scale + p.min - sample) ** 2))
-
-        mn, mx = clipping.shrink_range(mn, mx, clipping.best_shrink(mse_of))
+        mn, mx = clipping.shrink_range(mn, mx, _affine_best_shrink(sample, mn, mx, scheme.bits))
     return replace(affine.affine_params(mn, mx, scheme.bits), data_range=data)
+
+
+def _affine_best_shrink(sample: np.ndarray, mn: float, mx: float, bits: int) -> float:
+    """`clipping.MSE_GRID`'s r with the least affine round-trip MSE on the float64 sample."""
+    cands = [
+        affine.affine_params(*clipping.shrink_range(mn, mx, float(r)), bits)
+        for r in clipping.MSE_GRID
+    ]
+    cols = [np.array([getattr(p, f) for p in cands]) for f in ("min", "scale", "lo", "hi")]
+    jit = kernels.get()
+    if jit is not None:
+        errors = jit.affine_mse_grid(sample, *cols)
+        return float(clipping.MSE_GRID[int(np.argmin(errors))])
+
+    def mse_of_index(i: int) -> float:
+        p = cands[i]
+        q = np.rint((np.clip(sample, p.lo, p.hi) - p.min) / p.scale)
+        return float(np.mean((q * p.scale + p.min - sample) ** 2))
+
+    errors = [mse_of_index(i) for i in range(len(cands))]
+    return float(clipping.MSE_GRID[int(np.argmin(errors))])
+
+
+def _symmetric_best_shrink(vals: np.ndarray, scales: np.ndarray, qmax: int) -> float:
+    """`clipping.MSE_GRID`'s r with the least symmetric round-trip MSE; `scales` holds one
+    row of per-value float32 scales per candidate."""
+    jit = kernels.get()
+    if jit is not None:
+        errors = jit.sym_mse_grid(vals, scales, np.float32(qmax))
+        return float(clipping.MSE_GRID[int(np.argmin(errors))])
+    errors = []
+    for s in scales:
+        safe = np.where(s > 0, s, np.float32(1))
+        q = np.clip(np.rint(vals / safe), -qmax, qmax)
+        errors.append(float(np.mean((q * s.astype(np.float64) - vals) ** 2)))
+    return float(clipping.MSE_GRID[int(np.argmin(errors))])
 
 
 def _symmetric_scales(scheme: Any, absmax: np.ndarray) -> np.ndarray:
@@ -115,13 +145,9 @@ def _symmetric_fit(
         qmax = symmetric_qmax(scheme)
         sampled_absmax = absmax[c, m // group]
 
-        def mse_of(r: float) -> float:
-            s = _symmetric_scales(scheme, sampled_absmax * np.float32(r)).astype(np.float32)
-            safe = np.where(s > 0, s, np.float32(1))
-            q = np.clip(np.rint(vals / safe), -qmax, qmax)
-            return float(np.mean((q * s.astype(np.float64) - vals) ** 2))
-
-        absmax = absmax * np.float32(clipping.best_shrink(mse_of))
+        grid = clipping.MSE_GRID.astype(np.float32)[:, None]
+        scales = _symmetric_scales(scheme, sampled_absmax[None, :] * grid).astype(np.float32)
+        absmax = absmax * np.float32(_symmetric_best_shrink(vals, scales, qmax))
     return _symmetric_scales(scheme, absmax)
 
 

@@ -103,6 +103,9 @@ def _compile() -> SimpleNamespace:
         absmax_sig = [nb.void(ro(f32, 2), i64, b1, f32[:, ::1])]
         f16_sig = [nb.void(ro(f32), ro(nb.uint32), u16[::1])]
         km_sig = [nb.void(ro(f32), ro(f32), ro(nb.int32), f32, f32, u8[::1])]
+        prune_sig = [nb.void(ro(f32), ro(nb.uint32), i64, f32[::1])]
+        aff_mse_sig = [f64[::1](ro(f64), ro(f64), ro(f64), ro(f64), ro(f64))]
+        sym_mse_sig = [f64[::1](ro(f32), ro(f32, 2), f32)]
         return SimpleNamespace(
             affine_encode=jit(_affine_encode, enc_sigs),
             lut_sums=jit(_lut_sums, lut_sigs, fastmath=sums_math),
@@ -112,6 +115,9 @@ def _compile() -> SimpleNamespace:
             sym_sums=jit(_sym_sums, sym_sums),
             sym_absmax=jit(_sym_absmax, absmax_sig),
             kmeans_assign=jit(_kmeans_assign, km_sig),
+            prune=jit(_prune, prune_sig),
+            affine_mse_grid=jit(_affine_mse_grid, aff_mse_sig),
+            sym_mse_grid=jit(_sym_mse_grid, sym_mse_sig),
         )
 
 
@@ -292,3 +298,69 @@ def _kmeans_assign(x, bounds, lut, lo, inv, codes):  # type: ignore[no-untyped-d
         while code > 0 and v <= bounds[code - 1]:
             code -= 1
         codes[i] = code
+
+
+def _prune(x, bits, k, out):  # type: ignore[no-untyped-def]
+    """`clipping.prune` in three passes: the k-th smallest |w| by a two-level radix select on
+    the float bits (|w| orders as its bits with the sign cleared), then zero everything below
+    it and the earliest ties until exactly k values are zero."""
+    hist = np.zeros(1 << 16, dtype=np.int64)
+    for i in range(bits.size):
+        hist[(bits[i] & 0x7FFFFFFF) >> 16] += 1
+    below = 0
+    top = 0
+    while below + hist[top] < k:
+        below += hist[top]
+        top += 1
+    hist[:] = 0
+    for i in range(bits.size):
+        u = bits[i] & 0x7FFFFFFF
+        if (u >> 16) == top:
+            hist[u & 0xFFFF] += 1
+    low = 0
+    while below + hist[low] < k:
+        below += hist[low]
+        low += 1
+    threshold = (top << 16) | low
+    ties = k - below
+    for i in range(bits.size):
+        u = bits[i] & 0x7FFFFFFF
+        if u < threshold:
+            out[i] = 0.0
+        elif u == threshold and ties > 0:
+            out[i] = 0.0
+            ties -= 1
+        else:
+            out[i] = x[i]
+
+
+def _affine_mse_grid(sample, mins, scales, los, his):  # type: ignore[no-untyped-def]
+    """Mean squared affine round-trip error of the float64 sample for every candidate
+    (min, scale, lo, hi), with `codecs._affine_fit`'s maths."""
+    out = np.zeros(mins.size)
+    for c in range(mins.size):
+        mn, scale, lo, hi = mins[c], scales[c], los[c], his[c]
+        acc = 0.0
+        for i in range(sample.size):
+            v = sample[i]
+            q = np.rint((min(max(v, lo), hi) - mn) / scale)
+            e = q * scale + mn - v
+            acc += e * e
+        out[c] = acc / max(sample.size, 1)
+    return out
+
+
+def _sym_mse_grid(vals, scales, qmax):  # type: ignore[no-untyped-def]
+    """Mean squared symmetric round-trip error of `vals` for every row of per-value float32
+    `scales` (one row per candidate), with `codecs._symmetric_fit`'s maths."""
+    out = np.zeros(scales.shape[0])
+    for c in range(scales.shape[0]):
+        acc = 0.0
+        for i in range(vals.size):
+            s = scales[c, i]
+            safe = s if s > 0 else np.float32(1.0)
+            q = min(max(np.rint(vals[i] / safe), -qmax), qmax)
+            e = np.float64(q) * np.float64(s) - np.float64(vals[i])
+            acc += e * e
+        out[c] = acc / max(vals.size, 1)
+    return out

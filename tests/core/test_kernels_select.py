@@ -1,0 +1,68 @@
+"""Pruning's radix select and the clip=mse candidate grids: compiled path == numpy path."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from inspector.core import clipping, codecs, kernels
+
+pytestmark = pytest.mark.skipif(kernels.wait(120) is None, reason="numba not available")
+
+
+def _both(monkeypatch: pytest.MonkeyPatch, fn):  # type: ignore[no-untyped-def]
+    fast = fn()
+    monkeypatch.setenv("QUANT_INSPECTOR_NO_JIT", "1")
+    slow = fn()
+    monkeypatch.delenv("QUANT_INSPECTOR_NO_JIT")
+    return fast, slow
+
+
+@pytest.mark.parametrize("sparsity", [0.001, 0.3, 0.5, 0.999])
+def test_prune_identical_with_ties_and_signed_zeros(monkeypatch, sparsity) -> None:
+    rng = np.random.default_rng(7)
+    x = (rng.standard_normal(200_003) * 0.05).astype(np.float32)
+    x[::5] = np.round(x[::5], 2)  # many exact ties at every threshold
+    x[::11] = -0.0
+    x[1::13] = 0.0
+    x[2] = np.float32(1e-40)  # subnormal
+    fast, slow = _both(monkeypatch, lambda: clipping.prune(x, sparsity))
+    assert fast.tobytes() == slow.tobytes()
+    assert np.count_nonzero(fast == 0) >= int(np.floor(sparsity * x.size))
+
+
+def test_prune_exact_count_on_constant_values(monkeypatch) -> None:
+    x = np.full(1000, 0.25, dtype=np.float32)
+    fast, slow = _both(monkeypatch, lambda: clipping.prune(x, 0.4))
+    assert fast.tobytes() == slow.tobytes()
+    assert np.array_equal(np.flatnonzero(fast == 0), np.arange(400))
+
+
+def test_sample_indices_sorted_distinct_in_range() -> None:
+    idx = clipping.sample_indices(4_000_037, 1 << 15, seed=3)
+    assert idx.size == 1 << 15
+    assert np.all(np.diff(idx) > 0) and idx[0] >= 0 and idx[-1] < 4_000_037
+    assert np.array_equal(idx, clipping.sample_indices(4_000_037, 1 << 15, seed=3))
+
+
+@pytest.mark.parametrize("bits", [8, 4, 2])
+def test_affine_mse_grid_same_choice(monkeypatch, bits) -> None:
+    rng = np.random.default_rng(bits)
+    sample = rng.standard_t(3, 20_000) * 0.02
+    mn, mx = float(sample.min()), float(sample.max())
+    fast, slow = _both(monkeypatch, lambda: codecs._affine_best_shrink(sample, mn, mx, bits))
+    assert fast == slow
+    assert fast < 1.0  # heavy tails: some clipping pays
+
+
+@pytest.mark.parametrize("qmax", [127, 7])
+def test_symmetric_mse_grid_same_choice(monkeypatch, qmax) -> None:
+    rng = np.random.default_rng(qmax)
+    vals = (rng.standard_t(3, 20_000) * 0.02).astype(np.float32)
+    absmax = np.full(vals.size, np.abs(vals).max(), dtype=np.float32)
+    grid = clipping.MSE_GRID.astype(np.float32)[:, None]
+    scales = (absmax[None, :] * grid / np.float32(qmax)).astype(np.float32)
+    scales[:, :5] = 0  # a zero scale is treated as 1 and still counted
+    fast, slow = _both(monkeypatch, lambda: codecs._symmetric_best_shrink(vals, scales, qmax))
+    assert fast == slow
+    assert fast < 1.0
