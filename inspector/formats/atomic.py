@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -20,7 +21,54 @@ from typing import BinaryIO
 
 from inspector.core.errors import FormatError
 
-__all__ = ["atomic_dir", "atomic_file", "atomic_path", "check_output", "fsync_dir"]
+__all__ = [
+    "atomic_dir",
+    "atomic_file",
+    "atomic_path",
+    "check_output",
+    "fsync_dir",
+    "sweep_stale_temporaries",
+]
+
+
+def _tmp_prefix(target: Path) -> str:
+    """Hidden temporaries carry the writer's process id, so a later export can tell the
+    leftovers of a killed writer (`kill -9` leaves no chance to clean up) from a live one's."""
+    return f".{target.name}.{os.getpid()}."
+
+
+def sweep_stale_temporaries(target: str | os.PathLike) -> list[Path]:
+    """Remove temporaries of `target` left by writers that no longer run; returns them."""
+    target = Path(target)
+    pattern = re.compile(rf"^\.{re.escape(target.name)}\.(\d+)\.[^/]*\.(tmp|old)(\.body)?$")
+    removed = []
+    try:
+        entries = list(Path(_parent(target)).iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        m = pattern.match(entry.name)
+        if m is None or _alive(int(m.group(1))):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                entry.unlink()
+        removed.append(entry)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True
+    return True
 
 
 def check_output(out: str | os.PathLike, inputs: Iterable[str | os.PathLike], force: bool) -> Path:
@@ -38,6 +86,7 @@ def check_output(out: str | os.PathLike, inputs: Iterable[str | os.PathLike], fo
     parent = path.absolute().parent
     if not parent.is_dir():
         raise FormatError(path, f"folder {parent} does not exist")
+    sweep_stale_temporaries(path)
     return path
 
 
@@ -67,7 +116,7 @@ def fsync_dir(folder: str | os.PathLike) -> None:
 def atomic_file(path: str | os.PathLike) -> Iterator[BinaryIO]:
     """Yield a binary file that becomes `path` only when the `with` block ends without error."""
     target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=_parent(target))
+    fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(target), suffix=".tmp", dir=_parent(target))
     try:
         with os.fdopen(fd, "wb") as fh:
             yield fh
@@ -91,7 +140,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """
     target = Path(path)
     parent = _parent(target)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent))
+    tmp = Path(tempfile.mkdtemp(prefix=_tmp_prefix(target), suffix=".tmp", dir=parent))
     try:
         yield tmp
         for f in tmp.rglob("*"):
@@ -113,7 +162,7 @@ def _replace_dir(tmp: Path, target: Path, parent: str) -> None:
         os.replace(tmp, target)
         return
     if target.is_dir() and not target.is_symlink():
-        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=parent))
+        old = Path(tempfile.mkdtemp(prefix=_tmp_prefix(target), suffix=".old", dir=parent))
         os.replace(target, old / "x")
         try:
             os.replace(tmp, target)
@@ -152,7 +201,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary file path (for libraries that open files by name, such as h5py)
     that becomes `path` only when the `with` block ends without error."""
     target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=_parent(target))
+    fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(target), suffix=".tmp", dir=_parent(target))
     os.close(fd)
     try:
         yield Path(tmp)

@@ -99,6 +99,13 @@ def test_kill_9_mid_export(
     with open_model(MLP / "sample.npz") as model:
         export_model(model, Plan(default=scheme), fmt, small)
     assert small.exists()
+    # Exporting to the same path again sweeps the dead writer's leftovers, then succeeds.
+    hidden = [n for n in _leftovers(tmp_path, out_name) if n.startswith(f".{out_name}.")]
+    assert hidden
+    with open_model(MLP / "sample.npz") as model:
+        export_model(model, Plan(default=scheme), fmt, out)
+    assert out.exists()
+    assert not [n for n in _leftovers(tmp_path, out_name) if n.startswith(f".{out_name}.")]
 
 
 class _Boom(RuntimeError):
