@@ -91,14 +91,17 @@ def prune(flat: np.ndarray, sparsity: float) -> np.ndarray:
 
     Ties at the threshold are broken by position (earliest first) so exactly that many values
     are zeroed and the result is deterministic. The compiled path selects the threshold by a
-    radix select on the float bits (3 passes, no |w| copy, no partition).
+    radix select on the float bits (2 counting passes and the output pass; no |w| copy,
+    no partition).
     """
     k = int(np.floor(sparsity * flat.size))
     jit = kernels.get()
     if jit is not None and k > 0 and flat.dtype == np.float32 and flat.ndim == 1:
         src = np.ascontiguousarray(flat)
+        bits = src.view(np.uint32)
+        thr, ties = jit.radix_select(bits, k)
         out = np.empty_like(src)
-        jit.prune(src, src.view(np.uint32), k, out)
+        jit.prune(src, bits, thr, ties, out)
         return out
     out = np.array(flat, dtype=np.float32, copy=True)
     if k <= 0:

@@ -107,13 +107,16 @@ def _affine_best_shrink(sample: np.ndarray, mn: float, mx: float, bits: int) -> 
     return float(clipping.MSE_GRID[int(np.argmin(errors))])
 
 
-def _symmetric_best_shrink(vals: np.ndarray, scales: np.ndarray, qmax: int) -> float:
-    """`clipping.MSE_GRID`'s r with the least symmetric round-trip MSE; `scales` holds one
-    row of per-value float32 scales per candidate."""
+def _symmetric_best_shrink(scheme: Any, vals: np.ndarray, absmax: np.ndarray, qmax: int) -> float:
+    """`clipping.MSE_GRID`'s r with the least symmetric round-trip MSE of the float32 sample
+    `vals`, whose groups' max|w| are `absmax` (one per value)."""
+    grid = clipping.MSE_GRID.astype(np.float32)
     jit = kernels.get()
     if jit is not None:
-        errors = jit.sym_mse_grid(vals, scales, np.float32(qmax))
+        half = scheme.name != "int8"
+        errors = jit.sym_mse_grid(vals, absmax, grid, np.float32(qmax), half)
         return float(clipping.MSE_GRID[int(np.argmin(errors))])
+    scales = _symmetric_scales(scheme, absmax[None, :] * grid[:, None]).astype(np.float32)
     errors = []
     for s in scales:
         safe = np.where(s > 0, s, np.float32(1))
@@ -145,9 +148,7 @@ def _symmetric_fit(
         qmax = symmetric_qmax(scheme)
         sampled_absmax = absmax[c, m // group]
 
-        grid = clipping.MSE_GRID.astype(np.float32)[:, None]
-        scales = _symmetric_scales(scheme, sampled_absmax[None, :] * grid).astype(np.float32)
-        absmax = absmax * np.float32(_symmetric_best_shrink(vals, scales, qmax))
+        absmax = absmax * np.float32(_symmetric_best_shrink(scheme, vals, sampled_absmax, qmax))
     return _symmetric_scales(scheme, absmax)
 
 

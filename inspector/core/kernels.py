@@ -16,6 +16,7 @@ a missing or failing numba falls back to it silently.
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from functools import lru_cache
@@ -103,9 +104,10 @@ def _compile() -> SimpleNamespace:
         absmax_sig = [nb.void(ro(f32, 2), i64, b1, f32[:, ::1])]
         f16_sig = [nb.void(ro(f32), ro(nb.uint32), u16[::1])]
         km_sig = [nb.void(ro(f32), ro(f32), ro(nb.int32), f32, f32, u8[::1])]
-        prune_sig = [nb.void(ro(f32), ro(nb.uint32), i64, f32[::1])]
+        prune_sig = [nb.void(ro(f32), ro(nb.uint32), i64, i64, f32[::1])]
+        radix_sig = [nb.types.UniTuple(i64, 2)(ro(nb.uint32), i64)]
         aff_mse_sig = [f64[::1](ro(f64), ro(f64), ro(f64), ro(f64), ro(f64))]
-        sym_mse_sig = [f64[::1](ro(f32), ro(f32, 2), f32)]
+        sym_mse_sig = [f64[::1](ro(f32), ro(f32), ro(f32), f32, b1)]
         return SimpleNamespace(
             affine_encode=jit(_affine_encode, enc_sigs),
             lut_sums=jit(_lut_sums, lut_sigs, fastmath=sums_math),
@@ -116,6 +118,7 @@ def _compile() -> SimpleNamespace:
             sym_absmax=jit(_sym_absmax, absmax_sig),
             kmeans_assign=jit(_kmeans_assign, km_sig),
             prune=jit(_prune, prune_sig),
+            radix_select=jit(_radix_select, radix_sig),
             affine_mse_grid=jit(_affine_mse_grid, aff_mse_sig),
             sym_mse_grid=jit(_sym_mse_grid, sym_mse_sig),
         )
@@ -300,10 +303,22 @@ def _kmeans_assign(x, bounds, lut, lo, inv, codes):  # type: ignore[no-untyped-d
         codes[i] = code
 
 
-def _prune(x, bits, k, out):  # type: ignore[no-untyped-def]
-    """`clipping.prune` in three passes: the k-th smallest |w| by a two-level radix select on
-    the float bits (|w| orders as its bits with the sign cleared), then zero everything below
-    it and the earliest ties until exactly k values are zero."""
+def _prune(x, bits, thr, ties, out):  # type: ignore[no-untyped-def]
+    """`x` with every |w| below the bit pattern `thr` and the first `ties` equal to it zeroed
+    (|w| orders as its float bits with the sign cleared)."""
+    for i in range(bits.size):  # branch-free, vectorizes
+        out[i] = x[i] if (bits[i] & 0x7FFFFFFF) >= thr else np.float32(0.0)
+    i = 0
+    while ties > 0 and i < bits.size:
+        if (bits[i] & 0x7FFFFFFF) == thr:
+            out[i] = 0.0
+            ties -= 1
+        i += 1
+
+
+def _radix_select(bits, k):  # type: ignore[no-untyped-def]
+    """(bit pattern of the k-th smallest |w|, how many equal to it are among the k smallest):
+    a two-level radix select, 2 passes."""
     hist = np.zeros(1 << 16, dtype=np.int64)
     for i in range(bits.size):
         hist[(bits[i] & 0x7FFFFFFF) >> 16] += 1
@@ -321,17 +336,7 @@ def _prune(x, bits, k, out):  # type: ignore[no-untyped-def]
     while below + hist[low] < k:
         below += hist[low]
         low += 1
-    threshold = (top << 16) | low
-    ties = k - below
-    for i in range(bits.size):
-        u = bits[i] & 0x7FFFFFFF
-        if u < threshold:
-            out[i] = 0.0
-        elif u == threshold and ties > 0:
-            out[i] = 0.0
-            ties -= 1
-        else:
-            out[i] = x[i]
+    return (top << 16) | low, k - below
 
 
 def _affine_mse_grid(sample, mins, scales, los, his):  # type: ignore[no-untyped-def]
@@ -350,14 +355,23 @@ def _affine_mse_grid(sample, mins, scales, los, his):  # type: ignore[no-untyped
     return out
 
 
-def _sym_mse_grid(vals, scales, qmax):  # type: ignore[no-untyped-def]
-    """Mean squared symmetric round-trip error of `vals` for every row of per-value float32
-    `scales` (one row per candidate), with `codecs._symmetric_fit`'s maths."""
-    out = np.zeros(scales.shape[0])
-    for c in range(scales.shape[0]):
+def _sym_mse_grid(vals, absmax, grid, qmax, half):  # type: ignore[no-untyped-def]
+    """Mean squared symmetric round-trip error of `vals` for every shrink r of `grid`, the
+    scale of value i being `symmetric.int4_scales(absmax[i]·r)` when `half` (float16, RNE from
+    float64, saturated) else `int8_scales` (float32, 0 → 1), as `codecs._symmetric_fit`."""
+    out = np.zeros(grid.size)
+    for c in range(grid.size):
         acc = 0.0
         for i in range(vals.size):
-            s = scales[c, i]
+            raw = np.float64(absmax[i] * grid[c])
+            if half:  # float16 RNE: rint on the value's own quantum (2^-24 when subnormal)
+                y = min(raw / 7.0, 65504.0)
+                quantum = math.ldexp(1.0, max(math.frexp(y)[1] - 11, -24))
+                s = np.float32(np.rint(y / quantum) * quantum)
+            else:
+                s = np.float32(raw / 127.0)
+                if s == 0:
+                    s = np.float32(1.0)
             safe = s if s > 0 else np.float32(1.0)
             q = min(max(np.rint(vals[i] / safe), -qmax), qmax)
             e = np.float64(q) * np.float64(s) - np.float64(vals[i])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -18,10 +20,11 @@ def _both(monkeypatch: pytest.MonkeyPatch, fn):  # type: ignore[no-untyped-def]
     return fast, slow
 
 
+@pytest.mark.parametrize("n", [1000, 600_001])
 @pytest.mark.parametrize("sparsity", [0.001, 0.3, 0.5, 0.999])
-def test_prune_identical_with_ties_and_signed_zeros(monkeypatch, sparsity) -> None:
+def test_prune_identical_with_ties_and_signed_zeros(monkeypatch, sparsity, n) -> None:
     rng = np.random.default_rng(7)
-    x = (rng.standard_normal(200_003) * 0.05).astype(np.float32)
+    x = (rng.standard_normal(n) * 0.05).astype(np.float32)
     x[::5] = np.round(x[::5], 2)  # many exact ties at every threshold
     x[::11] = -0.0
     x[1::13] = 0.0
@@ -55,14 +58,34 @@ def test_affine_mse_grid_same_choice(monkeypatch, bits) -> None:
     assert fast < 1.0  # heavy tails: some clipping pays
 
 
-@pytest.mark.parametrize("qmax", [127, 7])
-def test_symmetric_mse_grid_same_choice(monkeypatch, qmax) -> None:
+@pytest.mark.parametrize(("name", "qmax"), [("int8", 127), ("int4", 7)])
+def test_symmetric_mse_grid_same_choice(monkeypatch, name, qmax) -> None:
     rng = np.random.default_rng(qmax)
     vals = (rng.standard_t(3, 20_000) * 0.02).astype(np.float32)
     absmax = np.full(vals.size, np.abs(vals).max(), dtype=np.float32)
-    grid = clipping.MSE_GRID.astype(np.float32)[:, None]
-    scales = (absmax[None, :] * grid / np.float32(qmax)).astype(np.float32)
-    scales[:, :5] = 0  # a zero scale is treated as 1 and still counted
-    fast, slow = _both(monkeypatch, lambda: codecs._symmetric_best_shrink(vals, scales, qmax))
+    absmax[:5] = 0  # an all-zero group
+    absmax[5:9] = [1e-7, 3e-5, 2e6, 7e5]  # float16 subnormal and saturated scales
+    scheme = SimpleNamespace(name=name)
+    fast, slow = _both(
+        monkeypatch, lambda: codecs._symmetric_best_shrink(scheme, vals, absmax, qmax)
+    )
     assert fast == slow
     assert fast < 1.0
+
+
+def test_int4_grid_scales_round_like_numpy_float16() -> None:
+    """The kernel's inline float16 rounding equals numpy's float64 → float16 cast: the grid
+    errors of one value per scale, every magnitude class, match the numpy formula."""
+    rng = np.random.default_rng(1)
+    absmax = np.concatenate(
+        [rng.uniform(0, 1e-3, 4000), rng.uniform(0, 10, 4000), 10.0 ** rng.uniform(-9, 6, 4000)]
+    ).astype(np.float32)
+    vals = (absmax * rng.uniform(-1, 1, absmax.size)).astype(np.float32)
+    grid = np.ones(1, dtype=np.float32)
+    jit = kernels.get()
+    for i in range(0, absmax.size, 7):
+        got = jit.sym_mse_grid(vals[i : i + 1], absmax[i : i + 1], grid, np.float32(7), True)
+        s = np.minimum(absmax[i : i + 1].astype(np.float64) / 7, 65504).astype(np.float16)
+        s = s.astype(np.float32)
+        q = np.clip(np.rint(vals[i : i + 1] / np.where(s > 0, s, 1)), -7, 7)
+        assert got[0] == float(((q * s.astype(np.float64) - vals[i : i + 1]) ** 2)[0])
