@@ -12,7 +12,9 @@ ORG_NAME = "QuantInspector"
 APP_NAME = "quant-inspector"
 SETTINGS_ENV = "QUANT_INSPECTOR_SETTINGS"
 """Path of an INI file to use instead of the user's settings (tests, portable installs)."""
-DEMO_MODEL = Path("digits_convnet") / "digits_convnet.h5"
+DEMO_MODEL = Path("digits_convnet") / "tfjs" / "model.json"
+"""The TF.js copy of the demo: its own format stores uint8 codes, so a first look at the window
+shows what quantizing buys (a Keras .h5 export stores dequantized floats and cannot shrink)."""
 _MODEL_SUFFIXES = (".h5", ".keras", ".safetensors", ".npz", ".onnx")
 
 

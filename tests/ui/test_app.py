@@ -10,7 +10,7 @@ from inspector.ui import app as app_module
 
 def test_default_model_is_the_bundled_demo():
     path = app_module.default_model_path()
-    assert path is not None and path.name == "digits_convnet.h5"
+    assert path is not None and path.parts[-3:] == ("digits_convnet", "tfjs", "model.json")
 
 
 def test_run_gui_opens_demo_and_returns_exit_code(qtbot, tmp_path, monkeypatch):
