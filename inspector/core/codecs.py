@@ -114,7 +114,8 @@ def _symmetric_best_shrink(scheme: Any, vals: np.ndarray, absmax: np.ndarray, qm
     jit = kernels.get()
     if jit is not None:
         half = scheme.name != "int8"
-        errors = jit.sym_mse_grid(vals, absmax, grid, np.float32(qmax), half)
+        lut = kernels.f16_decode_lut()
+        errors = jit.sym_mse_grid(vals, absmax, grid, np.float32(qmax), half, lut)
         return float(clipping.MSE_GRID[int(np.argmin(errors))])
     scales = _symmetric_scales(scheme, absmax[None, :] * grid[:, None]).astype(np.float32)
     errors = []

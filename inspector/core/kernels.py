@@ -16,7 +16,6 @@ a missing or failing numba falls back to it silently.
 
 from __future__ import annotations
 
-import math
 import os
 import threading
 from functools import lru_cache
@@ -107,7 +106,7 @@ def _compile() -> SimpleNamespace:
         prune_sig = [nb.void(ro(f32), ro(nb.uint32), i64, i64, f32[::1])]
         radix_sig = [nb.types.UniTuple(i64, 2)(ro(nb.uint32), i64)]
         aff_mse_sig = [f64[::1](ro(f64), ro(f64), ro(f64), ro(f64), ro(f64))]
-        sym_mse_sig = [f64[::1](ro(f32), ro(f32), ro(f32), f32, b1)]
+        sym_mse_sig = [f64[::1](ro(f32), ro(f32), ro(f32), f32, b1, ro(f32))]
         return SimpleNamespace(
             affine_encode=jit(_affine_encode, enc_sigs),
             lut_sums=jit(_lut_sums, lut_sigs, fastmath=sums_math),
@@ -355,19 +354,30 @@ def _affine_mse_grid(sample, mins, scales, los, his):  # type: ignore[no-untyped
     return out
 
 
-def _sym_mse_grid(vals, absmax, grid, qmax, half):  # type: ignore[no-untyped-def]
+def _sym_mse_grid(vals, absmax, grid, qmax, half, f16):  # type: ignore[no-untyped-def]
     """Mean squared symmetric round-trip error of `vals` for every shrink r of `grid`, the
     scale of value i being `symmetric.int4_scales(absmax[i]·r)` when `half` (float16, RNE from
-    float64, saturated) else `int8_scales` (float32, 0 → 1), as `codecs._symmetric_fit`."""
+    float64, saturated; `f16` decodes the bits) else `int8_scales` (float32, 0 → 1), as
+    `codecs._symmetric_fit`."""
     out = np.zeros(grid.size)
+    buf = np.zeros(1, dtype=np.float32)
+    ubuf = buf.view(np.uint32)
     for c in range(grid.size):
         acc = 0.0
         for i in range(vals.size):
             raw = np.float64(absmax[i] * grid[c])
-            if half:  # float16 RNE: rint on the value's own quantum (2^-24 when subnormal)
+            if half:  # float16 RNE of float64: float32 rounded to odd, then the bit formula
                 y = min(raw / 7.0, 65504.0)
-                quantum = math.ldexp(1.0, max(math.frexp(y)[1] - 11, -24))
-                s = np.float32(np.rint(y / quantum) * quantum)
+                buf[0] = np.float32(y)
+                u = np.int64(ubuf[0])
+                if np.float64(buf[0]) != y:
+                    u = (u if np.float64(buf[0]) < y else u - 1) | 1
+                if u < 0x38800000:
+                    ubuf[0] = np.uint32(u)
+                    o = np.int64(np.rint(np.float64(buf[0]) * 16777216.0))
+                else:
+                    o = (u + ((15 - 127) << 23) + 0xFFF + ((u >> 13) & 1)) >> 13
+                s = f16[o]
             else:
                 s = np.float32(raw / 127.0)
                 if s == 0:

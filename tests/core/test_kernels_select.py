@@ -80,11 +80,19 @@ def test_int4_grid_scales_round_like_numpy_float16() -> None:
     absmax = np.concatenate(
         [rng.uniform(0, 1e-3, 4000), rng.uniform(0, 10, 4000), 10.0 ** rng.uniform(-9, 6, 4000)]
     ).astype(np.float32)
+    cands = rng.uniform(1e-4, 4e5, 4_000_000).astype(np.float32)
+    y = cands.astype(np.float64) / 7
+    f = y.astype(np.float32)
+    tie = ((f.view(np.uint32) & 0x1FFF) == 0x1000) & (y > 6.2e-5)
+    assert np.count_nonzero(tie) >= 10  # exactly half-way between float16 values: to even
+    absmax = np.concatenate([absmax, cands[tie][:300]])
     vals = (absmax * rng.uniform(-1, 1, absmax.size)).astype(np.float32)
     grid = np.ones(1, dtype=np.float32)
     jit = kernels.get()
-    for i in range(0, absmax.size, 7):
-        got = jit.sym_mse_grid(vals[i : i + 1], absmax[i : i + 1], grid, np.float32(7), True)
+    for i in [*range(0, 12_000, 7), *range(12_000, absmax.size)]:
+        got = jit.sym_mse_grid(
+            vals[i : i + 1], absmax[i : i + 1], grid, np.float32(7), True, kernels.f16_decode_lut()
+        )
         s = np.minimum(absmax[i : i + 1].astype(np.float64) / 7, 65504).astype(np.float16)
         s = s.astype(np.float32)
         q = np.clip(np.rint(vals[i : i + 1] / np.where(s > 0, s, 1)), -7, 7)
