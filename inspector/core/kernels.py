@@ -102,7 +102,7 @@ def _compile() -> SimpleNamespace:
         sym_sums = [sums_t(ro(f32, 2), ro(i8, 2), ro(f32, 2), i64, b1)]
         absmax_sig = [nb.void(ro(f32, 2), i64, b1, f32[:, ::1])]
         f16_sig = [nb.void(ro(f32), ro(nb.uint32), u16[::1])]
-        km_sig = [nb.void(ro(f32), ro(f32), ro(nb.int32), f32, f32, u8[::1])]
+        km_sig = [nb.void(ro(f32), ro(f32), ro(f32), ro(nb.int32), f32, f32, u8[::1])]
         prune_sig = [nb.void(ro(f32), ro(nb.uint32), i64, i64, f32[::1])]
         radix_sig = [nb.types.UniTuple(i64, 2)(ro(nb.uint32), i64)]
         aff_mse_sig = [f64[::1](ro(f64), ro(f64), ro(f64), ro(f64), ro(f64))]
@@ -285,20 +285,22 @@ def _sym_absmax(a, group, cols, out):  # type: ignore[no-untyped-def]
                 out[k, g] = max(out[k, g], abs(a[r, k]))
 
 
-def _kmeans_assign(x, bounds, lut, lo, inv, codes):  # type: ignore[no-untyped-def]
-    """Number of `bounds` below each value (`searchsorted(bounds, x, 'left')`), from a
-    lookup-table guess refined by exact comparisons."""
-    nb_ = bounds.size
+def _kmeans_assign(x, upper, lower, lut, lo, inv, codes):  # type: ignore[no-untyped-def]
+    """Number of midpoints below each value (`searchsorted(bounds, x, 'left')`) from a
+    lookup table: an entry ≥ 0 is the code of every value that can land in that bin (no
+    midpoint within two bins of it); an entry −1 − guess asks for exact comparisons from the
+    guess against `upper` (the midpoints, then +inf) and `lower` (−inf, then the midpoints)."""
     top = lut.size - 1
     for i in range(x.size):
         v = x[i]
         g = (v - lo) * inv
-        j = np.int64(min(max(g, np.float32(0.0)), np.float32(top)))
-        code = lut[j]
-        while code < nb_ and v > bounds[code]:
-            code += 1
-        while code > 0 and v <= bounds[code - 1]:
-            code -= 1
+        code = np.int64(lut[np.int64(min(max(g, np.float32(0.0)), np.float32(top)))])
+        if code < 0:
+            code = -1 - code
+            while v > upper[code]:
+                code += 1
+            while v <= lower[code]:
+                code -= 1
         codes[i] = code
 
 

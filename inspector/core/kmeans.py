@@ -123,12 +123,12 @@ def assign_codes(flat: np.ndarray, palette: np.ndarray) -> np.ndarray:
     lo32, inv32 = np.float32(lo), np.float32(inv)
     edges = lo + np.arange(_LUT_BINS, dtype=np.float64) / inv
     lut = np.searchsorted(bounds.astype(np.float64), edges, side="left").astype(np.int32)
-    jit = kernels.get()
-    if jit is not None and flat.dtype == np.float32 and flat.flags.c_contiguous:
-        jit.kmeans_assign(flat, bounds, lut, lo32, inv32, codes)
-        return codes
     upper = np.append(bounds, np.float32(np.inf))
     lower = np.insert(bounds, 0, np.float32(-np.inf))
+    jit = kernels.get()
+    if jit is not None and flat.dtype == np.float32 and flat.flags.c_contiguous:
+        jit.kmeans_assign(flat, upper, lower, _mark_unsafe(lut), lo32, inv32, codes)
+        return codes
     for s in chunk_slices(flat.size):
         x = flat[s]
         with np.errstate(over="ignore"):
@@ -138,6 +138,19 @@ def assign_codes(flat: np.ndarray, palette: np.ndarray) -> np.ndarray:
         _step(x, code, upper, lower)
         codes[s] = code
     return codes
+
+
+def _mark_unsafe(lut: np.ndarray) -> np.ndarray:
+    """`lut` with every bin that has a midpoint within two bins of it (and both end bins)
+    stored as −1 − code: values landing there (the float32 guess can be a bin off) need
+    exact comparisons; every other bin's entry is already the exact code."""
+    change = np.zeros(lut.size + 5, dtype=bool)
+    change[2 : lut.size + 1] = lut[1:] != lut[:-1]  # between bins j, j+1: marks j-3 .. j+2
+    near = np.zeros(lut.size, dtype=bool)
+    for shift in range(6):
+        near |= change[shift : shift + lut.size]
+    near[0] = near[-1] = True
+    return np.where(near, -1 - lut, lut).astype(np.int32)
 
 
 def _step(x: np.ndarray, code: np.ndarray, upper: np.ndarray, lower: np.ndarray) -> None:
