@@ -103,6 +103,7 @@ def _compile() -> SimpleNamespace:
         absmax_sig = [nb.void(ro(f32, 2), i64, b1, f32[:, ::1])]
         f16_sig = [nb.void(ro(f32), ro(nb.uint32), u16[::1])]
         km_sig = [nb.void(ro(f32), ro(f32), ro(f32), ro(nb.int32), f32, f32, u8[::1])]
+        seed_sig = [i64(ro(f64), i64, ro(f64), f64[::1])]
         prune_sig = [nb.void(ro(f32), ro(nb.uint32), i64, i64, f32[::1])]
         radix_sig = [nb.types.UniTuple(i64, 2)(ro(nb.uint32), i64)]
         aff_mse_sig = [f64[::1](ro(f64), ro(f64), ro(f64), ro(f64), ro(f64))]
@@ -117,6 +118,7 @@ def _compile() -> SimpleNamespace:
             sym_absmax=jit(_sym_absmax, absmax_sig),
             kmeans_assign=jit(_kmeans_assign, km_sig),
             prune=jit(_prune, prune_sig),
+            kmeans_seed=jit(_kmeans_seed, seed_sig),
             radix_select=jit(_radix_select, radix_sig),
             affine_mse_grid=jit(_affine_mse_grid, aff_mse_sig),
             sym_mse_grid=jit(_sym_mse_grid, sym_mse_sig),
@@ -302,6 +304,30 @@ def _kmeans_assign(x, upper, lower, lut, lo, inv, codes):  # type: ignore[no-unt
             while v <= lower[code]:
                 code -= 1
         codes[i] = code
+
+
+def _kmeans_seed(sub, first, draws, out):  # type: ignore[no-untyped-def]
+    """`kmeans._seed_centers`' k-means++ picks with the same draws and sums (the total is the
+    sequential cumulative sum's last value in both paths); how many centers went to `out`."""
+    n = sub.size
+    d2 = (sub - sub[first]) ** 2
+    cum = np.empty(n)
+    out[0] = sub[first]
+    got = 1
+    while got < out.size:
+        acc = 0.0
+        for i in range(n):
+            acc += d2[i]
+            cum[i] = acc
+        if not acc > 0:
+            break
+        pick = min(np.searchsorted(cum, draws[got - 1] * acc, side="right"), n - 1)
+        c = sub[pick]
+        out[got] = c
+        got += 1
+        for i in range(n):
+            d2[i] = min(d2[i], (sub[i] - c) ** 2)
+    return got
 
 
 def _prune(x, bits, thr, ties, out):  # type: ignore[no-untyped-def]

@@ -43,13 +43,20 @@ def _fit_values(flat: np.ndarray, seed: int) -> np.ndarray:
 def _seed_centers(vals: np.ndarray, k: int, seed: int) -> np.ndarray:
     sub = vals[:: max(1, vals.size // _SEED_SUBSET)]
     rng = np.random.default_rng(seed)
-    centers = [sub[int(rng.integers(sub.size))]]
+    first = int(rng.integers(sub.size))
+    jit = kernels.get()
+    if jit is not None:  # same draws: one `random()` per further center, in order
+        out = np.empty(k)
+        got = jit.kmeans_seed(np.ascontiguousarray(sub), first, rng.random(max(k - 1, 0)), out)
+        return np.unique(out[:got])
+    centers = [sub[first]]
     d2 = (sub - centers[0]) ** 2
     while len(centers) < k:
-        total = float(d2.sum())
+        cum = np.cumsum(d2)
+        total = float(cum[-1])
         if total <= 0:
             break
-        pick = int(np.searchsorted(np.cumsum(d2), rng.random() * total, side="right"))
+        pick = int(np.searchsorted(cum, rng.random() * total, side="right"))
         centers.append(sub[min(pick, sub.size - 1)])
         np.minimum(d2, (sub - centers[-1]) ** 2, out=d2)
     return np.unique(np.array(centers))

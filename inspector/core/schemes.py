@@ -245,7 +245,8 @@ class Encoded:
         """Buffers whose concatenation is `to_bytes()`, viewing the codes without a copy when
         they are stored unpacked (floats, int8, 8/16-bit affine on a little-endian host)."""
         fam = self.scheme.family
-        unpacked = fam in ("float", "int8") or (fam == "affine" and self.scheme.bits in (8, 16))
+        whole = fam in ("affine", "kmeans") and self.scheme.bits in (8, 16)
+        unpacked = fam in ("float", "int8") or whole
         if unpacked and np.little_endian and self.codes.flags.c_contiguous:
             codes = self.codes.reshape(-1).view(np.uint8)
             return [codes, codecs.params_bytes(self.scheme, self.params)]

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from inspector.core import clipping, codecs, kernels
+from inspector.core import clipping, codecs, kernels, kmeans
 
 pytestmark = pytest.mark.skipif(kernels.wait(120) is None, reason="numba not available")
 
@@ -97,3 +97,17 @@ def test_int4_grid_scales_round_like_numpy_float16() -> None:
         s = s.astype(np.float32)
         q = np.clip(np.rint(vals[i : i + 1] / np.where(s > 0, s, 1)), -7, 7)
         assert got[0] == float(((q * s.astype(np.float64) - vals[i : i + 1]) ** 2)[0])
+
+
+@pytest.mark.parametrize("k", [2, 16, 256])
+def test_kmeans_seed_and_assign_identical(monkeypatch, k) -> None:
+    rng = np.random.default_rng(k)
+    x = (rng.standard_normal(300_000) * 0.05).astype(np.float32)
+    x[::997] *= 60
+    vals = kmeans._fit_values(x, 0)
+    fast, slow = _both(monkeypatch, lambda: kmeans._seed_centers(vals, k, 0))
+    assert np.array_equal(fast, slow)
+    palette = kmeans.fit_palette(x, k)
+    fast, slow = _both(monkeypatch, lambda: kmeans.assign_codes(x, palette))
+    exact = np.searchsorted(kmeans._boundaries_float32(palette), x, side="left")
+    assert np.array_equal(fast, exact) and np.array_equal(slow, exact)
