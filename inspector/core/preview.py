@@ -21,12 +21,12 @@ import numpy as np
 
 from inspector.core import kernels
 from inspector.core.cancel import Cancelled
+from inspector.core.chunking import finite_minmax
 from inspector.core.codecs import params_bytes
 from inspector.core.metrics import (
     ErrorSums,
     PackedCodes,
     affine_error_sums,
-    count_nonfinite,
     error_sums,
     gzip_estimate,
     lut_error_sums,
@@ -121,7 +121,7 @@ def quantize_tensor(tensor: Tensor, scheme: Scheme, target: Target = NATIVE) -> 
     if reason is None:
         with np.errstate(over="ignore"):  # float64 beyond float32's range becomes ±inf
             x = np.asarray(values, dtype=np.float32)
-        nonfinite = count_nonfinite(x)
+        mn, mx, nonfinite = finite_minmax(x.reshape(-1))
         if nonfinite:
             reason = f"{nonfinite} non-finite values (NaN/Inf)"
     if reason is not None:
@@ -131,12 +131,14 @@ def quantize_tensor(tensor: Tensor, scheme: Scheme, target: Target = NATIVE) -> 
     decoded, first, enc = x, None, None
     for i, stage in enumerate(storage.stages):
         if i:
-            decoded = stage_decoded = storage.stages[i - 1].decode(enc)
-            if count_nonfinite(stage_decoded):
+            decoded = storage.stages[i - 1].decode(enc)
+            mn, mx, bad = finite_minmax(decoded.reshape(-1))
+            if bad:
                 # A value decoded past float32's max (±inf) cannot be re-stored by the next stage.
                 why = f"{storage.stages[i - 1]} decodes values past the float32 range"
                 return QuantizedTensor(info, scheme, Storage(()), None, None, values, values, why)
-        enc = stage.encode(decoded, channel_axis=info.channel_axis)
+        known = (mn, mx) if decoded.size and decoded.dtype == np.float32 else None
+        enc = stage.encode(decoded, channel_axis=info.channel_axis, value_range=known)
         first = first or enc
     return QuantizedTensor(info, scheme, storage, enc, first, x, None, None)
 

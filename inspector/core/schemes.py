@@ -185,21 +185,34 @@ class Scheme:
         """`x` as float32, checked finite (unless identity) and pruned to `sparsity`."""
         return self._prepared(x)[0]
 
-    def _prepared(self, x: np.ndarray) -> tuple[np.ndarray, tuple[float, float] | None]:
-        """`prepare(x)` and its (min, max) when the finiteness check measured it (no pruning)."""
+    def _prepared(
+        self, x: np.ndarray, known: tuple[float, float] | None = None
+    ) -> tuple[np.ndarray, tuple[float, float] | None]:
+        """`prepare(x)` and its (min, max) when the finiteness check measured it (no pruning);
+        `known` is that (min, max) when the caller already checked `x` finite."""
         x = as_float32(x)
         if self.is_identity:
             return x, None
-        mn, mx, bad = finite_minmax(x.reshape(-1))
-        if bad:
-            raise SchemeError(f"tensor contains {bad} non-finite values")
+        if known is not None:
+            mn, mx = known
+        else:
+            mn, mx, bad = finite_minmax(x.reshape(-1))
+            if bad:
+                raise SchemeError(f"tensor contains {bad} non-finite values")
         if self.sparsity:
             return prune(x.reshape(-1), self.sparsity).reshape(x.shape), None
         return x, (mn, mx) if x.size else None
 
-    def encode(self, x: np.ndarray, channel_axis: int | None = None) -> Encoded:
-        """Quantize `x`; raises SchemeError for non-finite values or a bad axis."""
-        x, value_range = self._prepared(x)
+    def encode(
+        self,
+        x: np.ndarray,
+        channel_axis: int | None = None,
+        value_range: tuple[float, float] | None = None,
+    ) -> Encoded:
+        """Quantize `x`; raises SchemeError for non-finite values or a bad axis.
+        `value_range`: float32 `x`'s (min, max) when the caller has measured it and found every
+        value finite (`chunking.finite_minmax`), which saves that pass here."""
+        x, value_range = self._prepared(x, value_range)
         axis = self.resolve_axis(x.shape, channel_axis)
         params, state = codecs.fit(self, x, axis, value_range)
         codes, overflow = codecs.quantize(self, x, params, axis, state)

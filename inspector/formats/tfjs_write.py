@@ -72,8 +72,13 @@ class TfjsAffine(Scheme):
     """An affine scheme as TF.js stores it: one code per uint8 (N ≤ 8) or uint16, min and scale
     in model.json. Same codes and decoded values as the scheme; only the byte layout differs."""
 
-    def encode(self, x: np.ndarray, channel_axis: int | None = None) -> Encoded:
-        enc = super().encode(x, channel_axis)
+    def encode(
+        self,
+        x: np.ndarray,
+        channel_axis: int | None = None,
+        value_range: tuple[float, float] | None = None,
+    ) -> Encoded:
+        enc = super().encode(x, channel_axis, value_range)
         return _TfjsEncoded(self, enc.shape, enc.codes, enc.params, enc.overflow)
 
     @property
