@@ -114,7 +114,7 @@ def _compile() -> SimpleNamespace:
             affine_sums=jit(_affine_sums, aff_sigs, fastmath=sums_math),
             f16_encode=jit(_f16_encode, f16_sig),
             sym_encode=jit(_sym_encode, sym_enc),
-            sym_sums=jit(_sym_sums, sym_sums),
+            sym_sums=jit(_sym_sums, sym_sums, fastmath=sums_math),
             sym_absmax=jit(_sym_absmax, absmax_sig),
             kmeans_assign=jit(_kmeans_assign, km_sig),
             prune=jit(_prune, prune_sig),
@@ -233,17 +233,24 @@ def _f16_encode(x, bits, out):  # type: ignore[no-untyped-def]
 
 def _sym_encode(a, scales, group, qmax, cols, codes):  # type: ignore[no-untyped-def]
     """int8 codes of `rint(x / scale)` in float32, clipped to ±qmax; the clipped count.
-    `a` is (M, C) rows, or (C, M) when `cols`; `scales` (C, groups) with no zero."""
+    `a` is (M, C) rows, or (C, M) when `cols`; `scales` (C, groups) with no zero. The inner
+    loops are branch-free over one scale row or one group, so they vectorize."""
     p, q = a.shape
     edge = qmax + 0.5
     clipped = 0
     for r in range(p):
-        for k0 in range(0, q, group if cols else q):
-            for k in range(k0, min(k0 + group, q) if cols else q):
-                s = scales[r, k0 // group] if cols else scales[k, r // group]
-                t = a[r, k] / s
-                if t > edge or t < -edge:
-                    clipped += 1
+        if cols:
+            for k0 in range(0, q, group):
+                s = scales[r, k0 // group]
+                for k in range(k0, min(k0 + group, q)):
+                    t = a[r, k] / s
+                    clipped += (t > edge) | (t < -edge)
+                    codes[r, k] = min(max(np.rint(t), -qmax), qmax)
+        else:
+            g = r // group
+            for k in range(q):
+                t = a[r, k] / scales[k, g]
+                clipped += (t > edge) | (t < -edge)
                 codes[r, k] = min(max(np.rint(t), -qmax), qmax)
     return clipped
 
@@ -255,19 +262,32 @@ def _sym_sums(a, codes, scales, group, cols):  # type: ignore[no-untyped-def]
     worst = 0.0
     for r in range(p):
         s2 = e2 = d = 0.0
-        for k0 in range(0, q, group if cols else q):
-            for k in range(k0, min(k0 + group, q) if cols else q):
-                s = scales[r, k0 // group] if cols else scales[k, r // group]
+        w_ = 0.0
+        if cols:
+            for k0 in range(0, q, group):
+                s = scales[r, k0 // group]
+                for k in range(k0, min(k0 + group, q)):
+                    w = np.float64(a[r, k])
+                    v = np.float64(np.float32(codes[r, k]) * s)
+                    e = w - v
+                    s2 += w * w
+                    d += v * v
+                    e2 += e * e
+                    w_ = max(w_, abs(e))
+        else:
+            g = r // group
+            for k in range(q):
                 w = np.float64(a[r, k])
-                v = np.float64(np.float32(codes[r, k]) * s)
+                v = np.float64(np.float32(codes[r, k]) * scales[k, g])
                 e = w - v
                 s2 += w * w
                 d += v * v
                 e2 += e * e
-                worst = max(worst, abs(e))
+                w_ = max(w_, abs(e))
         signal += s2
         noise += e2
         dec += d
+        worst = max(worst, w_)
     return signal, noise, dec, worst
 
 
