@@ -262,8 +262,18 @@ def dequantize(scheme: Any, codes: np.ndarray, params: Mapping[str, Any]) -> np.
         values = symmetric.symmetric_decode(rows, scales, group)
         return np.ascontiguousarray(symmetric.from_rows(values, codes.shape, axis))
     if fam == "kmeans":
-        return params["palette"][codes]
+        return _palette_decode(codes, params["palette"])
     return codes if codes.dtype == np.float32 else codes.astype(np.float32)
+
+
+def _palette_decode(codes: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    jit = kernels.get()
+    lut = np.asarray(palette, dtype=np.float32)
+    if jit is None or codes.dtype != np.uint8 or not codes.flags.c_contiguous:
+        return lut[codes]
+    out = np.empty(codes.shape, dtype=np.float32)
+    jit.lut_decode(codes.reshape(-1), lut, out.reshape(-1))
+    return out
 
 
 def _groups(shape: tuple[int, ...], axis: int | None, group: int) -> tuple[int, int]:

@@ -103,6 +103,7 @@ def _compile() -> SimpleNamespace:
         absmax_sig = [nb.void(ro(f32, 2), i64, b1, f32[:, ::1])]
         f16_sig = [nb.void(ro(f32), ro(nb.uint32), u16[::1])]
         km_sig = [nb.void(ro(f32), ro(f32), ro(f32), ro(nb.int32), f32, f32, u8[::1])]
+        lut_dec_sig = [nb.void(ro(u8), ro(f32), f32[::1])]
         seed_sig = [i64(ro(f64), i64, ro(f64), f64[::1])]
         prune_sig = [nb.void(ro(f32), ro(nb.uint32), i64, i64, f32[::1])]
         radix_sig = [nb.types.UniTuple(i64, 2)(ro(nb.uint32), i64)]
@@ -119,6 +120,7 @@ def _compile() -> SimpleNamespace:
             kmeans_assign=jit(_kmeans_assign, km_sig),
             prune=jit(_prune, prune_sig),
             kmeans_seed=jit(_kmeans_seed, seed_sig),
+            lut_decode=jit(_lut_decode, lut_dec_sig),
             radix_select=jit(_radix_select, radix_sig),
             affine_mse_grid=jit(_affine_mse_grid, aff_mse_sig),
             sym_mse_grid=jit(_sym_mse_grid, sym_mse_sig),
@@ -324,6 +326,12 @@ def _kmeans_assign(x, upper, lower, lut, lo, inv, codes):  # type: ignore[no-unt
             while v <= lower[code]:
                 code -= 1
         codes[i] = code
+
+
+def _lut_decode(codes, lut, out):  # type: ignore[no-untyped-def]
+    """`out[i] = lut[codes[i]]` (palette decode without numpy's intp index copy)."""
+    for i in range(codes.size):
+        out[i] = lut[codes[i]]
 
 
 def _kmeans_seed(sub, first, draws, out):  # type: ignore[no-untyped-def]

@@ -111,3 +111,12 @@ def test_kmeans_seed_and_assign_identical(monkeypatch, k) -> None:
     fast, slow = _both(monkeypatch, lambda: kmeans.assign_codes(x, palette))
     exact = np.searchsorted(kmeans._boundaries_float32(palette), x, side="left")
     assert np.array_equal(fast, exact) and np.array_equal(slow, exact)
+
+
+def test_palette_decode_identical(monkeypatch) -> None:
+    rng = np.random.default_rng(5)
+    palette = np.sort(rng.standard_normal(16)).astype(np.float32)
+    codes = rng.integers(0, 16, (300, 70)).astype(np.uint8)
+    fast, slow = _both(monkeypatch, lambda: codecs._palette_decode(codes, palette))
+    assert fast.dtype == np.float32 and fast.shape == codes.shape
+    assert fast.tobytes() == slow.tobytes() == palette[codes].tobytes()
