@@ -176,7 +176,9 @@ def fit(
             params["group"] = scheme.group
         return params, None
     if fam == "kmeans":
-        palette = kmeans.fit_palette(x.reshape(-1), 1 << scheme.bits, 0, scheme.sparsity > 0)
+        palette = kmeans.fit_palette(
+            x.reshape(-1), 1 << scheme.bits, 0, scheme.sparsity > 0, value_range
+        )
         return {"palette": palette}, None
     return {}, None
 

@@ -30,12 +30,15 @@ _LUT_BINS = 1 << 16
 _F32_MAX = float(np.finfo(np.float32).max)
 
 
-def _fit_values(flat: np.ndarray, seed: int) -> np.ndarray:
+def _fit_values(
+    flat: np.ndarray, seed: int, value_range: tuple[float, float] | None = None
+) -> np.ndarray:
     if flat.size <= FIT_ALL:
         vals = flat.astype(np.float64)
     else:
         idx = sample_indices(flat.size, FIT_SAMPLE, seed)
-        vals = np.concatenate([flat[idx], [flat.min(), flat.max()]]).astype(np.float64)
+        ends = value_range if value_range is not None else (flat.min(), flat.max())
+        vals = np.concatenate([flat[idx].astype(np.float64), np.array(ends, dtype=np.float64)])
     vals.sort()
     return vals
 
@@ -77,8 +80,15 @@ def _lloyd(vals: np.ndarray, centers: np.ndarray) -> np.ndarray:
     return centers
 
 
-def fit_palette(flat: np.ndarray, k: int, seed: int = 0, reserve_zero: bool = False) -> np.ndarray:
-    """A sorted float32 palette of exactly `k` entries fitted to the flat values."""
+def fit_palette(
+    flat: np.ndarray,
+    k: int,
+    seed: int = 0,
+    reserve_zero: bool = False,
+    value_range: tuple[float, float] | None = None,
+) -> np.ndarray:
+    """A sorted float32 palette of exactly `k` entries fitted to the flat values;
+    `value_range` is their (min, max) when the caller has it (saves two passes)."""
     if reserve_zero:
         nonzero = flat[flat != 0]
         rest = fit_palette(nonzero, k - 1, seed) if nonzero.size and k > 1 else np.zeros(0)
@@ -86,7 +96,7 @@ def fit_palette(flat: np.ndarray, k: int, seed: int = 0, reserve_zero: bool = Fa
         return _pad(np.unique(merged), k)
     if flat.size == 0:
         return np.zeros(k, dtype=np.float32)
-    vals = _fit_values(flat, seed)
+    vals = _fit_values(flat, seed, value_range)
     centers = _lloyd(vals, _seed_centers(vals, k, seed))
     return _pad(np.unique(centers.astype(np.float32)), k)
 
