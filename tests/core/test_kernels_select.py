@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 from inspector.core import clipping, codecs, kernels, kmeans
+from inspector.core.schemes import parse_scheme
+from inspector.core.symmetric import symmetric_error_sums
 
 pytestmark = pytest.mark.skipif(kernels.wait(120) is None, reason="numba not available")
 
@@ -120,3 +122,24 @@ def test_palette_decode_identical(monkeypatch) -> None:
     fast, slow = _both(monkeypatch, lambda: codecs._palette_decode(codes, palette))
     assert fast.dtype == np.float32 and fast.shape == codes.shape
     assert fast.tobytes() == slow.tobytes() == palette[codes].tobytes()
+
+
+@pytest.mark.parametrize("spec", ["int8", "int4", "int4:group=48"])
+@pytest.mark.parametrize(
+    ("shape", "axis"), [((1030, 1100), 1), ((1100, 1030), 0), ((2, 600_000), 1)]
+)
+def test_symmetric_halves_identical(monkeypatch, spec, shape, axis) -> None:
+    """Tensors over 1M values run the symmetric kernels on two row halves (two threads)."""
+    rng = np.random.default_rng(len(spec))
+    x = (rng.standard_normal(shape) * 0.05).astype(np.float32)
+    x.reshape(-1)[::977] *= 50
+    scheme = parse_scheme(spec)
+    fast, slow = _both(monkeypatch, lambda: scheme.encode(x, channel_axis=axis))
+    assert np.array_equal(fast.codes, slow.codes) and fast.overflow == slow.overflow
+    sums = symmetric_error_sums(
+        x, fast.codes, fast.params["scales"], fast.params.get("group"), axis
+    )
+    dec = scheme.decode(slow).astype(np.float64)
+    assert sums.noise == pytest.approx(float(((x - dec) ** 2).sum()), rel=1e-9)
+    assert sums.signal == pytest.approx(float((x.astype(np.float64) ** 2).sum()), rel=1e-9)
+    assert sums.max_abs == float(np.abs(x.astype(np.float64) - dec).max())
