@@ -19,6 +19,7 @@ import numpy as np
 from . import kernels
 from .chunking import chunk_slices
 from .clipping import sample_indices
+from .symmetric import on_two_threads
 
 __all__ = ["FIT_ALL", "FIT_SAMPLE", "assign_codes", "fit_palette"]
 
@@ -144,7 +145,15 @@ def assign_codes(flat: np.ndarray, palette: np.ndarray) -> np.ndarray:
     lower = np.insert(bounds, 0, np.float32(-np.inf))
     jit = kernels.get()
     if jit is not None and flat.dtype == np.float32 and flat.flags.c_contiguous:
-        jit.kmeans_assign(flat, upper, lower, _mark_unsafe(lut), lo32, inv32, codes)
+        marked = _mark_unsafe(lut)
+        h = flat.size // 2 if flat.size >= 1 << 20 else flat.size
+        parts = [(flat[:h], codes[:h]), (flat[h:], codes[h:])][: 1 if h == flat.size else 2]
+        on_two_threads(
+            [
+                lambda p=p: jit.kmeans_assign(p[0], upper, lower, marked, lo32, inv32, p[1])
+                for p in parts
+            ]
+        )
         return codes
     for s in chunk_slices(flat.size):
         x = flat[s]

@@ -37,6 +37,7 @@ __all__ = [
     "int8_scales",
     "jit_absmax",
     "jit_encode",
+    "on_two_threads",
     "symmetric_decode",
     "symmetric_encode",
     "symmetric_error_sums",
@@ -246,9 +247,7 @@ def jit_encode(
     codes = np.empty(a.shape, dtype=np.int8)
     parts = _row_halves(a, safe, g, cols, codes)
     clipped = sum(
-        _on_two_threads(
-            [lambda p=p: jit.sym_encode(p[0], p[1], g, qmax, cols, p[2]) for p in parts]
-        )
+        on_two_threads([lambda p=p: jit.sym_encode(p[0], p[1], g, qmax, cols, p[2]) for p in parts])
     )
     return codes.reshape(x.shape), int(clipped)
 
@@ -275,7 +274,7 @@ def _row_halves(
     return [(a[:r0], scales, codes[:r0]), (a[r0:], rest, codes[r0:])]
 
 
-def _on_two_threads(calls: list) -> list:  # type: ignore[type-arg]
+def on_two_threads(calls: list) -> list:  # type: ignore[type-arg]
     """Results of the calls (compiled kernels that release the GIL), the last ones on a
     second thread: same values, about half the latency when a core is free."""
     if len(calls) == 1:
@@ -299,7 +298,7 @@ def symmetric_error_sums(
         return None
     a, s32, g, cols = args
     parts = _row_halves(a, s32, g, cols, codes.reshape(a.shape))
-    runs = _on_two_threads([lambda p=p: jit.sym_sums(p[0], p[2], p[1], g, cols) for p in parts])
+    runs = on_two_threads([lambda p=p: jit.sym_sums(p[0], p[2], p[1], g, cols) for p in parts])
     signal, noise, dec = (sum(r[i] for r in runs) for i in range(3))
     worst = max(r[3] for r in runs)
     with np.errstate(invalid="ignore"):

@@ -104,7 +104,7 @@ def test_int4_grid_scales_round_like_numpy_float16() -> None:
 @pytest.mark.parametrize("k", [2, 16, 256])
 def test_kmeans_seed_and_assign_identical(monkeypatch, k) -> None:
     rng = np.random.default_rng(k)
-    x = (rng.standard_normal(300_000) * 0.05).astype(np.float32)
+    x = (rng.standard_normal(1_100_000) * 0.05).astype(np.float32)  # > 1M: two halves
     x[::997] *= 60
     vals = kmeans._fit_values(x, 0)
     fast, slow = _both(monkeypatch, lambda: kmeans._seed_centers(vals, k, 0))
