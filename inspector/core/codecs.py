@@ -254,14 +254,16 @@ def float_cast(x: np.ndarray, name: str) -> tuple[np.ndarray, int]:
         return x, 0
     flat = x.reshape(-1)
     out = np.empty(flat.size, dtype=dtype)
-    jit = kernels.get() if name == "float16" and flat.dtype == np.float32 else None
+    jit = kernels.get() if name in ("float16", "bfloat16") and flat.dtype == np.float32 else None
     over = 0
     for s in chunk_slices(flat.size, CHUNK * 4):
         part = flat[s]
         if part.size and (part.max() > top or part.min() < -top):
             over += int(np.count_nonzero(part > top)) + int(np.count_nonzero(part < -top))
             part = np.clip(part, -top, top)
-        if jit is not None:
+        if jit is not None and name == "bfloat16":
+            jit.bf16_encode(np.ascontiguousarray(part).view(np.uint32), out[s].view(np.uint16))
+        elif jit is not None:
             part = np.ascontiguousarray(part)
             jit.f16_encode(part, part.view(np.uint32), out[s].view(np.uint16))
         else:

@@ -103,6 +103,7 @@ def _compile() -> SimpleNamespace:
         absmax_sig = [nb.void(ro(f32, 2), i64, b1, f32[:, ::1])]
         f16_sig = [nb.void(ro(f32), ro(nb.uint32), u16[::1])]
         km_sig = [nb.void(ro(f32), ro(f32), ro(f32), ro(nb.int32), f32, f32, u8[::1])]
+        bf16_sig = [nb.void(ro(nb.uint32), u16[::1])]
         lut_dec_sig = [nb.void(ro(u8), ro(f32), f32[::1])]
         seed_sig = [i64(ro(f64), i64, ro(f64), f64[::1])]
         prune_sig = [nb.void(ro(f32), ro(nb.uint32), i64, i64, f32[::1])]
@@ -121,6 +122,7 @@ def _compile() -> SimpleNamespace:
             prune=jit(_prune, prune_sig),
             kmeans_seed=jit(_kmeans_seed, seed_sig),
             lut_decode=jit(_lut_decode, lut_dec_sig),
+            bf16_encode=jit(_bf16_encode, bf16_sig),
             radix_select=jit(_radix_select, radix_sig),
             affine_mse_grid=jit(_affine_mse_grid, aff_mse_sig),
             sym_mse_grid=jit(_sym_mse_grid, sym_mse_sig),
@@ -326,6 +328,14 @@ def _kmeans_assign(x, upper, lower, lut, lo, inv, codes):  # type: ignore[no-unt
             while v <= lower[code]:
                 code -= 1
         codes[i] = code
+
+
+def _bf16_encode(bits, out):  # type: ignore[no-untyped-def]
+    """float32 → bfloat16 bit patterns, round to nearest even (finite inputs that round to a
+    finite bfloat16: the caller saturates first)."""
+    for i in range(bits.size):
+        u = np.int64(bits[i])
+        out[i] = (u + 0x7FFF + ((u >> 16) & 1)) >> 16
 
 
 def _lut_decode(codes, lut, out):  # type: ignore[no-untyped-def]

@@ -143,3 +143,13 @@ def test_symmetric_halves_identical(monkeypatch, spec, shape, axis) -> None:
     assert sums.noise == pytest.approx(float(((x - dec) ** 2).sum()), rel=1e-9)
     assert sums.signal == pytest.approx(float((x.astype(np.float64) ** 2).sum()), rel=1e-9)
     assert sums.max_abs == float(np.abs(x.astype(np.float64) - dec).max())
+
+
+def test_bfloat16_cast_identical_at_every_rounding_boundary(monkeypatch) -> None:
+    high = np.arange(1 << 16, dtype=np.uint32) << 16
+    lows = np.array([0, 1, 0x7FFF, 0x8000, 0x8001, 0xFFFF], dtype=np.uint32)
+    x = (high[:, None] | lows[None, :]).reshape(-1).view(np.float32)
+    x = x[np.isfinite(x)]
+    fast, slow = _both(monkeypatch, lambda: codecs.float_cast(x, "bfloat16"))
+    assert fast[1] == slow[1] > 0  # values beyond bfloat16's max are counted, saturated
+    assert fast[0].view(np.uint16).tobytes() == slow[0].view(np.uint16).tobytes()
