@@ -40,10 +40,7 @@ def info_json(model: Model) -> dict[str, Any]:
         rows.append(row)
     return {
         "model": {
-            "path": str(model.path),
-            "format": model.format,
-            "tensors": len(model),
-            "parameters": model.parameter_count,
+            **model.describe(),
             "original_bytes": sum(t.info.nbytes for t in model.weights),
             "has_topology": "keras_config" in model.metadata,
         },

@@ -171,6 +171,15 @@ class Model:
     def parameter_count(self) -> int:
         return sum(t.info.size for t in self.weights)
 
+    def describe(self) -> dict[str, Any]:
+        """The model's identity in the JSON documents the CLI prints (`info`, `preview`, …)."""
+        return {
+            "path": str(self.path),
+            "format": self.format,
+            "tensors": len(self),
+            "parameters": self.parameter_count,
+        }
+
     def close(self) -> None:
         while self._closers:
             self._closers.pop()()

@@ -46,6 +46,7 @@ __all__ = [
     "PreviewCache",
     "QuantizedTensor",
     "TensorPreview",
+    "drain",
     "exact_gzip",
     "iter_preview",
     "json_number",
@@ -369,12 +370,7 @@ class Preview:
 
     def to_json(self, model: Model) -> dict[str, Any]:
         return {
-            "model": {
-                "path": str(model.path),
-                "format": model.format,
-                "tensors": len(model),
-                "parameters": model.parameter_count,
-            },
+            "model": model.describe(),
             "total": {k: json_number(v) for k, v in self.total.items()},
             "tensors": [t.to_json() for t in self.tensors],
         }
@@ -406,7 +402,7 @@ def iter_preview(
     overhead = target.overhead_bytes(model, rows) or b""
     exact = None
     if sum(r.quantized_bytes for r in rows if not r.optimizer) + len(overhead) <= exact_gzip_below:
-        exact = _drain(exact_gzip(model, plan, target, rows))
+        exact = drain(exact_gzip(model, plan, target, rows))
     return Preview(tuple(rows), summarize(rows, overhead, gzip_exact=exact))
 
 
@@ -438,7 +434,8 @@ def _rows_in_order(
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _drain(gen: Generator[Any, None, Any]) -> Any:
+def drain(gen: Generator[Any, None, Any]) -> Any:
+    """Run a generator to its end and return its return value."""
     while True:
         try:
             next(gen)
@@ -450,7 +447,7 @@ def run_preview(
     model: Model, plan: Plan, target: Target = NATIVE, cache: PreviewCache | None = None
 ) -> Preview:
     """Drain `iter_preview` and return the `Preview`."""
-    return _drain(iter_preview(model, plan, target, cache))
+    return drain(iter_preview(model, plan, target, cache))
 
 
 def exact_gzip(

@@ -22,7 +22,7 @@ import numpy as np
 
 from inspector.core.model import Model, Tensor
 from inspector.core.plan import Plan
-from inspector.core.preview import json_number, quantize_tensor
+from inspector.core.preview import drain, json_number, quantize_tensor
 from inspector.core.schemes import Scheme
 from inspector.core.target import NATIVE, Target
 from inspector.engine.errors import EvaluationUnavailable
@@ -86,15 +86,6 @@ class Progress:
     done: int
     total: int
     stage: str
-
-
-def drain(gen: Generator[Any, None, Any]) -> Any:
-    """Run a generator to its end and return its return value."""
-    while True:
-        try:
-            next(gen)
-        except StopIteration as stop:
-            return stop.value
 
 
 # --------------------------------------------------------------------------- metrics
