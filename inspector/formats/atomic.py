@@ -115,20 +115,8 @@ def fsync_dir(folder: str | os.PathLike) -> None:
 @contextlib.contextmanager
 def atomic_file(path: str | os.PathLike) -> Iterator[BinaryIO]:
     """Yield a binary file that becomes `path` only when the `with` block ends without error."""
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(target), suffix=".tmp", dir=_parent(target))
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        _chmod(tmp, 0o666)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    fsync_dir(_parent(target))
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        yield fh
 
 
 @contextlib.contextmanager
