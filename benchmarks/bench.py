@@ -32,6 +32,7 @@ from inspector.core import kernels  # noqa: E402
 from inspector.core.plan import Plan  # noqa: E402
 from inspector.core.preview import (  # noqa: E402
     PreviewCache,
+    drain,
     exact_gzip,
     iter_preview,
     summarize,
@@ -57,14 +58,6 @@ def best_of(fn, n: int = 3) -> float:
         fn()
         best = min(best, time.perf_counter() - t)
     return best
-
-
-def drain(gen):
-    while True:
-        try:
-            next(gen)
-        except StopIteration as stop:
-            return stop.value
 
 
 def evict(paths: list[Path]) -> None:

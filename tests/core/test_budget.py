@@ -23,7 +23,7 @@ from inspector.core.budget import (
 )
 from inspector.core.errors import PlanError
 from inspector.core.plan import Plan
-from inspector.core.preview import PreviewCache, run_preview
+from inspector.core.preview import PreviewCache, drain, run_preview
 from inspector.formats import open_model
 from inspector.formats.targets import get_target
 
@@ -128,18 +128,10 @@ def test_solver_meets_its_size_exactly_as_the_preview_counts_it(fmt):
     equals the solver's prediction and stays within the target."""
     with open_model(RES / "digits_convnet" / "digits_convnet.h5") as model:
         target, cache = get_target(fmt), PreviewCache()
-        ladders = _drain(build_ladders(model, target=target, cache=cache))
+        ladders = drain(build_ladders(model, target=target, cache=cache))
         lo = run_preview(model, Plan(default="affine4"), target, cache).total["quantized_bytes"]
         hi = run_preview(model, Plan(), target, cache).total["quantized_bytes"]
         for goal in np.linspace(lo, hi, 4).astype(int)[1:]:
             sol = solve_total(model, ladders, int(goal), target, cache)
             total = run_preview(model, sol.plan, target, cache).total["quantized_bytes"]
             assert total == sol.total_bytes <= goal
-
-
-def _drain(gen):
-    while True:
-        try:
-            next(gen)
-        except StopIteration as stop:
-            return stop.value

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from inspector.core.plan import Plan
-from inspector.core.preview import exact_gzip, iter_preview, run_preview
+from inspector.core.preview import drain, exact_gzip, iter_preview, run_preview
 from inspector.export import export_model
 from inspector.formats import open_model
 from inspector.formats.targets import get_target
@@ -98,18 +98,10 @@ def test_gzip_estimate_band_covers_exact_size(tmp_path):
     plan = Plan().with_default("uint8")
     target = get_target("tfjs")
     with open_model(DEMO / "digits_convnet.h5") as model:
-        est = _drain(iter_preview(model, plan, target, exact_gzip_below=0))
-        exact = _drain(exact_gzip(model, plan, target, est.tensors))
+        est = drain(iter_preview(model, plan, target, exact_gzip_below=0))
+        exact = drain(exact_gzip(model, plan, target, est.tensors))
         export_model(model, plan, "tfjs", tmp_path / "o")
     assert not est.total["gzip_exact"]
     real_gz = est.total["quantized_bytes"] / _tarball_ratio(tmp_path / "o")
     assert abs(exact / real_gz - 1) < 0.01
     assert abs(est.total["gzip_bytes"] / exact - 1) < 0.06
-
-
-def _drain(gen):
-    while True:
-        try:
-            next(gen)
-        except StopIteration as stop:
-            return stop.value
