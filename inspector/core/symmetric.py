@@ -218,10 +218,9 @@ def block_decode(codes: np.ndarray, scales: np.ndarray) -> np.ndarray:
     return out
 
 
-def _jit_args(
-    x: np.ndarray, scales: np.ndarray, group: int | None, axis: int | None
-) -> tuple[np.ndarray, np.ndarray, int, bool] | None:
-    """(2-D view, float32 scales (C, groups), group, channel-first) for the kernels, or None."""
+def _kernel_layout(x: np.ndarray, axis: int | None) -> tuple[np.ndarray, bool, int, int] | None:
+    """(2-D view, channel-first, channels C, values per channel M) of a non-empty float32
+    tensor the kernels can walk in its own layout, or None."""
     if x.dtype != np.float32 or x.size == 0:
         return None
     layout = kernels.sym_layout(x, axis)
@@ -229,6 +228,17 @@ def _jit_args(
         return None
     a, cols = layout
     channels, m = (a.shape[0], a.shape[1]) if cols else (a.shape[1], a.shape[0])
+    return a, cols, channels, m
+
+
+def _jit_args(
+    x: np.ndarray, scales: np.ndarray, group: int | None, axis: int | None
+) -> tuple[np.ndarray, np.ndarray, int, bool] | None:
+    """(2-D view, float32 scales (C, groups), group, channel-first) for the kernels, or None."""
+    layout = _kernel_layout(x, axis)
+    if layout is None:
+        return None
+    a, cols, channels, m = layout
     s32 = np.ascontiguousarray(np.asarray(scales, dtype=np.float32).reshape(channels, -1))
     return a, s32, max(1, group or m), cols
 
@@ -310,13 +320,10 @@ def jit_absmax(x: np.ndarray, group: int, axis: int | None) -> np.ndarray | None
     """`group_absmax(as_rows(x, axis), group)` from one fused pass in the tensor's own
     layout, or None when the kernels are not loaded or the layout is not a plain view."""
     jit = kernels.get()
-    if jit is None or x.dtype != np.float32 or x.size == 0:
-        return None
-    layout = kernels.sym_layout(x, axis)
+    layout = None if jit is None else _kernel_layout(x, axis)
     if layout is None:
         return None
-    a, cols = layout
-    channels, m = (a.shape[0], a.shape[1]) if cols else (a.shape[1], a.shape[0])
+    a, cols, channels, m = layout
     out = np.zeros((channels, -(-m // group)), dtype=np.float32)
     jit.sym_absmax(a, group, cols, out)
     return out
