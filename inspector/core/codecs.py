@@ -132,9 +132,8 @@ def _symmetric_best_shrink(scheme: Any, vals: np.ndarray, absmax: np.ndarray, qm
     jit = kernels.get()
     if jit is not None:
         half = scheme.name != "int8"
-        lut = kernels.f16_decode_lut()
         errors = _split_grid(
-            lambda g: jit.sym_mse_grid(vals, absmax, g, np.float32(qmax), half, lut),
+            lambda g: jit.sym_mse_grid(vals, absmax, g, np.float32(qmax), half),
             grid,
             vals.size,
         )

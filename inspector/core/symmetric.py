@@ -234,13 +234,14 @@ def _kernel_layout(x: np.ndarray, axis: int | None) -> tuple[np.ndarray, bool, i
 def _jit_args(
     x: np.ndarray, scales: np.ndarray, group: int | None, axis: int | None
 ) -> tuple[np.ndarray, np.ndarray, int, bool] | None:
-    """(2-D view, float32 scales (C, groups), group, channel-first) for the kernels, or None."""
+    """(2-D view, float32 scales, group, channel-first) for the kernels, or None. The scales
+    are (C, groups) channel-first, else (groups, C): a row of values meets one row of scales."""
     layout = _kernel_layout(x, axis)
     if layout is None:
         return None
     a, cols, channels, m = layout
-    s32 = np.ascontiguousarray(np.asarray(scales, dtype=np.float32).reshape(channels, -1))
-    return a, s32, max(1, group or m), cols
+    s32 = np.asarray(scales, dtype=np.float32).reshape(channels, -1)
+    return a, np.ascontiguousarray(s32 if cols else s32.T), max(1, group or m), cols
 
 
 def jit_encode(
@@ -280,8 +281,7 @@ def _row_halves(
     r0 = (p // 2) // g * g
     if r0 == 0:
         return whole
-    rest = np.ascontiguousarray(scales[:, r0 // g :])
-    return [(a[:r0], scales, codes[:r0]), (a[r0:], rest, codes[r0:])]
+    return [(a[:r0], scales, codes[:r0]), (a[r0:], scales[r0 // g :], codes[r0:])]
 
 
 def on_two_threads(calls: list) -> list:  # type: ignore[type-arg]
@@ -324,6 +324,7 @@ def jit_absmax(x: np.ndarray, group: int, axis: int | None) -> np.ndarray | None
     if layout is None:
         return None
     a, cols, channels, m = layout
-    out = np.zeros((channels, -(-m // group)), dtype=np.float32)
+    groups = -(-m // group)
+    out = np.zeros((channels, groups) if cols else (groups, channels), dtype=np.float32)
     jit.sym_absmax(a, group, cols, out)
-    return out
+    return out if cols else np.ascontiguousarray(out.T)
