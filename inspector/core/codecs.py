@@ -277,6 +277,9 @@ def dequantize(scheme: Any, codes: np.ndarray, params: Mapping[str, Any]) -> np.
         return affine.affine_decode(codes, _affine_from(params, scheme.bits))
     if fam in ("int8", "int4"):
         axis = params["axis"]
+        fused = symmetric.jit_decode(codes, params["scales"], params.get("group"), axis)
+        if fused is not None:
+            return fused
         blocks = symmetric.block_view(codes, axis, params.get("group"))
         if blocks is not None:
             scales = scales_2d(params["scales"], blocks.shape[0])

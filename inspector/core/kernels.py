@@ -107,6 +107,8 @@ def _compile() -> SimpleNamespace:
         sym_enc = [i64(ro(f32, 2), ro(f32, 2), i64, i64, b1, i8[:, ::1])]
         sym_sums = [sums_t(ro(f32, 2), ro(i8, 2), ro(f32, 2), i64, b1)]
         absmax_sig = [nb.void(ro(f32, 2), i64, b1, f32[:, ::1])]
+        sym_dec = [nb.void(ro(i8, 2), ro(f32, 2), i64, b1, f32[:, ::1])]
+        lloyd_sig = [f64[::1](ro(f64), ro(f64), f64[::1], i64)]
         f16_sig = [nb.void(ro(f32), ro(nb.uint32), u16[::1])]
         km_sig = [nb.void(ro(f32), ro(f32), ro(f32), ro(nb.int32), f32, f32, u8[::1])]
         bf16_sig = [nb.void(ro(nb.uint32), u16[::1])]
@@ -124,7 +126,10 @@ def _compile() -> SimpleNamespace:
             sym_encode=jit(_sym_encode, sym_enc),
             sym_sums=jit(_sym_sums, sym_sums, fastmath=sums_math),
             sym_absmax=jit(_sym_absmax, absmax_sig, fastmath=sums_math),
+            sym_decode=jit(_sym_decode, sym_dec),
+            lloyd=jit(_lloyd, lloyd_sig),
             kmeans_assign=jit(_kmeans_assign, km_sig),
+            kmeans_count=jit(_kmeans_count, [nb.void(ro(f32), ro(f32), u8[::1])]),
             prune=jit(_prune, prune_sig),
             kmeans_seed=jit(_kmeans_seed, seed_sig),
             lut_decode=jit(_lut_decode, lut_dec_sig),
@@ -137,6 +142,8 @@ def _compile() -> SimpleNamespace:
 
 _HELPERS = (
     "_acc",
+    "_dec_run",
+    "_dec_each",
     "_enc_run",
     "_enc_each",
     "_sums_run",
@@ -417,6 +424,31 @@ def _sym_sums(a, codes, scales, group, cols):  # type: ignore[no-untyped-def]
     return signal, noise, dec, worst
 
 
+def _dec_run(codes, out, s):  # type: ignore[no-untyped-def]
+    """out = float32 `q * s` for one scale."""
+    for i in range(codes.size):
+        out[i] = np.float32(codes[i]) * s
+
+
+def _dec_each(codes, out, s):  # type: ignore[no-untyped-def]
+    """`_dec_run` with a scale per value."""
+    for i in range(codes.size):
+        out[i] = np.float32(codes[i]) * s[i]
+
+
+def _sym_decode(codes, scales, group, cols, out):  # type: ignore[no-untyped-def]
+    """float32 `q * scale` of int8 codes into `out` (layouts as `_sym_encode`); a product past
+    float32's max is ±inf, as numpy and a float32 runtime compute it."""
+    p, q = codes.shape
+    for r in range(p):
+        if cols:
+            for k0 in range(0, q, group):
+                k1 = min(k0 + group, q)
+                _dec_run(codes[r, k0:k1], out[r, k0:k1], scales[r, k0 // group])
+        else:
+            _dec_each(codes[r], out[r], scales[r // group])
+
+
 def _sym_absmax(a, group, cols, out):  # type: ignore[no-untyped-def]
     """max|w| of every (channel, group) into `out`, zeroed by the caller: (C, groups) when
     `cols`, else (groups, C)."""
@@ -428,6 +460,44 @@ def _sym_absmax(a, group, cols, out):  # type: ignore[no-untyped-def]
                 out[r, g] = _amax_run(a[r, k0 : min(k0 + group, q)], out[r, g])
         else:
             _amax_each(a[r], out[r // group])
+
+
+def _lloyd(vals, csum, centers, max_iter):  # type: ignore[no-untyped-def]
+    """`kmeans._lloyd`'s iterations with the same float64 operations: sorted `vals`, their
+    prefix sums `csum` (n + 1), sorted `centers`; returns the final centers."""
+    k, n = centers.size, vals.size
+    edges = np.empty(k + 1, dtype=np.int64)
+    new = np.empty(k)
+    for _ in range(max_iter):
+        edges[0], edges[k] = 0, n
+        for j in range(k - 1):
+            edges[j + 1] = np.searchsorted(vals, (centers[j] + centers[j + 1]) / 2, side="right")
+        for j in range(k):
+            count = edges[j + 1] - edges[j]
+            if count > 0:
+                new[j] = (csum[edges[j + 1]] - csum[edges[j]]) / count
+            else:
+                new[j] = centers[j]
+        new.sort()
+        if np.array_equal(new, centers):
+            break
+        centers = new.copy()
+    return centers
+
+
+def _kmeans_count(x, bounds, codes):  # type: ignore[no-untyped-def]
+    """codes[i] = how many `bounds` lie below x[i] (`searchsorted(bounds, x, 'left')`), by one
+    vectorized compare-and-add pass per bound over cache-sized blocks: for small palettes
+    this beats the table guess (a scalar gather) several times over."""
+    for s0 in range(0, x.size, _BLOCK):
+        s1 = min(s0 + _BLOCK, x.size)
+        xs = x[s0:s1]
+        cs = codes[s0:s1]
+        cs[:] = 0
+        for j in range(bounds.size):
+            b = bounds[j]
+            for i in range(xs.size):
+                cs[i] += xs[i] > b
 
 
 def _kmeans_assign(x, upper, lower, lut, lo, inv, codes):  # type: ignore[no-untyped-def]

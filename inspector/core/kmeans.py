@@ -14,6 +14,8 @@ distinct values than 2^N. Each value is coded to its nearest palette entry.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from . import kernels
@@ -28,6 +30,8 @@ FIT_SAMPLE = 1 << 16
 _SEED_SUBSET = 4096
 _MAX_ITER = 100
 _LUT_BINS = 1 << 16
+_COUNT_UP_TO = 15
+"""Palettes with at most this many midpoints (N ≤ 4 bits) assign by compare-and-count."""
 _F32_MAX = float(np.finfo(np.float32).max)
 
 
@@ -68,6 +72,9 @@ def _seed_centers(vals: np.ndarray, k: int, seed: int) -> np.ndarray:
 
 def _lloyd(vals: np.ndarray, centers: np.ndarray) -> np.ndarray:
     csum = np.concatenate([[0.0], np.cumsum(vals)])
+    jit = kernels.get()
+    if jit is not None:  # same operations without numpy's per-iteration overhead
+        return jit.lloyd(vals, csum, np.array(centers, dtype=np.float64), _MAX_ITER)
     for _ in range(_MAX_ITER):
         cuts = np.searchsorted(vals, (centers[:-1] + centers[1:]) / 2, side="right")
         edges = np.concatenate([[0], cuts, [vals.size]])
@@ -132,6 +139,11 @@ def assign_codes(flat: np.ndarray, palette: np.ndarray) -> np.ndarray:
     codes = np.zeros(flat.size, dtype=np.uint8)
     if bounds.size == 0:
         return codes
+    jit = kernels.get()
+    fast = jit is not None and flat.dtype == np.float32 and flat.flags.c_contiguous
+    if fast and bounds.size <= _COUNT_UP_TO:
+        _on_halves(flat, codes, lambda x, c: jit.kmeans_count(x, bounds, c))
+        return codes
     lo, hi = float(bounds[0]), float(bounds[-1])
     if not hi > lo or _LUT_BINS / (hi - lo) > _F32_MAX:  # denormal span
         for s in chunk_slices(flat.size):
@@ -143,16 +155,10 @@ def assign_codes(flat: np.ndarray, palette: np.ndarray) -> np.ndarray:
     lut = np.searchsorted(bounds.astype(np.float64), edges, side="left").astype(np.int32)
     upper = np.append(bounds, np.float32(np.inf))
     lower = np.insert(bounds, 0, np.float32(-np.inf))
-    jit = kernels.get()
-    if jit is not None and flat.dtype == np.float32 and flat.flags.c_contiguous:
+    if fast:
         marked = _mark_unsafe(lut)
-        h = flat.size // 2 if flat.size >= 1 << 20 else flat.size
-        parts = [(flat[:h], codes[:h]), (flat[h:], codes[h:])][: 1 if h == flat.size else 2]
-        on_two_threads(
-            [
-                lambda p=p: jit.kmeans_assign(p[0], upper, lower, marked, lo32, inv32, p[1])
-                for p in parts
-            ]
+        _on_halves(
+            flat, codes, lambda x, c: jit.kmeans_assign(x, upper, lower, marked, lo32, inv32, c)
         )
         return codes
     for s in chunk_slices(flat.size):
@@ -164,6 +170,13 @@ def assign_codes(flat: np.ndarray, palette: np.ndarray) -> np.ndarray:
         _step(x, code, upper, lower)
         codes[s] = code
     return codes
+
+
+def _on_halves(flat: np.ndarray, codes: np.ndarray, run: Any) -> None:
+    """`run(values, codes)` over the whole, or over two halves on two threads from 1M."""
+    h = flat.size // 2 if flat.size >= 1 << 20 else flat.size
+    parts = [(flat[:h], codes[:h]), (flat[h:], codes[h:])][: 1 if h == flat.size else 2]
+    on_two_threads([lambda p=p: run(*p) for p in parts])
 
 
 def _mark_unsafe(lut: np.ndarray) -> np.ndarray:

@@ -37,7 +37,7 @@ from inspector.core.metrics import (
 from inspector.core.model import Model, Tensor, TensorInfo
 from inspector.core.plan import Plan
 from inspector.core.schemes import Encoded, Scheme
-from inspector.core.symmetric import symmetric_error_sums
+from inspector.core.symmetric import on_two_threads, symmetric_error_sums
 from inspector.core.target import NATIVE, Storage, Target
 
 __all__ = [
@@ -60,6 +60,8 @@ WORST_COUNT = 5
 EXACT_GZIP_BELOW = 8 << 20
 """Stored bytes up to which `iter_preview` gzips the whole archive exactly (~0.2 s at most)."""
 _GZIP_PIECE = 1 << 20
+_OVERLAP_FROM = 1 << 20
+"""Elements from which one tensor's gzip estimate and error sums run side by side."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -193,13 +195,13 @@ def preview_tensor(tensor: Tensor, scheme: Scheme, target: Target = NATIVE) -> T
     q = quantize_tensor(tensor, scheme, target)
     info = q.info
     nbytes = q.stored_nbytes
-    gz, gz_err = _gzip_views(q)
     if q.skipped is None:
+        (gz, gz_err), sums = _gzip_and_sums(q)
         scale = q.first.scale if q.first is not None else None
-        sums = _error_sums(q)
         m = metrics_from_sums(sums, scale)
         energy = sums.signal
     else:
+        gz, gz_err = _gzip_views(q)
         m = {"mse": 0.0, "rmse": 0.0, "max_abs_error": 0.0, "rmse_over_scale": None}
         m |= {"sqnr_db": math.inf, "cosine": 1.0}
         energy = 0.0
@@ -224,6 +226,16 @@ def preview_tensor(tensor: Tensor, scheme: Scheme, target: Target = NATIVE) -> T
         stored_params=_affine_numbers(q.encoded),
         **m,
     )
+
+
+def _gzip_and_sums(q: QuantizedTensor) -> tuple[tuple[int, float], ErrorSums]:
+    """The gzip estimate and the error sums; for a large tensor the estimate (zlib releases
+    the GIL) runs on a second thread meanwhile: one scheme change on a 4M tensor waits for
+    the longer of the two instead of both."""
+    if q.info.size < _OVERLAP_FROM:
+        return _gzip_views(q), _error_sums(q)
+    sums, gz = on_two_threads([lambda: _error_sums(q), lambda: _gzip_views(q)])
+    return gz, sums
 
 
 def _error_sums(q: QuantizedTensor) -> ErrorSums:

@@ -36,6 +36,7 @@ __all__ = [
     "int4_scales",
     "int8_scales",
     "jit_absmax",
+    "jit_decode",
     "jit_encode",
     "on_two_threads",
     "symmetric_decode",
@@ -218,10 +219,12 @@ def block_decode(codes: np.ndarray, scales: np.ndarray) -> np.ndarray:
     return out
 
 
-def _kernel_layout(x: np.ndarray, axis: int | None) -> tuple[np.ndarray, bool, int, int] | None:
-    """(2-D view, channel-first, channels C, values per channel M) of a non-empty float32
-    tensor the kernels can walk in its own layout, or None."""
-    if x.dtype != np.float32 or x.size == 0:
+def _kernel_layout(
+    x: np.ndarray, axis: int | None, dtype: type = np.float32
+) -> tuple[np.ndarray, bool, int, int] | None:
+    """(2-D view, channel-first, channels C, values per channel M) of a non-empty tensor of
+    `dtype` (float32 values, int8 codes) the kernels can walk in its own layout, or None."""
+    if x.dtype != dtype or x.size == 0:
         return None
     layout = kernels.sym_layout(x, axis)
     if layout is None:
@@ -232,11 +235,15 @@ def _kernel_layout(x: np.ndarray, axis: int | None) -> tuple[np.ndarray, bool, i
 
 
 def _jit_args(
-    x: np.ndarray, scales: np.ndarray, group: int | None, axis: int | None
+    x: np.ndarray,
+    scales: np.ndarray,
+    group: int | None,
+    axis: int | None,
+    dtype: type = np.float32,
 ) -> tuple[np.ndarray, np.ndarray, int, bool] | None:
     """(2-D view, float32 scales, group, channel-first) for the kernels, or None. The scales
     are (C, groups) channel-first, else (groups, C): a row of values meets one row of scales."""
-    layout = _kernel_layout(x, axis)
+    layout = _kernel_layout(x, axis, dtype)
     if layout is None:
         return None
     a, cols, channels, m = layout
@@ -261,6 +268,22 @@ def jit_encode(
         on_two_threads([lambda p=p: jit.sym_encode(p[0], p[1], g, qmax, cols, p[2]) for p in parts])
     )
     return codes.reshape(x.shape), int(clipped)
+
+
+def jit_decode(
+    codes: np.ndarray, scales: np.ndarray, group: int | None, axis: int | None
+) -> np.ndarray | None:
+    """`symmetric_decode`'s float32 values shaped like `codes` from the compiled kernel (two
+    threads on large tensors), or None when it is not loaded or the layout is not a view."""
+    jit = kernels.get()
+    args = None if jit is None else _jit_args(codes, scales, group, axis, np.int8)
+    if args is None:
+        return None
+    a, s32, g, cols = args
+    out = np.empty(a.shape, dtype=np.float32)
+    parts = _row_halves(a, s32, g, cols, out)
+    on_two_threads([lambda p=p: jit.sym_decode(p[0], p[1], g, cols, p[2]) for p in parts])
+    return out.reshape(codes.shape)
 
 
 def _row_halves(

@@ -113,6 +113,16 @@ def test_kmeans_seed_and_assign_identical(monkeypatch, k) -> None:
     assert np.array_equal(fast, exact) and np.array_equal(slow, exact)
 
 
+@pytest.mark.parametrize("k", [2, 16, 256])
+def test_lloyd_identical(monkeypatch, k) -> None:
+    rng = np.random.default_rng(k + 1)
+    x = (rng.standard_t(4, 300_000) * 0.05).astype(np.float32)
+    vals = kmeans._fit_values(x, 0)
+    seeds = kmeans._seed_centers(vals, k, 0)
+    fast, slow = _both(monkeypatch, lambda: kmeans._lloyd(vals, seeds.copy()))
+    assert fast.tobytes() == slow.tobytes()
+
+
 def test_palette_decode_identical(monkeypatch) -> None:
     rng = np.random.default_rng(5)
     palette = np.sort(rng.standard_normal(16)).astype(np.float32)
@@ -137,7 +147,9 @@ def test_symmetric_halves_identical(monkeypatch, spec, shape, axis) -> None:
     sums = symmetric_error_sums(
         x, fast.codes, fast.params["scales"], fast.params.get("group"), axis
     )
-    dec = scheme.decode(slow).astype(np.float64)
+    fast_dec, slow_dec = _both(monkeypatch, lambda: scheme.decode(fast))
+    assert fast_dec.shape == x.shape and fast_dec.tobytes() == slow_dec.tobytes()
+    dec = slow_dec.astype(np.float64)
     assert sums.noise == pytest.approx(float(((x - dec) ** 2).sum()), rel=1e-9)
     assert sums.signal == pytest.approx(float((x.astype(np.float64) ** 2).sum()), rel=1e-9)
     assert sums.max_abs == float(np.abs(x.astype(np.float64) - dec).max())
