@@ -38,6 +38,10 @@ __all__ = [
 ]
 
 
+FLUSH_MS = 250
+"""Longest wait before finished tensor previews reach the table (one batch per interval)."""
+
+
 def resolve_target(name: str) -> Target:
     """The export target for a format name; NATIVE when the formats package has none."""
     try:
@@ -142,6 +146,7 @@ class PreviewController(QObject):
         super().__init__(parent)
         self.state = state
         self.cache = PreviewCache()
+        resolve_target("tfjs")  # imports every format's writer now, not on the first preview
         self.runner = JobRunner(1, self)
         self.runner.item.connect(self._on_item)
         self.runner.done.connect(self._on_done)
@@ -155,6 +160,9 @@ class PreviewController(QObject):
         """Bytes up to which the preview itself measures gzip exactly (tests set 0)."""
         self._timer = QTimer(self, singleShot=True, interval=20)
         self._timer.timeout.connect(self.start)
+        self._pending: list[Any] = []
+        self._flush_timer = QTimer(self, singleShot=True, interval=FLUSH_MS)
+        self._flush_timer.timeout.connect(self._flush)
         self._count = 0
         self._total = 0
         self._plan = state.plan
@@ -171,6 +179,7 @@ class PreviewController(QObject):
         self._timer.start()
 
     def _on_target(self) -> None:
+        self._pending.clear()
         self.state.tensor_previews.clear()
         self._timer.start()
 
@@ -178,6 +187,8 @@ class PreviewController(QObject):
         """Run the whole-model preview for the current plan (cached tensors are free)."""
         model, plan = self.state.model, self.state.plan
         self.cancel_exact()
+        self._flush_timer.stop()
+        self._flush()  # the previous run's last tensors, as they were before this one started
         if model is None or self.stopped:
             return
         target, cache = resolve_target(self.state.target_name), self.cache
@@ -235,13 +246,26 @@ class PreviewController(QObject):
             self.gzip_progress.emit(0, 0)
 
     def _on_item(self, gen: int, tp: Any) -> None:
+        """Collect one tensor's preview; the table and the progress bar take them in batches
+        (`FLUSH_MS`), so a fast preview of hundreds of tensors does not queue hundreds of
+        repaints ahead of the user's input."""
         if self._model is not self.state.model:
             return
-        self._count += 1
-        self.state.set_tensor_preview(tp)
+        self._pending.append(tp)
+        if not self._flush_timer.isActive():
+            self._flush_timer.start()
+
+    def _flush(self) -> None:
+        batch, self._pending = self._pending, []
+        if not batch or self._model is not self.state.model:
+            return
+        self._count += len(batch)
+        self.state.set_tensor_previews(batch)
         self.progress.emit(self._count, self._total)
 
     def _on_done(self, gen: int, preview: Any) -> None:
+        self._flush_timer.stop()
+        self._flush()
         if preview is not None and self._model is self.state.model:
             self.state.set_preview(preview, self._plan)
             seconds = time.monotonic() - self._started

@@ -185,8 +185,13 @@ class MainWindow(QMainWindow):
             task.message.connect(self.status_label.setText)
         status.addPermanentWidget(self.progress)
         status.addPermanentWidget(self.cancel_button)
-        self.progress.hide()
-        self.cancel_button.hide()
+        for widget in (self.progress, self.cancel_button):
+            # Their space stays when hidden: showing them mid-preview must not change the
+            # status bar's height, which re-lays out and repaints every plot (~80 ms).
+            policy = widget.sizePolicy()
+            policy.setRetainSizeWhenHidden(True)
+            widget.setSizePolicy(policy)
+            widget.hide()
 
     def _connect(self) -> None:
         self.opener.opened.connect(self._on_opened)
@@ -304,8 +309,14 @@ class MainWindow(QMainWindow):
         self.redo_action.setEnabled(self.state.can_redo)
 
     def _on_progress(self, done: int, total: int) -> None:
+        # QProgressBar.setValue repaints synchronously, and a synchronous repaint paints every
+        # dirty widget of the window (the table rows the same batch changed: 30-90 ms). With
+        # updates off it only records the value; turning them back on schedules a normal
+        # paint with the rest of the window.
+        self.progress.setUpdatesEnabled(False)
         self.progress.setMaximum(max(total, 1))
         self.progress.setValue(done)
+        self.progress.setUpdatesEnabled(True)
 
     def _on_running(self, running: bool) -> None:
         # Short previews (one changed tensor) would only flash the bar; show it after 150 ms.

@@ -51,7 +51,7 @@ class AppState(QObject):
     plan_changed = Signal()
     selection_changed = Signal()
     target_changed = Signal()
-    tensor_preview_updated = Signal(str)
+    tensor_previews_updated = Signal(list)  # names of tensors whose preview arrived
     preview_updated = Signal()
     history_changed = Signal()
     threshold_changed = Signal()
@@ -182,9 +182,14 @@ class AppState(QObject):
 
     # -- previews (written by the preview controller) ---------------------------------------
     def set_tensor_preview(self, tp: object) -> None:
-        name = tp.name  # type: ignore[attr-defined]
-        self.tensor_previews[name] = tp
-        self.tensor_preview_updated.emit(name)
+        self.set_tensor_previews([tp])
+
+    def set_tensor_previews(self, previews: list[object]) -> None:
+        """Store finished tensor previews; views hear one `tensor_previews_updated` per batch."""
+        names = [tp.name for tp in previews]  # type: ignore[attr-defined]
+        for name, tp in zip(names, previews, strict=True):
+            self.tensor_previews[name] = tp
+        self.tensor_previews_updated.emit(names)
 
     def set_preview(self, preview: object, plan: Plan) -> None:
         self.preview = preview

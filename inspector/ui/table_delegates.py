@@ -16,11 +16,21 @@ from PySide6.QtWidgets import QComboBox, QStyledItemDelegate, QStyleOptionViewIt
 from inspector.core.errors import InspectorError
 from inspector.core.schemes import SCHEME_NAMES, parse_scheme
 
-__all__ = ["NAME_ROLE", "SORT_ROLE", "SchemeDelegate", "SchemeValidator", "TensorFilterProxy"]
+__all__ = [
+    "NAME_ROLE",
+    "SORT_ROLE",
+    "SPEC_ROLE",
+    "SchemeDelegate",
+    "SchemeValidator",
+    "TensorFilterProxy",
+]
 
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 NAME_ROLE = Qt.ItemDataRole.UserRole + 2
 """Tensor name of a tensor row; tuple of tensor names of a layer row."""
+SPEC_ROLE = Qt.ItemDataRole.UserRole + 3
+"""The scheme spec the plan gives the row (what the editor starts from; the shown text may
+add why a tensor is kept)."""
 
 
 class TensorFilterProxy(QSortFilterProxyModel):
@@ -90,7 +100,7 @@ class SchemeDelegate(QStyledItemDelegate):
         return combo
 
     def setEditorData(self, editor: QWidget, index: Any) -> None:
-        editor.setEditText(str(index.data(Qt.ItemDataRole.EditRole) or ""))
+        editor.setEditText(str(index.data(SPEC_ROLE) or ""))
 
     def setModelData(self, editor: QWidget, model: Any, index: Any) -> None:
         text = editor.currentText()
