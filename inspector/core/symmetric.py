@@ -308,15 +308,28 @@ def _row_halves(
 
 
 def on_two_threads(calls: list) -> list:  # type: ignore[type-arg]
-    """Results of the calls (compiled kernels that release the GIL), the last ones on a
-    second thread: same values, about half the latency when a core is free."""
+    """Results of the calls (compiled kernels, zlib: code that releases the GIL), the second on
+    another thread: same values, about half the latency when a core is free. An exception in
+    either call is raised here, in the caller's thread."""
     if len(calls) == 1:
         return [calls[0]()]
     out: list = []  # type: ignore[type-arg]
-    worker = threading.Thread(target=lambda: out.append(calls[1]()))
+    errors: list[BaseException] = []
+
+    def second() -> None:
+        try:
+            out.append(calls[1]())
+        except BaseException as exc:  # re-raised in the caller's thread below
+            errors.append(exc)
+
+    worker = threading.Thread(target=second)
     worker.start()
-    first = calls[0]()
-    worker.join()
+    try:
+        first = calls[0]()
+    finally:
+        worker.join()
+    if errors:
+        raise errors[0]
     return [first, *out]
 
 

@@ -198,13 +198,13 @@ class TensorTreeModel(QStandardItemModel):
             self._fill(names, layers)
         finally:
             self.blockSignals(False)
-        spans: dict[int, tuple[QModelIndex, int, int]] = {}
-        for items in [self._rows[n] for n in names] + [self._layers[lay][1] for lay in layers]:
+        spans: dict[str, tuple[QModelIndex, int, int]] = {}  # parent layer ("" = top) → rows
+        changed = [(self._layer_of.get(n, ""), self._rows[n]) for n in names]
+        changed += [("", self._layers[layer][1]) for layer in layers]
+        for key, items in changed:
             index = items[0].index()
-            parent = index.parent()
-            key = id(items[0].parent()) if items[0].parent() is not None else 0
-            _, lo, hi = spans.get(key, (parent, index.row(), index.row()))
-            spans[key] = (parent, min(lo, index.row()), max(hi, index.row()))
+            _, lo, hi = spans.get(key, (index.parent(), index.row(), index.row()))
+            spans[key] = (index.parent(), min(lo, index.row()), max(hi, index.row()))
         last = len(COLUMNS) - 1
         for parent, lo, hi in spans.values():
             self.dataChanged.emit(self.index(lo, 0, parent), self.index(hi, last, parent))

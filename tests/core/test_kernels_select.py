@@ -163,3 +163,14 @@ def test_bfloat16_cast_identical_at_every_rounding_boundary(monkeypatch) -> None
     fast, slow = _both(monkeypatch, lambda: codecs.float_cast(x, "bfloat16"))
     assert fast[1] == slow[1] > 0  # values beyond bfloat16's max are counted, saturated
     assert fast[0].view(np.uint16).tobytes() == slow[0].view(np.uint16).tobytes()
+
+
+def test_on_two_threads_raises_the_second_calls_error() -> None:
+    from inspector.core.symmetric import on_two_threads
+
+    def broken() -> int:
+        raise ValueError("second half failed")
+
+    with pytest.raises(ValueError, match="second half failed"):
+        on_two_threads([lambda: 1, broken])
+    assert on_two_threads([lambda: 1, lambda: 2]) == [1, 2]
