@@ -3,16 +3,19 @@
 libhdf5 can segfault or loop forever on some corrupt files (a variable-length string attribute
 with a damaged global-heap reference crashes inside H5Aread) before any Python check runs.
 Before a reader opens an `.h5` file (or a `.keras` zip's weights member) in-process,
-`probe_hdf5` runs this file as a script, `python .../h5probe.py PATH [MEMBER]` (no shell; the
-child imports only h5py, not the inspector package, which saves ~30 ms over `-m`): the child
-opens the file, visits every group and dataset, reads every attribute and each dataset's
-shape, dtype and storage layout — everything the readers touch except tensor bytes — and exits.
-A child killed by a signal or still running after the timeout becomes a `FormatError`; a
-Python-level error in the child is left to the in-process reader, which reports it precisely.
+`probe_hdf5` asks a child running this file as a script, `python .../h5probe.py --serve` (no
+shell; the child imports only h5py, not the inspector package): the child opens the file,
+visits every group and dataset, reads every attribute and each dataset's shape, dtype and
+storage layout — everything the readers touch except tensor bytes — and answers. A child
+killed by a signal or silent past the timeout becomes a `FormatError`; a Python-level error
+in the child is left to the in-process reader, which reports it precisely.
 
-Cost: one interpreter start (~30 ms) plus the h5py import (~200 ms) plus the walk (~1 ms per
-few hundred objects): about 0.25 s per HDF5 input on the 2-core reference machine; other
-formats never pay it.
+Cost: the probe child is long-lived (`h5probe.py --serve`, one walk per line of stdin), so
+only its first use pays the interpreter start and the h5py import (~0.15-0.25 s on the 2-core
+reference machine); each later probe costs the walk itself (~1 ms per few hundred objects) plus
+a pipe round trip. The window starts the child when it opens (`warm()`), so opening an `.h5`
+there never waits for it. A child that crashes or hangs is replaced by a new one on the next
+probe. Other formats never pay anything.
 Environment:
 - `QUANT_INSPECTOR_H5_PROBE=0` skips the probe (benchmarks, trusted files);
 - `QUANT_INSPECTOR_H5_PROBE_TIMEOUT=S` sets the timeout in seconds (default 30).
@@ -23,15 +26,19 @@ that passed is not probed again while its path, inode, size and modification tim
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import json
 import os
+import select
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ENV_DISABLE", "ENV_TIMEOUT", "probe_hdf5", "walk"]
+__all__ = ["ENV_DISABLE", "ENV_TIMEOUT", "probe_hdf5", "walk", "warm"]
 
 ENV_DISABLE = "QUANT_INSPECTOR_H5_PROBE"
 ENV_TIMEOUT = "QUANT_INSPECTOR_H5_PROBE_TIMEOUT"
@@ -55,39 +62,120 @@ def _signal_name(code: int) -> str:
         return f"signal {code}"
 
 
+def _disabled() -> bool:
+    return os.environ.get(ENV_DISABLE, "1").strip().lower() in ("0", "false", "no", "off")
+
+
+class _Server:
+    """The long-lived probe child: one JSON request line in, one reply line out ("ok", or
+    "err" for a Python-level error the in-process reader will report). A crash shows as end
+    of output, a hang as no reply within the timeout; either way the child is gone and the
+    next request starts a new one. One request at a time (a lock); a forked process never
+    uses its parent's child (the pipes are shared), it starts its own."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.pid = os.getpid()
+
+    def _running(self) -> subprocess.Popen[bytes]:
+        if self.pid != os.getpid():  # inherited across fork: leave it to the parent
+            self.proc, self.pid = None, os.getpid()
+        if self.proc is None or self.proc.poll() is not None:
+            self.proc = subprocess.Popen(
+                [sys.executable, str(Path(__file__).resolve()), "--serve"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+            )
+        return self.proc
+
+    def start(self) -> None:
+        with self.lock, contextlib.suppress(OSError):
+            self._running()
+
+    def stop(self) -> None:
+        """End the child (at exit): closing its input ends its loop."""
+        proc, self.proc = self.proc, None
+        if proc is None or self.pid != os.getpid():
+            return
+        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+            if proc.stdin is not None:
+                proc.stdin.close()
+            proc.wait(timeout=2)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+    def probe(self, path: Path, member: str | None, timeout: float) -> tuple[str, int]:
+        """("ok" | "crashed" | "hung", signal number or 0) for one walk."""
+        with self.lock:
+            proc = self._running()
+            assert proc.stdin is not None and proc.stdout is not None
+            try:
+                proc.stdin.write(json.dumps([str(path), member]).encode() + b"\n")
+                proc.stdin.flush()
+            except OSError:  # died since the last request: its exit code tells how
+                return self._ended(proc)
+            ready, _, _ = select.select([proc.stdout], [], [], timeout)
+            if not ready:
+                proc.kill()
+                proc.wait()
+                self.proc = None
+                return "hung", 0
+            if not proc.stdout.readline():
+                return self._ended(proc)
+            return "ok", 0
+
+    def _ended(self, proc: subprocess.Popen[bytes]) -> tuple[str, int]:
+        code = proc.wait()
+        self.proc = None
+        return ("crashed", -code) if code < 0 else ("ok", 0)
+
+
+_SERVER = _Server()
+atexit.register(_SERVER.stop)
+
+
+def warm() -> None:
+    """Start the probe child now (in the background of a GUI's start), so the first `.h5`
+    opened does not wait for Python and h5py to load; does nothing when the probe is off."""
+    if not _disabled():
+        threading.Thread(target=_SERVER.start, name="h5probe-warm", daemon=True).start()
+
+
 def probe_hdf5(path: str | os.PathLike, member: str | None = None) -> None:
-    """Walk the HDF5 metadata of `path` (or of zip `member` inside it) in a child process.
+    """Walk the HDF5 metadata of `path` (or of zip `member` inside it) in the probe child.
 
     Raises `FormatError` when libhdf5 crashes or hangs there; returns quietly otherwise
     (including when the probe is disabled or the child cannot start).
     """
     from inspector.core.errors import FormatError
 
-    if os.environ.get(ENV_DISABLE, "1").strip().lower() in ("0", "false", "no", "off"):
+    if _disabled():
         return
     p = Path(path)
     key = _file_key(p, member)
     if key is not None and key in _PASSED:
         return
-    cmd = [sys.executable, str(Path(__file__).resolve()), str(p)]
-    if member is not None:
-        cmd.append(member)
     timeout = _timeout()
     where = f"member {member}" if member else "the file"
     try:
-        proc = subprocess.run(cmd, timeout=timeout, capture_output=True, stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
+        outcome, sig = _SERVER.probe(p, member, timeout)
+    except OSError:
+        return
+    if outcome == "hung":
         raise FormatError(
             p,
             f"HDF5 library hung reading {where}'s metadata (no answer in {timeout:g} s, "
             "checked in a separate process): the file is damaged or hostile",
-        ) from None
-    except OSError:
-        return
-    if proc.returncode < 0:
+        )
+    if outcome == "crashed":
         raise FormatError(
             p,
-            f"HDF5 library crashed ({_signal_name(-proc.returncode)}) reading {where}'s "
+            f"HDF5 library crashed ({_signal_name(sig)}) reading {where}'s "
             "metadata (checked in a separate process): the file is damaged or hostile",
         )
     if key is not None:
@@ -171,19 +259,36 @@ def _member(raw: Any, zf: Any, name: str) -> Any:
     return io.BytesIO(raw.read(info.file_size)) if info.file_size < (64 << 20) else zf.open(info)
 
 
-def _main(argv: list[str]) -> int:
-    _limit_memory()
-    try:
-        if len(argv) > 1:
-            import zipfile
+def _walk_request(argv: list[str | None]) -> None:
+    """Walk file `argv[0]`, or its zip member `argv[1]` when that is given."""
+    if len(argv) > 1 and argv[1] is not None:
+        import zipfile
 
-            with open(argv[0], "rb") as raw, zipfile.ZipFile(raw) as zf:
-                walk(_member(raw, zf, argv[1]))
-        else:
-            walk(argv[0])
-    except Exception:  # the in-process reader reports Python-level errors precisely
-        return 1
+        with open(argv[0], "rb") as raw, zipfile.ZipFile(raw) as zf:
+            walk(_member(raw, zf, argv[1]))
+    else:
+        walk(argv[0])
+
+
+def _serve() -> int:
+    """The child's loop: walk each requested file, answer one line per request."""
+    _limit_memory()
+    for line in sys.stdin.buffer:
+        try:
+            _walk_request(json.loads(line))
+            reply = b"ok\n"
+        except Exception:  # the in-process reader reports Python-level errors precisely
+            reply = b"err\n"
+        sys.stdout.buffer.write(reply)
+        sys.stdout.buffer.flush()
     return 0
+
+
+def _main(argv: list[str]) -> int:
+    if argv != ["--serve"]:
+        print("usage: h5probe.py --serve (one JSON [path, member] per input line)")
+        return 2
+    return _serve()
 
 
 if __name__ == "__main__":

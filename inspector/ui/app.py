@@ -64,6 +64,9 @@ def run_gui(path: str | None = None) -> int:
         print(f"quant-inspector: {problem}", file=sys.stderr)
         return 2
     kernels.get()  # compiled kernels load in the background while the window is built
+    from inspector.formats.h5probe import warm
+
+    warm()  # and the HDF5 probe child starts, so opening an .h5 does not wait for it
     from PySide6.QtWidgets import QApplication
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
