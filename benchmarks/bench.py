@@ -40,7 +40,7 @@ from inspector.core.preview import (  # noqa: E402
     summarize,
 )
 from inspector.core.schemes import parse_scheme  # noqa: E402
-from inspector.formats import open_model  # noqa: E402
+from inspector.formats import h5probe, open_model  # noqa: E402
 from inspector.formats.targets import get_target  # noqa: E402
 
 TF_VENV = Path("/work/venvs/tf/bin")
@@ -114,7 +114,7 @@ def target1(work: Path, st_path: Path) -> None:
     if h5.exists():
         cases.append(("keras h5", h5, [h5]))
     for name, path, files in cases:
-        disk = raw_read_rate(files)
+        disk = max(raw_read_rate(files) for _ in range(2))  # this VM's disk is noisy: best of 2
         row(
             f"1 raw disk read of the {name} files (dd-like, 4 MiB reads)",
             f"{disk / 1e9:.2f} GB/s",
@@ -128,10 +128,12 @@ def target1(work: Path, st_path: Path) -> None:
         with open_model(path) as m:
             names = [x.name for x in m]
             opened = time.perf_counter() - t
-            evict(files)
-            t = time.perf_counter()
-            nbytes = touch_all(m)
-            read = time.perf_counter() - t
+            read = float("inf")
+            for _ in range(2):  # best of 2, as the disk baseline
+                evict(files)
+                t = time.perf_counter()
+                nbytes = touch_all(m)
+                read = min(read, time.perf_counter() - t)
         gb = size / 1e9
         row(
             f"1 open {name} {gb:.2f} GB ({len(names)} tensors)",
@@ -148,6 +150,29 @@ def target1(work: Path, st_path: Path) -> None:
             f"{rate / disk:.2f}x of disk",
             rate >= min(2e9, 0.9 * disk),
         )
+        if name.startswith("keras"):
+            open_in_window(path, files, gb)
+
+
+def open_in_window(path: Path, files: list[Path], gb: float) -> None:
+    """The same .h5 opened as the window opens it: its HDF5 probe child was started at launch
+    (`h5probe.warm()`), so the open does not wait for Python and h5py to load there. The file
+    is new to the probe (its passed-files memory is cleared) and cold on disk."""
+    h5probe.warm()
+    time.sleep(1.0)  # the window's start: the child loads while the window is built
+    h5probe._PASSED.clear()
+    evict(files)
+    t = time.perf_counter()
+    with open_model(path) as m:
+        count = len(list(m))
+        opened = time.perf_counter() - t
+    row(
+        f"1 open keras h5 {gb:.2f} GB ({count} tensors) in the window (probe child started)",
+        f"{opened * 1e3:.0f} ms",
+        "< 200 ms",
+        f"{opened / 0.2:.2f}x of limit",
+        opened < 0.2,
+    )
 
 
 def target2(st_path: Path, scaled: float) -> None:
