@@ -111,14 +111,17 @@ class _Server:
 
     def probe(self, path: Path, member: str | None, timeout: float) -> tuple[str, int]:
         """("ok" | "crashed" | "hung", signal number or 0) for one walk."""
+        request = json.dumps([str(path), member]).encode() + b"\n"
         with self.lock:
             proc = self._running()
-            assert proc.stdin is not None and proc.stdout is not None
             try:
-                proc.stdin.write(json.dumps([str(path), member]).encode() + b"\n")
-                proc.stdin.flush()
-            except OSError:  # died since the last request: its exit code tells how
-                return self._ended(proc)
+                self._send(proc, request)
+            except OSError:  # it ended since the last request (not this file's doing): renew
+                proc.wait()
+                self.proc = None
+                proc = self._running()
+                self._send(proc, request)
+            assert proc.stdout is not None
             ready, _, _ = select.select([proc.stdout], [], [], timeout)
             if not ready:
                 proc.kill()
@@ -128,6 +131,12 @@ class _Server:
             if not proc.stdout.readline():
                 return self._ended(proc)
             return "ok", 0
+
+    @staticmethod
+    def _send(proc: subprocess.Popen[bytes], request: bytes) -> None:
+        assert proc.stdin is not None
+        proc.stdin.write(request)
+        proc.stdin.flush()
 
     def _ended(self, proc: subprocess.Popen[bytes]) -> tuple[str, int]:
         code = proc.wait()
