@@ -141,6 +141,7 @@ def _compile() -> SimpleNamespace:
 
 
 _HELPERS = (
+    "_merge",
     "_acc",
     "_dec_run",
     "_dec_each",
@@ -270,6 +271,11 @@ def _enc_each(a, codes, s, edge, qmax):  # type: ignore[no-untyped-def]
     return n
 
 
+def _merge(total, part):  # type: ignore[no-untyped-def]
+    """Two (Σw², Σe², Σw'², max|e|) sums as one."""
+    return total[0] + part[0], total[1] + part[1], total[2] + part[2], max(total[3], part[3])
+
+
 def _acc(w, v, s2, e2, d, m):  # type: ignore[no-untyped-def]
     """One value into the error sums: (Σw², Σe², Σw'², max|e|) with e = w − w' (float64)."""
     e = w - v
@@ -343,28 +349,20 @@ def _affine_run(x, codes, scale, mn):  # type: ignore[no-untyped-def]
 
 def _lut_sums(x, codes, lut):  # type: ignore[no-untyped-def]
     """(Σw², Σe², Σw'², max|e|) with w' = lut[code], float64, summed per block of values."""
-    signal = noise = dec = worst = 0.0
+    total = (0.0, 0.0, 0.0, 0.0)
     for start in range(0, x.size, _BLOCK):
         stop = min(start + _BLOCK, x.size)
-        s, e2, d, w = _lut_run(x[start:stop], codes[start:stop], lut)
-        signal += s
-        noise += e2
-        dec += d
-        worst = max(worst, w)
-    return signal, noise, dec, worst
+        total = _merge(total, _lut_run(x[start:stop], codes[start:stop], lut))
+    return total
 
 
 def _affine_sums(x, codes, scale, mn):  # type: ignore[no-untyped-def]
     """`_lut_sums` of affine codes (see `_affine_run`)."""
-    signal = noise = dec = worst = 0.0
+    total = (0.0, 0.0, 0.0, 0.0)
     for start in range(0, x.size, _BLOCK):
         stop = min(start + _BLOCK, x.size)
-        s, e2, d, w = _affine_run(x[start:stop], codes[start:stop], scale, mn)
-        signal += s
-        noise += e2
-        dec += d
-        worst = max(worst, w)
-    return signal, noise, dec, worst
+        total = _merge(total, _affine_run(x[start:stop], codes[start:stop], scale, mn))
+    return total
 
 
 def _f16_encode(x, bits, out):  # type: ignore[no-untyped-def]
@@ -404,24 +402,16 @@ def _sym_encode(a, scales, group, qmax, cols, codes):  # type: ignore[no-untyped
 def _sym_sums(a, codes, scales, group, cols):  # type: ignore[no-untyped-def]
     """Error sums of float32 `q * scale` against `a` (layouts as `_sym_encode`)."""
     p, q = a.shape
-    signal = noise = dec = worst = 0.0
+    total = (0.0, 0.0, 0.0, 0.0)
     for r in range(p):
         if cols:
             for k0 in range(0, q, group):
                 k1 = min(k0 + group, q)
                 s = scales[r, k0 // group]
-                s2, e2, d, w = _sums_run(a[r, k0:k1], codes[r, k0:k1], s)
-                signal += s2
-                noise += e2
-                dec += d
-                worst = max(worst, w)
+                total = _merge(total, _sums_run(a[r, k0:k1], codes[r, k0:k1], s))
         else:
-            s2, e2, d, w = _sums_each(a[r], codes[r], scales[r // group])
-            signal += s2
-            noise += e2
-            dec += d
-            worst = max(worst, w)
-    return signal, noise, dec, worst
+            total = _merge(total, _sums_each(a[r], codes[r], scales[r // group]))
+    return total
 
 
 def _dec_run(codes, out, s):  # type: ignore[no-untyped-def]

@@ -181,9 +181,6 @@ class AppState(QObject):
         self.sensitivity_changed.emit()
 
     # -- previews (written by the preview controller) ---------------------------------------
-    def set_tensor_preview(self, tp: object) -> None:
-        self.set_tensor_previews([tp])
-
     def set_tensor_previews(self, previews: list[object]) -> None:
         """Store finished tensor previews; views hear one `tensor_previews_updated` per batch."""
         names = [tp.name for tp in previews]  # type: ignore[attr-defined]

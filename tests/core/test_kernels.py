@@ -9,6 +9,7 @@ from inspector.core import kernels
 from inspector.core.model import Tensor, TensorInfo
 from inspector.core.preview import preview_tensor
 from inspector.core.schemes import parse_scheme
+from tests.core.conftest import jit_and_numpy as _both
 
 pytestmark = pytest.mark.skipif(kernels.wait(120) is None, reason="numba not available")
 
@@ -43,14 +44,6 @@ def _values(shape: tuple[int, ...], seed: int) -> np.ndarray:
         flat[6] = 1e-6  # float16 subnormal
         flat[7] = -3e-8
     return x
-
-
-def _both(monkeypatch: pytest.MonkeyPatch, fn):  # type: ignore[no-untyped-def]
-    fast = fn()
-    monkeypatch.setenv("QUANT_INSPECTOR_NO_JIT", "1")
-    slow = fn()
-    monkeypatch.delenv("QUANT_INSPECTOR_NO_JIT")
-    return fast, slow
 
 
 @pytest.mark.parametrize("spec", SPECS)

@@ -10,16 +10,9 @@ import pytest
 from inspector.core import clipping, codecs, kernels, kmeans
 from inspector.core.schemes import parse_scheme
 from inspector.core.symmetric import symmetric_error_sums
+from tests.core.conftest import jit_and_numpy as _both
 
 pytestmark = pytest.mark.skipif(kernels.wait(120) is None, reason="numba not available")
-
-
-def _both(monkeypatch: pytest.MonkeyPatch, fn):  # type: ignore[no-untyped-def]
-    fast = fn()
-    monkeypatch.setenv("QUANT_INSPECTOR_NO_JIT", "1")
-    slow = fn()
-    monkeypatch.delenv("QUANT_INSPECTOR_NO_JIT")
-    return fast, slow
 
 
 @pytest.mark.parametrize("n", [1000, 600_001])
