@@ -18,12 +18,9 @@ Metadata keys: `safetensors_metadata` (the `__metadata__` dict, {} when absent),
 
 from __future__ import annotations
 
-import contextlib
 import mmap
 import os
 import struct
-import threading
-from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -34,6 +31,8 @@ import numpy as np
 from inspector.core.errors import FormatError
 from inspector.core.model import Model, Tensor, TensorInfo
 from inspector.formats._common import check_shape, layer_of, load_json_bytes
+from inspector.formats._mmap import ResidentPages as _ResidentPages
+from inspector.formats._mmap import close_map as _close
 
 __all__ = ["DTYPES", "read_safetensors"]
 
@@ -150,33 +149,6 @@ def _check_tiling(p: Path, tensors: dict[str, Any], specs: list, data_len: int) 
         raise FormatError(p, f"buffer holds {data_len - pos} bytes no tensor uses")
 
 
-class _ResidentPages:
-    """Keeps the mapped pages of the last `keep` tensors loaded and drops older ones from
-    the process (`MADV_DONTNEED` on a read-only file map: the data is unchanged, a later
-    access reads it back from the page cache). Thread-safe; a no-op without `mmap.madvise`."""
-
-    def __init__(self, mm: mmap.mmap | None, keep: int = 4) -> None:
-        self._mm, self._keep = mm, keep
-        self._recent: deque[tuple[int, int]] = deque()
-        self._lock = threading.Lock()
-
-    def used(self, offset: int, nbytes: int) -> None:
-        if self._mm is None or not hasattr(self._mm, "madvise") or nbytes <= 0:
-            return
-        with self._lock:
-            if (offset, nbytes) in self._recent:
-                return
-            self._recent.append((offset, nbytes))
-            old = self._recent.popleft() if len(self._recent) > self._keep else None
-        if old is not None:
-            self._release(*old)
-
-    def _release(self, offset: int, nbytes: int) -> None:
-        start = offset - offset % mmap.PAGESIZE
-        with contextlib.suppress(ValueError, OSError):  # closed map, or not supported
-            self._mm.madvise(mmap.MADV_DONTNEED, start, offset + nbytes - start)
-
-
 def _loader(
     p: Path,
     mm: mmap.mmap | None,
@@ -204,11 +176,3 @@ def _loader(
         return arr.reshape(info.shape)
 
     return load
-
-
-def _close(mm: mmap.mmap | None) -> None:
-    if mm is None:
-        return
-    # Arrays handed out may still view the map; it then closes when they are collected.
-    with contextlib.suppress(BufferError):
-        mm.close()

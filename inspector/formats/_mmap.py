@@ -1,0 +1,99 @@
+"""Memory-mapped tensor bytes for every reader that maps its file (safetensors, GGUF, PyTorch).
+
+A mapped file's pages count in the process's RSS once touched, so `ResidentPages` gives back the
+pages of all but the last few tensors loaded (`madvise(MADV_DONTNEED)`: they stay in the page
+cache and a later access faults them back in). Touching mapped pages past the end of a file that
+shrank since it was opened kills the process with SIGBUS, so `mapped_bytes` checks the file's
+size before every access and raises a `FormatError` instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import mmap
+import os
+import threading
+from collections import deque
+from pathlib import Path
+
+import numpy as np
+
+from inspector.core.errors import FormatError
+
+__all__ = ["ResidentPages", "close_map", "map_file", "mapped_bytes"]
+
+
+class ResidentPages:
+    """Keeps the mapped pages of the last `keep` tensors loaded and drops older ones from
+    the process (`MADV_DONTNEED` on a read-only file map: the data is unchanged, a later
+    access reads it back from the page cache). Thread-safe; a no-op without `mmap.madvise`."""
+
+    def __init__(self, mm: mmap.mmap | None, keep: int = 4) -> None:
+        self._mm, self._keep = mm, keep
+        self._recent: deque[tuple[int, int]] = deque()
+        self._lock = threading.Lock()
+
+    def used(self, offset: int, nbytes: int) -> None:
+        if self._mm is None or not hasattr(self._mm, "madvise") or nbytes <= 0:
+            return
+        with self._lock:
+            if (offset, nbytes) in self._recent:
+                return
+            self._recent.append((offset, nbytes))
+            old = self._recent.popleft() if len(self._recent) > self._keep else None
+        if old is not None:
+            self._release(*old)
+
+    def _release(self, offset: int, nbytes: int) -> None:
+        if self._mm is None:
+            return
+        start = offset - offset % mmap.PAGESIZE
+        with contextlib.suppress(ValueError, OSError):  # closed map, or not supported
+            self._mm.madvise(mmap.MADV_DONTNEED, start, offset + nbytes - start)
+
+
+def map_file(path: Path) -> tuple[mmap.mmap | None, int]:
+    """A read-only map of the whole file and its size in bytes (None for an empty file)."""
+    try:
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if size else None
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise FormatError(path, f"cannot read: {reason}") from None
+    return mm, size
+
+
+def mapped_bytes(
+    path: Path,
+    mm: mmap.mmap | None,
+    offset: int,
+    nbytes: int,
+    tensor: str,
+    pages: ResidentPages | None = None,
+) -> np.ndarray:
+    """A read-only uint8 view of `nbytes` mapped bytes at `offset`, after checking that the file
+    still holds them (a shrunk file would SIGBUS on access)."""
+    if nbytes == 0 or mm is None:
+        return np.zeros(0, dtype=np.uint8)
+    try:
+        now = os.stat(path).st_size
+    except OSError as exc:
+        raise FormatError(path, f"cannot read: {exc.strerror or exc}", tensor) from None
+    if now < offset + nbytes:
+        raise FormatError(path, f"file shrank to {now} bytes since it was opened", tensor)
+    try:
+        arr = np.frombuffer(mm, dtype=np.uint8, count=nbytes, offset=offset)
+    except (ValueError, TypeError) as exc:
+        raise FormatError(path, f"cannot read values: {exc}", tensor) from None
+    if pages is not None:
+        pages.used(offset, nbytes)
+    return arr
+
+
+def close_map(mm: mmap.mmap | None) -> None:
+    """Close a map; arrays still viewing it keep it open until they are collected."""
+    if mm is None:
+        return
+    with contextlib.suppress(BufferError):
+        mm.close()
