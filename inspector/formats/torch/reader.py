@@ -1,0 +1,234 @@
+"""PyTorch checkpoints (`.bin`, `.pt`, `.pth`: `torch.save`'s zip format), never unpickled.
+
+The zip holds `<archive>/data.pkl` (the object, pickle protocol 2) and one record
+`<archive>/data/<key>` per storage. `data.pkl` goes through the restricted unpickler
+(`unpickler.py`: an allowlist of torch's rebuild functions, storage types and dtypes mapped to
+our stand-ins; any other global is refused by name), the result is flattened to dotted tensor
+names (`flatten.py`), and each tensor becomes a lazy strided view of its storage: records
+stored uncompressed (as `torch.save` writes them, 64-byte aligned) are memory-mapped, deflated
+ones (a re-zipped file) are inflated on `load()`. Each storage record must hold exactly its
+elements, and each view (offset, sizes, strides) must stay inside its storage.
+
+Refused with a reason: legacy (pre-1.6) pickle files, TorchScript archives, big-endian
+archives, sparse or quantized tensors, any global outside the allowlist. Layout: PyTorch's
+(out, in, …) so `channel_axis` is 0 for ndim ≥ 2. float8 tensors load as float32 with the
+float8 type as their stored quantization.
+
+Metadata keys: `torch_archive` (the record prefix), `torch_aliases` (repeated name → listed
+name: tied weights), `torch_shared_storages` (storage key → tensors that view it, when
+several), `torch_extra` (non-tensor leaves such as `epoch`, as text).
+"""
+
+from __future__ import annotations
+
+import math
+import mmap
+import os
+import pickle
+import struct
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from inspector.core.errors import FormatError
+from inspector.core.model import Model, StoredQuantization, Tensor, TensorInfo
+from inspector.formats._common import layer_of
+from inspector.formats._mmap import ResidentPages, close_map, map_file, mapped_bytes
+from inspector.formats.torch.flatten import TooLarge, flatten
+from inspector.formats.torch.unpickler import DTYPES, StorageRef, TensorRef, restricted_load
+
+__all__ = ["LEGACY_MAGIC", "read_torch"]
+
+LEGACY_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"
+"""How a pre-1.6 `torch.save` file starts: pickle protocol 2, then its magic number."""
+_MAX_PICKLE = 256 << 20
+_DEFLATE_MAX_RATIO = 1100
+_DECODED = {"float8_e4m3fn", "float8_e5m2"}
+_REPEAT_LIMIT = 64
+
+
+class _Record:
+    """Where a storage's bytes are: a mapped range of the file, or a deflated zip member."""
+
+    def __init__(self, zf: zipfile.ZipFile, info: zipfile.ZipInfo, offset: int | None) -> None:
+        self.zf, self.info, self.offset = zf, info, offset
+
+
+def read_torch(path: str | os.PathLike) -> Model:
+    """Open a PyTorch zip checkpoint: unpickle `data.pkl` restrictedly, map the storages."""
+    p = Path(path)
+    _refuse_legacy(p)
+    try:
+        zf = zipfile.ZipFile(p)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
+        raise FormatError(p, f"not a PyTorch zip checkpoint: {exc}") from None
+    mm = None
+    try:
+        prefix = _archive_prefix(p, zf)
+        obj, storages = _unpickle(p, zf, prefix)
+        mm, size = map_file(p)
+        records = {k: _record(p, zf, prefix, ref, size) for k, ref in storages.items()}
+        flat = _flatten(p, obj)
+        pages = ResidentPages(mm)
+        tensors = [
+            Tensor(_info(p, name, t, opt), _loader(p, mm, records[t.storage.key], t, pages, name))
+            for name, t, opt in flat.tensors
+        ]
+    except BaseException:
+        close_map(mm)
+        zf.close()
+        raise
+    shared: dict[str, list[str]] = {}
+    for name, t, _ in flat.tensors:
+        shared.setdefault(t.storage.key, []).append(name)
+    meta = {
+        "torch_archive": prefix,
+        "torch_aliases": flat.aliases,
+        "torch_shared_storages": {k: v for k, v in shared.items() if len(v) > 1},
+        "torch_extra": flat.extras,
+    }
+    return Model(p, "torch", tensors, meta, [lambda: close_map(mm), zf.close])
+
+
+def _refuse_legacy(p: Path) -> None:
+    try:
+        with open(p, "rb") as fh:
+            head = fh.read(len(LEGACY_MAGIC))
+    except OSError as exc:
+        raise FormatError(p, f"cannot read: {exc.strerror or exc}") from None
+    if head == LEGACY_MAGIC:
+        raise FormatError(
+            p,
+            "legacy PyTorch file (saved before torch 1.6 or with "
+            "_use_new_zipfile_serialization=False): re-save it with a current torch.save",
+        )
+    if head[:1] == b"\x80":
+        raise FormatError(
+            p, "a bare pickle, not a PyTorch zip checkpoint: pickles are never loaded"
+        )
+
+
+def _archive_prefix(p: Path, zf: zipfile.ZipFile) -> str:
+    names = zf.namelist()
+    pkls = [n for n in names if n.endswith("/data.pkl") and n.count("/") == 1]
+    if any(n.endswith("/constants.pkl") or "/code/" in n for n in names):
+        raise FormatError(p, "a TorchScript archive (torch.jit.save): save its state_dict instead")
+    if len(pkls) != 1:
+        raise FormatError(p, f"expected one <archive>/data.pkl in the zip, found {len(pkls)}")
+    prefix = pkls[0].rsplit("/", 1)[0]
+    order = f"{prefix}/byteorder"
+    if order in names and zf.read(order).strip() not in (b"little", b""):
+        raise FormatError(p, "a big-endian checkpoint: re-save it on a little-endian machine")
+    return prefix
+
+
+def _member_bytes(p: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes:
+    _check_member(p, info)
+    if info.file_size > limit:
+        raise FormatError(p, f"{info.filename} is {info.file_size} bytes, more than {limit}")
+    try:
+        with zf.open(info) as fh:
+            return fh.read(limit + 1)
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
+        raise FormatError(p, f"cannot read {info.filename}: {exc}") from None
+
+
+def _check_member(p: Path, info: zipfile.ZipInfo) -> None:
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED) or info.flag_bits & 1:
+        raise FormatError(p, f"{info.filename}: unsupported zip compression or encryption")
+    if info.compress_type == zipfile.ZIP_DEFLATED and info.file_size > (
+        _DEFLATE_MAX_RATIO * info.compress_size + 1024
+    ):
+        raise FormatError(p, f"{info.filename} declares {info.file_size} bytes: a zip bomb")
+
+
+def _unpickle(p: Path, zf: zipfile.ZipFile, prefix: str) -> tuple[object, dict[str, StorageRef]]:
+    data = _member_bytes(p, zf, zf.getinfo(f"{prefix}/data.pkl"), _MAX_PICKLE)
+    try:
+        return restricted_load(data)
+    except pickle.UnpicklingError as exc:
+        raise FormatError(p, f"data.pkl refused: {exc}") from None
+    except (EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError) as exc:
+        raise FormatError(p, f"data.pkl is malformed: {type(exc).__name__}: {exc}") from None
+    except (MemoryError, RecursionError, OverflowError) as exc:
+        raise FormatError(p, f"data.pkl is too large to rebuild: {type(exc).__name__}") from None
+
+
+def _flatten(p: Path, obj: object):  # -> Flat
+    try:
+        return flatten(obj)
+    except TooLarge as exc:
+        raise FormatError(p, str(exc)) from None
+
+
+def _record(p: Path, zf: zipfile.ZipFile, prefix: str, ref: StorageRef, size: int) -> _Record:
+    name = f"{prefix}/data/{ref.key}"
+    try:
+        info = zf.getinfo(name)
+    except KeyError:
+        raise FormatError(p, f"storage record {name} is missing") from None
+    _check_member(p, info)
+    itemsize = DTYPES[ref.dtype][0].itemsize if ref.dtype is not None else 1
+    if info.file_size != ref.numel * itemsize:
+        raise FormatError(
+            p, f"storage record {name} holds {info.file_size} bytes, the pickle says "
+            f"{ref.numel} × {itemsize}"
+        )  # fmt: skip
+    if info.compress_type != zipfile.ZIP_STORED:
+        return _Record(zf, info, None)
+    with open(p, "rb") as fh:
+        fh.seek(info.header_offset)
+        local = fh.read(30)
+    if len(local) != 30 or local[:4] != b"PK\x03\x04":
+        raise FormatError(p, f"storage record {name}: broken zip local header")
+    n_name, n_extra = struct.unpack("<HH", local[26:30])
+    offset = info.header_offset + 30 + n_name + n_extra
+    if offset + info.file_size > size:
+        raise FormatError(p, f"storage record {name} runs past the end of the file")
+    return _Record(zf, info, offset)
+
+
+def _info(p: Path, name: str, t: TensorRef, optimizer: bool) -> TensorInfo:
+    if t.dtype not in DTYPES:
+        raise FormatError(p, f"unsupported dtype {t.dtype}", name)
+    itemsize = DTYPES[t.dtype][0].itemsize
+    numel = t.storage.numel if t.storage.dtype is not None else t.storage.numel // itemsize
+    count = math.prod(t.shape)
+    if count:
+        last = t.offset + sum((n - 1) * s for n, s in zip(t.shape, t.stride, strict=True))
+        if last >= numel:
+            raise FormatError(
+                p, f"view (offset {t.offset}, size {list(t.shape)}, stride {list(t.stride)}) "
+                f"runs past its storage of {numel} elements", name
+            )  # fmt: skip
+        if count > _REPEAT_LIMIT * numel:
+            raise FormatError(p, f"view repeats its {numel}-element storage {count} times", name)
+    axis = 0 if len(t.shape) >= 2 else None
+    if t.dtype in _DECODED:
+        stored = StoredQuantization(t.dtype, {"bits_per_weight": 8})
+        return TensorInfo(name, t.shape, "float32", layer_of(name, "."), optimizer, stored, axis)
+    return TensorInfo(name, t.shape, DTYPES[t.dtype][1], layer_of(name, "."), optimizer, None, axis)
+
+
+def _loader(
+    p: Path, mm: mmap.mmap | None, rec: _Record, t: TensorRef, pages: ResidentPages, name: str
+) -> Callable[[], np.ndarray]:
+    dtype = DTYPES[t.dtype][0]
+
+    def load() -> np.ndarray:
+        if rec.offset is not None:
+            raw = mapped_bytes(p, mm, rec.offset, rec.info.file_size, name, pages)
+        else:
+            raw = np.frombuffer(_member_bytes(p, rec.zf, rec.info, rec.info.file_size), np.uint8)
+        storage = raw[: raw.size - raw.size % dtype.itemsize].view(dtype)
+        view = np.lib.stride_tricks.as_strided(
+            storage[t.offset :],
+            shape=t.shape,
+            strides=tuple(s * dtype.itemsize for s in t.stride),
+            writeable=False,
+        )
+        return view.astype(np.float32) if t.dtype in _DECODED else view
+
+    return load
