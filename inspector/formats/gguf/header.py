@@ -177,7 +177,14 @@ def _scalar(cur: _Cursor, vtype: int) -> Any:
     dtype = VALUE_TYPES[vtype][1]
     assert dtype is not None
     value = np.frombuffer(cur.buf, dtype, 1, cur.take(dtype.itemsize))[0]
-    return bool(value) if vtype == 7 else value.item()
+    return _item(value, vtype)
+
+
+def _item(value: np.generic, vtype: int) -> Any:
+    """A Python value for display: float32 as its shortest decimal (1e-05, not 9.99…e-06)."""
+    if vtype == 7:
+        return bool(value)
+    return float(str(value)) if vtype == 6 else value.item()
 
 
 def _array(cur: _Cursor, key: str, depth: int) -> tuple[str, int, list[Any]]:
@@ -193,7 +200,7 @@ def _array(cur: _Cursor, key: str, depth: int) -> tuple[str, int, list[Any]]:
         if n > (cur.end - cur.pos) // dtype.itemsize:
             raise _Short()
         first = np.frombuffer(cur.buf, dtype, min(n, _SHOWN_ITEMS), cur.take(n * dtype.itemsize))
-        return name, n, [bool(v) if item == 7 else v.item() for v in first]
+        return name, n, [_item(v, item) for v in first]
     if n > (cur.end - cur.pos) // 8:  # every item is at least a u64 length
         raise _Short()
     shown: list[Any] = []
