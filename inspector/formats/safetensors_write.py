@@ -41,7 +41,15 @@ from inspector.core.target import Target, native_storage
 from inspector.formats._write_common import PLAN_KEY, resolved_plan_json
 from inspector.formats.targets import register_target
 
-__all__ = ["SAFETENSORS", "components", "load_dequantized", "write"]
+__all__ = [
+    "SAFETENSORS",
+    "components",
+    "header_bytes",
+    "load_dequantized",
+    "payload",
+    "stored_scheme",
+    "write",
+]
 
 _DTYPE_CODE = {
     "float64": "F64",
@@ -101,9 +109,11 @@ def _tensor_record(info: TensorInfo, scheme: Scheme) -> dict[str, Any]:
     }
 
 
-def _header(
+def header_bytes(
     entries: Sequence[tuple[TensorInfo, Scheme | None]], pairs: Sequence[tuple[str, str]]
 ) -> bytes:
+    """The 8-byte length and JSON header for `entries` (buffer order), recording `pairs` (tensor,
+    requested spec) as the plan and each quantized tensor's scheme, shape and axis."""
     header: dict[str, Any] = {}
     records = {i.name: _tensor_record(i, s) for i, s in entries if s is not None}
     header["__metadata__"] = {
@@ -127,7 +137,8 @@ def _header(
     return struct.pack("<Q", len(text)) + text
 
 
-def _stored_scheme(q: QuantizedTensor, dequantized: bool) -> Scheme | None:
+def stored_scheme(q: QuantizedTensor, dequantized: bool) -> Scheme | None:
+    """The scheme whose codes the file stores for `q` (None: its values as they are)."""
     if q.encoded is None:
         return None
     if dequantized and q.encoded.scheme.family != "float":
@@ -135,7 +146,8 @@ def _stored_scheme(q: QuantizedTensor, dequantized: bool) -> Scheme | None:
     return q.encoded.scheme
 
 
-def _payload(q: QuantizedTensor, scheme: Scheme | None) -> bytes:
+def payload(q: QuantizedTensor, scheme: Scheme | None) -> bytes:
+    """The bytes stored for `q` under `stored_scheme`, in `components` order."""
     if scheme is None:
         return np.ascontiguousarray(q.original).tobytes()
     if q.encoded is not None and scheme is q.encoded.scheme:
@@ -154,8 +166,8 @@ def write(model: Model, stream: Iterable[QuantizedTensor], dest: Path, opts: Any
             for q in stream:
                 if q.info.optimizer or q.info.name == PLAN_KEY:
                     continue
-                scheme = _stored_scheme(q, getattr(opts, "dequantized", False))
-                data = _payload(q, scheme)
+                scheme = stored_scheme(q, getattr(opts, "dequantized", False))
+                data = payload(q, scheme)
                 expected = sum(c[3] for c in components(q.info, scheme))
                 if len(data) != expected:
                     raise FormatError(
@@ -165,7 +177,7 @@ def write(model: Model, stream: Iterable[QuantizedTensor], dest: Path, opts: Any
                 entries.append((q.info, scheme))
                 pairs.append((q.info.name, q.scheme.spec))
         with open(dest, "wb") as out, open(body, "rb") as fh:
-            out.write(_header(entries, pairs))
+            out.write(header_bytes(entries, pairs))
             while chunk := fh.read(16 << 20):
                 out.write(chunk)
     finally:
@@ -184,7 +196,7 @@ def safetensors_overhead(model: Model, previews: Sequence[Any]) -> bytes:
         stored = None if row.skipped is not None else parse_scheme(row.stored)
         entries.append((info, stored))
         pairs.append((row.name, row.scheme))
-    return _header(entries, pairs)
+    return header_bytes(entries, pairs)
 
 
 def load_dequantized(path: str | Path) -> dict[str, np.ndarray]:
