@@ -73,9 +73,6 @@ class _Walk:
         stack: list[tuple[str, Any, int, bool]] = [("", root, 0, False)]
         while stack:
             name, obj, depth, optimizer = stack.pop()
-            self.nodes += 1
-            if self.nodes > MAX_NODES:
-                raise TooLarge(f"the checkpoint holds more than {MAX_NODES} objects")
             kids = _children(obj)
             if kids is None:
                 self.leaf(name, obj, optimizer)
@@ -88,6 +85,9 @@ class _Walk:
                 self.flat.aliases[name] = self.containers[id(obj)]
                 continue
             self.containers[id(obj)] = name
+            self.nodes += len(kids)
+            if self.nodes > MAX_NODES:
+                raise TooLarge(f"the checkpoint holds more than {MAX_NODES} objects")
             for key, value in reversed(kids):
                 child = f"{name}.{key}" if name else key
                 opt = optimizer or (depth == 0 and "optim" in key.lower())

@@ -37,7 +37,13 @@ from inspector.core.model import Model, StoredQuantization, Tensor, TensorInfo
 from inspector.formats._common import layer_of
 from inspector.formats._mmap import ResidentPages, close_map, map_file, mapped_bytes
 from inspector.formats.torch.flatten import TooLarge, flatten
-from inspector.formats.torch.unpickler import DTYPES, StorageRef, TensorRef, restricted_load
+from inspector.formats.torch.unpickler import (
+    DTYPES,
+    Refused,
+    StorageRef,
+    TensorRef,
+    restricted_load,
+)
 
 __all__ = ["LEGACY_MAGIC", "read_torch"]
 
@@ -148,9 +154,17 @@ def _unpickle(p: Path, zf: zipfile.ZipFile, prefix: str) -> tuple[object, dict[s
     data = _member_bytes(p, zf, zf.getinfo(f"{prefix}/data.pkl"), _MAX_PICKLE)
     try:
         return restricted_load(data)
-    except pickle.UnpicklingError as exc:
+    except Refused as exc:
         raise FormatError(p, f"data.pkl refused: {exc}") from None
-    except (EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError) as exc:
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        ValueError,
+        TypeError,
+        IndexError,
+        KeyError,
+        AttributeError,
+    ) as exc:
         raise FormatError(p, f"data.pkl is malformed: {type(exc).__name__}: {exc}") from None
     except (MemoryError, RecursionError, OverflowError) as exc:
         raise FormatError(p, f"data.pkl is too large to rebuild: {type(exc).__name__}") from None
@@ -222,13 +236,17 @@ def _loader(
             raw = mapped_bytes(p, mm, rec.offset, rec.info.file_size, name, pages)
         else:
             raw = np.frombuffer(_member_bytes(p, rec.zf, rec.info, rec.info.file_size), np.uint8)
-        storage = raw[: raw.size - raw.size % dtype.itemsize].view(dtype)
+        # as_strided rebuilds arrays from __array_interface__, which ml_dtypes' types lack:
+        # stride opaque items of the same size, then view them as the dtype.
+        items = raw[: raw.size - raw.size % dtype.itemsize].view(
+            np.dtype((np.void, dtype.itemsize))
+        )
         view = np.lib.stride_tricks.as_strided(
-            storage[t.offset :],
+            items[t.offset :],
             shape=t.shape,
             strides=tuple(s * dtype.itemsize for s in t.stride),
             writeable=False,
-        )
+        ).view(dtype)
         return view.astype(np.float32) if t.dtype in _DECODED else view
 
     return load
