@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from inspector.core.errors import FormatError
-from inspector.formats.torch import read_torch
 from inspector.formats.torch import flatten as torch_flatten
+from inspector.formats.torch import read_torch
 from inspector.formats.torch import reader as torch_reader
 
 DATA = Path(__file__).resolve().parent / "data"
