@@ -23,7 +23,7 @@ from typing import Any
 import ml_dtypes
 import numpy as np
 
-from . import affine, clipping, kernels, kmeans, symmetric
+from . import affine, clipping, jit, kmeans, symmetric
 from .bitpack import pack_codes, packed_nbytes
 from .chunking import CHUNK, chunk_slices, finite_minmax
 
@@ -94,10 +94,10 @@ def _affine_best_shrink(sample: np.ndarray, mn: float, mx: float, bits: int) -> 
         for r in clipping.MSE_GRID
     ]
     cols = [np.array([getattr(p, f) for p in cands]) for f in ("min", "scale", "lo", "hi")]
-    jit = kernels.get()
-    if jit is not None:
+    fast = jit.get()
+    if fast is not None:
         errors = _split_grid(
-            lambda c: jit.affine_mse_grid(sample, *c.T.copy()), np.stack(cols, 1), sample.size
+            lambda c: fast.affine_mse_grid(sample, *c.T.copy()), np.stack(cols, 1), sample.size
         )
         return float(clipping.MSE_GRID[int(np.argmin(errors))])
 
@@ -129,11 +129,11 @@ def _symmetric_best_shrink(scheme: Any, vals: np.ndarray, absmax: np.ndarray, qm
     """`clipping.MSE_GRID`'s r with the least symmetric round-trip MSE of the float32 sample
     `vals`, whose groups' max|w| are `absmax` (one per value)."""
     grid = clipping.MSE_GRID.astype(np.float32)
-    jit = kernels.get()
-    if jit is not None:
+    fast = jit.get()
+    if fast is not None:
         half = scheme.name != "int8"
         errors = _split_grid(
-            lambda g: jit.sym_mse_grid(vals, absmax, g, np.float32(qmax), half),
+            lambda g: fast.sym_mse_grid(vals, absmax, g, np.float32(qmax), half),
             grid,
             vals.size,
         )
@@ -253,18 +253,18 @@ def float_cast(x: np.ndarray, name: str) -> tuple[np.ndarray, int]:
         return x, 0
     flat = x.reshape(-1)
     out = np.empty(flat.size, dtype=dtype)
-    jit = kernels.get() if name in ("float16", "bfloat16") and flat.dtype == np.float32 else None
+    fast = jit.get() if name in ("float16", "bfloat16") and flat.dtype == np.float32 else None
     over = 0
     for s in chunk_slices(flat.size, CHUNK * 4):
         part = flat[s]
         if part.size and (part.max() > top or part.min() < -top):
             over += int(np.count_nonzero(part > top)) + int(np.count_nonzero(part < -top))
             part = np.clip(part, -top, top)
-        if jit is not None and name == "bfloat16":
-            jit.bf16_encode(np.ascontiguousarray(part).view(np.uint32), out[s].view(np.uint16))
-        elif jit is not None:
+        if fast is not None and name == "bfloat16":
+            fast.bf16_encode(np.ascontiguousarray(part).view(np.uint32), out[s].view(np.uint16))
+        elif fast is not None:
             part = np.ascontiguousarray(part)
-            jit.f16_encode(part, part.view(np.uint32), out[s].view(np.uint16))
+            fast.f16_encode(part, part.view(np.uint32), out[s].view(np.uint16))
         else:
             out[s] = part
     return out.reshape(x.shape), over
@@ -295,12 +295,12 @@ def dequantize(scheme: Any, codes: np.ndarray, params: Mapping[str, Any]) -> np.
 
 
 def _palette_decode(codes: np.ndarray, palette: np.ndarray) -> np.ndarray:
-    jit = kernels.get()
+    fast = jit.get()
     lut = np.asarray(palette, dtype=np.float32)
-    if jit is None or codes.dtype != np.uint8 or not codes.flags.c_contiguous:
+    if fast is None or codes.dtype != np.uint8 or not codes.flags.c_contiguous:
         return lut[codes]
     out = np.empty(codes.shape, dtype=np.float32)
-    jit.lut_decode(codes.reshape(-1), lut, out.reshape(-1))
+    fast.lut_decode(codes.reshape(-1), lut, out.reshape(-1))
     return out
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from inspector.core import kernels
+from inspector.core import jit
 from inspector.core.cancel import Cancelled
 from inspector.core.chunking import finite_minmax
 from inspector.core.codecs import params_bytes
@@ -252,7 +252,7 @@ def _sums_from_codes(x: np.ndarray, enc: Encoded, family: str) -> ErrorSums | No
     codes, p = enc.codes, enc.params
     if family == "affine" and codes.dtype.kind == "u":
         return affine_error_sums(x, codes, float(p["min"]), float(p["scale"]))
-    if kernels.get() is None:  # numpy: a table gather is no faster than the decoded array
+    if jit.get() is None:  # numpy: a table gather is no faster than the decoded array
         return None
     if family == "kmeans":
         return lut_error_sums(x, codes, p["palette"])

@@ -7,12 +7,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from inspector.core import clipping, codecs, kernels, kmeans
+from inspector.core import clipping, codecs, jit, kmeans
 from inspector.core.schemes import parse_scheme
 from inspector.core.symmetric import symmetric_error_sums
 from tests.core.conftest import jit_and_numpy as _both
 
-pytestmark = pytest.mark.skipif(kernels.wait(120) is None, reason="numba not available")
+pytestmark = pytest.mark.skipif(jit.wait(120) is None, reason="numba not available")
 
 
 @pytest.mark.parametrize("n", [1000, 600_001])
@@ -83,9 +83,9 @@ def test_int4_grid_scales_round_like_numpy_float16() -> None:
     absmax = np.concatenate([absmax, cands[tie][:300]])
     vals = (absmax * rng.uniform(-1, 1, absmax.size)).astype(np.float32)
     grid = np.ones(1, dtype=np.float32)
-    jit = kernels.get()
+    compiled = jit.get()
     for i in [*range(0, 12_000, 7), *range(12_000, absmax.size)]:
-        got = jit.sym_mse_grid(vals[i : i + 1], absmax[i : i + 1], grid, np.float32(7), True)
+        got = compiled.sym_mse_grid(vals[i : i + 1], absmax[i : i + 1], grid, np.float32(7), True)
         s = np.minimum(absmax[i : i + 1].astype(np.float64) / 7, 65504).astype(np.float16)
         s = s.astype(np.float32)
         q = np.clip(np.rint(vals[i : i + 1] / np.where(s > 0, s, 1)), -7, 7)

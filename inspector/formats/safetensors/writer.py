@@ -189,7 +189,7 @@ def safetensors_overhead(model: Model, previews: Sequence[Any]) -> bytes:
 
 def load_dequantized(path: str | Path) -> dict[str, np.ndarray]:
     """Decode a file this writer produced into float32 values per original tensor name."""
-    from inspector.formats.safetensors import read_safetensors
+    from inspector.formats.safetensors.reader import read_safetensors
 
     with read_safetensors(path) as m:
         meta = m.metadata.get("safetensors_metadata", {})

@@ -30,9 +30,9 @@ from inspector.core.model import Model, TensorInfo
 from inspector.core.preview import QuantizedTensor
 from inspector.core.schemes import Encoded, Scheme, parse_scheme
 from inspector.core.target import Storage, Target
-from inspector.formats._onnx_edit import NameAllocator, Replacement, apply_replacements
-from inspector.formats._onnx_proto import iter_graphs, materialize_external, require_onnx
 from inspector.formats._write_common import resolved_plan_json
+from inspector.formats.onnx.edit import NameAllocator, Replacement, apply_replacements
+from inspector.formats.onnx.proto import iter_graphs, materialize_external, require_onnx
 from inspector.formats.targets import register_target
 
 __all__ = ["ONNX_TARGET", "PLAN_PROP", "onnx_storage", "required_opset", "write"]

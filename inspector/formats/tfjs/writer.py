@@ -44,7 +44,7 @@ from inspector.core.model import Model, TensorInfo
 from inspector.core.preview import QuantizedTensor
 from inspector.core.schemes import Encoded, Scheme, parse_scheme
 from inspector.core.target import Storage, Target
-from inspector.formats.keras_topology import (
+from inspector.formats.keras.topology import (
     TopologyError,
     tfjs_model_topology,
     tfjs_weight_name,
