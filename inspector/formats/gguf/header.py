@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from inspector.core.errors import FormatError
-from inspector.formats.gguf._ggml import GGMLTypeInfo, row_nbytes, type_by_id
+from inspector.core.ggml.types import GGML_TYPES, GGMLType, row_nbytes
 
 __all__ = [
     "DEFAULT_ALIGNMENT",
@@ -100,7 +100,7 @@ class GGUFTensorInfo:
 
     name: str
     ne: tuple[int, ...]
-    ggml: GGMLTypeInfo
+    ggml: GGMLType
     offset: int
     nbytes: int
 
@@ -282,7 +282,7 @@ def _tensor_info(cur: _Cursor, seen: set[str]) -> GGUFTensorInfo:
         raise _Bad(name, f"dimensions {list(ne)} are negative as int64")
     if math.prod(ne) > _INT64_MAX:
         raise _Bad(name, f"dimensions {list(ne)} overflow int64")
-    ggml = type_by_id(type_id)
+    ggml = GGML_TYPES.get(type_id)
     if ggml is None:
         raise _Bad(name, f"unknown ggml type {type_id}")
     ne0 = ne[0] if ne else 1

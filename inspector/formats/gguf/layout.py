@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from inspector.core.errors import FormatError
+from inspector.core.ggml.types import GGMLType, ggml_type, row_nbytes
 from inspector.core.model import Model, TensorInfo
-from inspector.formats.gguf._ggml import GGMLTypeInfo, row_nbytes, type_by_name
 from inspector.formats.gguf.header import DEFAULT_ALIGNMENT, MAGIC
 from inspector.formats.gguf.reader import field_bytes, is_split_key
 
@@ -35,6 +35,7 @@ __all__ = [
     "file_type",
     "ggml_type_for",
     "header_bytes",
+    "lookup",
     "main_type",
     "padded",
     "stored_nbytes",
@@ -44,17 +45,18 @@ QUANTIZATION_VERSION = 2
 PLAN_KEY = "quant_inspector.plan"
 # ggml type → llama_ftype, as `llama-quantize IN OUT TYPE` records it (Q4_K is Q4_K_M's alias)
 FTYPES: dict[str, int] = {
-    "F32": 0, "F16": 1, "Q4_0": 2, "Q4_1": 3, "Q8_0": 7, "Q5_0": 8, "Q5_1": 9, "Q2_K": 10,
-    "Q3_K": 12, "Q4_K": 15, "Q5_K": 17, "Q6_K": 18, "IQ2_XXS": 19, "IQ2_XS": 20,
-    "IQ3_XXS": 23, "IQ1_S": 24, "IQ4_NL": 25, "IQ3_S": 26, "IQ2_S": 29, "IQ4_XS": 30,
-    "IQ1_M": 31, "BF16": 32, "TQ1_0": 36, "TQ2_0": 37, "MXFP4": 38, "NVFP4": 39, "Q1_0": 40,
+    "f32": 0, "f16": 1, "q4_0": 2, "q4_1": 3, "q8_0": 7, "q5_0": 8, "q5_1": 9, "q2_k": 10,
+    "q3_k": 12, "q4_k": 15, "q5_k": 17, "q6_k": 18, "iq2_xxs": 19, "iq2_xs": 20,
+    "iq3_xxs": 23, "iq1_s": 24, "iq4_nl": 25, "iq3_s": 26, "iq2_s": 29, "iq4_xs": 30,
+    "iq1_m": 31, "bf16": 32, "tq1_0": 36, "tq2_0": 37, "mxfp4": 38, "nvfp4": 39, "q1_0": 40,
+    "q2_0": 41,
 }  # fmt: skip
 _BY_DTYPE = {
-    "float32": "F32", "float16": "F16", "bfloat16": "BF16", "float64": "F64",
-    "int8": "I8", "int16": "I16", "int32": "I32", "int64": "I64",
-    "bool": "I8", "uint8": "I16", "uint16": "I32", "uint32": "I64", "uint64": "I64",
+    "float32": "f32", "float16": "f16", "bfloat16": "bf16", "float64": "f64",
+    "int8": "i8", "int16": "i16", "int32": "i32", "int64": "i64",
+    "bool": "i8", "uint8": "i16", "uint16": "i32", "uint32": "i64", "uint64": "i64",
 }  # fmt: skip
-_FLOAT_SCHEMES = {"float32": "F32", "float16": "F16", "bfloat16": "BF16"}
+_FLOAT_SCHEMES = {"float32": "f32", "float16": "f16", "bfloat16": "bf16"}
 _U32, _STRING = 4, 8
 
 
@@ -63,18 +65,18 @@ class Entry:
     """One tensor of the output: its info, ggml type and stored bytes (without padding)."""
 
     info: TensorInfo
-    ggml: GGMLTypeInfo
+    ggml: GGMLType
     nbytes: int
 
 
-def ggml_type_for(info: TensorInfo, stored: str | None) -> GGMLTypeInfo:
+def ggml_type_for(info: TensorInfo, stored: str | None) -> GGMLType:
     """The ggml type holding `info` stored as scheme `stored` (None: kept in its own dtype).
 
     Unsigned and bool tensors, which GGUF has no type for, widen losslessly to the next
     signed integer type (uint64 beyond int64 is refused when written).
     """
     name = _BY_DTYPE.get(info.dtype) if stored is None else _FLOAT_SCHEMES.get(stored, stored)
-    t = type_by_name(name) if name else None
+    t = lookup(name) if name else None
     if t is None:
         what = f"scheme {stored}" if stored else f"dtype {info.dtype}"
         raise FormatError("gguf", f"GGUF has no tensor type for {what}", info.name)
@@ -88,7 +90,15 @@ def ggml_type_for(info: TensorInfo, stored: str | None) -> GGMLTypeInfo:
     return t
 
 
-def stored_nbytes(info: TensorInfo, t: GGMLTypeInfo) -> int:
+def lookup(name: str) -> GGMLType | None:
+    """The ggml type named `name` (any case), None when ggml has none."""
+    try:
+        return ggml_type(name)
+    except ValueError:
+        return None
+
+
+def stored_nbytes(info: TensorInfo, t: GGMLType) -> int:
     """Bytes of `info`'s values in type `t` (rows of whole blocks)."""
     ne0 = info.shape[-1] if info.shape else 1
     return row_nbytes(t, ne0) * math.prod(info.shape[:-1])
@@ -105,22 +115,22 @@ def padded(n: int, alignment: int) -> int:
     return n + (-n % alignment)
 
 
-def main_type(entries: Sequence[Entry]) -> GGMLTypeInfo | None:
+def main_type(entries: Sequence[Entry]) -> GGMLType | None:
     """The type holding the most weights among matrices (n_dims ≥ 2), preferring block types:
     llama-quantize's `TYPE` for the plan (its `--tensor-type` overrides need a block type)."""
-    counts: dict[str, tuple[int, GGMLTypeInfo]] = {}
+    counts: dict[str, tuple[int, GGMLType]] = {}
     for e in entries:
         if len(e.info.shape) >= 2 and e.ggml.name in FTYPES:
             n, _ = counts.get(e.ggml.name, (0, e.ggml))
             counts[e.ggml.name] = (n + e.info.size, e.ggml)
     if not counts:
         return None
-    return max(counts.values(), key=lambda c: (c[1].block_size > 1, c[0]))[1]
+    return max(counts.values(), key=lambda c: (c[1].quantized, c[0]))[1]
 
 
 def file_type(entries: Sequence[Entry]) -> int:
     t = main_type(entries)
-    return FTYPES[t.name] if t is not None else FTYPES["F32"]
+    return FTYPES[t.name] if t is not None else FTYPES["f32"]
 
 
 def _string(text: str) -> bytes:

@@ -21,7 +21,7 @@ from inspector.formats.gguf.layout import Entry, main_type
 __all__ = ["args_path", "llama_quantize_text", "llama_quantizes"]
 
 # ggml type → the llama-quantize TYPE argument that makes it the default type
-_TYPE_ARG = {"Q3_K": "Q3_K", "Q4_K": "Q4_K", "Q5_K": "Q5_K", "IQ2_S": "IQ2_M", "MXFP4": "MXFP4_MOE"}
+_TYPE_ARG = {"iq2_s": "IQ2_M", "mxfp4": "MXFP4_MOE"}
 _NEVER = (
     "_norm.weight",
     "ffn_gate_inp.weight",
@@ -54,24 +54,24 @@ def _input_type(model: Model, e: Entry) -> str:
     tensors = model.metadata.get("gguf_tensors") if model.format == "gguf" else None
     if tensors and e.info.name in tensors:
         return tensors[e.info.name].ggml.name
-    return {"float16": "F16", "bfloat16": "BF16"}.get(e.info.dtype, "F32")
+    return {"float16": "f16", "bfloat16": "bf16"}.get(e.info.dtype, "f32")
 
 
 def llama_quantize_text(model: Model, entries: Sequence[Entry], out: Path) -> str:
     """The command (with comments) reproducing `entries`' types from the input model."""
     base = main_type(entries)
-    base_name = base.name if base is not None else "F32"
+    base_name = base.name if base is not None else "f32"
     overrides: list[str] = []
     impossible: list[str] = []
     requant = False
     for e in entries:
         before = _input_type(model, e)
-        requant = requant or before not in ("F32", "F16", "BF16", "F64")
+        requant = requant or before not in ("f32", "f16", "bf16", "f64")
         if not llama_quantizes(e.info.name, len(e.info.shape)):
             if e.ggml.name != before:
                 impossible.append(f"{e.info.name} ({before} → {e.ggml.name})")
         elif e.ggml.name != base_name:
-            if base is None or base.block_size == 1:
+            if base is None or not base.quantized:
                 impossible.append(
                     f"{e.info.name} ({e.ggml.name}; TYPE {base_name} is no block type)"
                 )
@@ -99,5 +99,5 @@ def _text(
         lines.extend(f"#   {item}" for item in impossible)
     args = ["llama-quantize", *(["--allow-requantize"] if requant else []), "--pure", *overrides]
     source = model.path.name if model.format == "gguf" else "INPUT-F32.gguf"
-    args += [shlex.quote(source), shlex.quote(out.name), _TYPE_ARG.get(base, base)]
+    args += [shlex.quote(source), shlex.quote(out.name), _TYPE_ARG.get(base, base.upper())]
     return "\n".join(lines) + "\n" + " \\\n  ".join(args) + "\n"

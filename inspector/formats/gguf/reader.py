@@ -30,24 +30,24 @@ import ml_dtypes
 import numpy as np
 
 from inspector.core.errors import FormatError
+from inspector.core.ggml.dequant import dequantize
 from inspector.core.model import Model, StoredQuantization, Tensor, TensorInfo
 from inspector.formats._common import layer_of
 from inspector.formats._mmap import ResidentPages, close_map, map_file, mapped_bytes
-from inspector.formats.gguf import _ggml
 from inspector.formats.gguf.header import GGUFField, GGUFHeader, GGUFTensorInfo, parse_header
 
 __all__ = ["PLAIN_TYPES", "field_bytes", "is_split_key", "read_gguf"]
 
 # ggml types stored as plain arrays → (numpy dtype, logical dtype name)
 PLAIN_TYPES: dict[str, tuple[np.dtype, str]] = {
-    "F32": (np.dtype("<f4"), "float32"),
-    "F16": (np.dtype("<f2"), "float16"),
-    "BF16": (np.dtype(ml_dtypes.bfloat16), "bfloat16"),
-    "F64": (np.dtype("<f8"), "float64"),
-    "I8": (np.dtype("i1"), "int8"),
-    "I16": (np.dtype("<i2"), "int16"),
-    "I32": (np.dtype("<i4"), "int32"),
-    "I64": (np.dtype("<i8"), "int64"),
+    "f32": (np.dtype("<f4"), "float32"),
+    "f16": (np.dtype("<f2"), "float16"),
+    "bf16": (np.dtype(ml_dtypes.bfloat16), "bfloat16"),
+    "f64": (np.dtype("<f8"), "float64"),
+    "i8": (np.dtype("i1"), "int8"),
+    "i16": (np.dtype("<i2"), "int16"),
+    "i32": (np.dtype("<i4"), "int32"),
+    "i64": (np.dtype("<i8"), "int64"),
 }
 _SPLIT_NAME = re.compile(r"^(?P<prefix>.+)-(?P<no>\d{5})-of-(?P<count>\d{5})\.gguf$")
 _SPLIT_KEYS = ("split.no", "split.count", "split.tensors.count")
@@ -167,7 +167,7 @@ def _info(t: GGUFTensorInfo) -> TensorInfo:
     if plain is not None:
         return TensorInfo(t.name, shape, plain[1], layer_of(t.name, "."), channel_axis=axis)
     stored = StoredQuantization(
-        t.ggml.name.lower(),
+        t.ggml.name,
         {
             "ggml_type": t.ggml.name,
             "block_size": t.ggml.block_size,
@@ -189,11 +189,7 @@ def _loader(f: _File, t: GGUFTensorInfo) -> Callable[[], np.ndarray]:
         if plain is not None:
             return raw.view(plain[0]).reshape(t.shape)
         try:
-            return _ggml.dequantize(raw, t.ggml, t.shape)
-        except ImportError:
-            raise FormatError(
-                f.path, f"no decoder for ggml type {t.ggml.name} in this build", t.name
-            ) from None
+            return dequantize(raw, t.ggml, t.shape)
         except (ValueError, KeyError, NotImplementedError) as exc:
             raise FormatError(f.path, f"cannot decode {t.ggml.name}: {exc}", t.name) from None
 

@@ -40,13 +40,13 @@ from inspector.core.schemes import Scheme, parse_scheme
 from inspector.core.target import Storage, Target
 from inspector.formats._write_common import resolved_plan_json
 from inspector.formats.atomic import atomic_file
-from inspector.formats.gguf._ggml import type_by_name
 from inspector.formats.gguf.header import parse_header
 from inspector.formats.gguf.layout import (
     Entry,
     alignment_of,
     ggml_type_for,
     header_bytes,
+    lookup,
     padded,
     stored_nbytes,
 )
@@ -65,12 +65,12 @@ def gguf_storage(info: TensorInfo, scheme: Scheme) -> Storage:
     """How GGUF holds `scheme` (see the module docstring)."""
     if scheme.is_identity:
         return Storage(())
-    if scheme.family == "float" or type_by_name(scheme.name) is not None:
+    if scheme.stores_values or lookup(scheme.name) is not None:
         return Storage((scheme,))
     into = _FLOAT16 if scheme.bits <= 8 else _FLOAT32
     kind = "F16" if into is _FLOAT16 else "F32"
     note = (
-        f"{scheme.name} baked to {kind}: GGUF has no {scheme.family} type "
+        f"{scheme.name} baked to {kind}: GGUF has no {scheme.family.id} type "
         "(llama.cpp's block types such as q8_0 or q4_k are stored natively)"
     )
     return Storage((scheme, into), note)

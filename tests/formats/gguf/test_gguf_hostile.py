@@ -151,7 +151,7 @@ def test_array_item_walk_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         ([ti("neg", (2**64 - 1,))], b"", "negative as int64", "neg"),
         ([ti("unk", (4,), gtype=99)], F32_4, "unknown ggml type 99", "unk"),
         ([ti("gone", (4,), gtype=4)], F32_4, "unknown ggml type 4", "gone"),
-        ([ti("q8", (30,), gtype=8)], bytes(64), "not whole Q8_0 blocks", "q8"),
+        ([ti("q8", (30,), gtype=8)], bytes(64), "not whole q8_0 blocks", "q8"),
         ([ti("far", (4,), offset=2**62)], F32_4, "runs past the end", "far"),
         ([ti("long", (1000,))], F32_4, "runs past the end", "long"),
         ([ti("a", (8,)), ti("b", (4,), offset=16)], F32_4 * 2, "overlaps tensor 'a'", "b"),

@@ -10,7 +10,7 @@ than the limit gets a shard of its own, as huggingface_hub splits. A tensor's ar
 their `.scale`/`.min`/`.palette`) stay in one shard. `total_size` counts the arrays' bytes,
 headers excluded.
 
-Each shard is a safetensors file of this tool's layout (`safetensors_write`): its header
+Each shard is a safetensors file of this tool's layout (`writer.py`): its header
 records the whole plan and the schemes of the tensors it holds, so each shard decodes alone.
 `sharded_target(max)` predicts the headers and the index exactly for the preview.
 """
@@ -29,7 +29,7 @@ from inspector.core.preview import QuantizedTensor
 from inspector.core.schemes import Scheme, parse_scheme
 from inspector.core.target import Target, native_storage
 from inspector.formats._write_common import PLAN_KEY
-from inspector.formats.safetensors_write import components, header_bytes, payload, stored_scheme
+from inspector.formats.safetensors.writer import components, header_bytes, payload, stored_scheme
 
 __all__ = [
     "DEFAULT_MAX_SHARD_BYTES",
@@ -144,7 +144,7 @@ def write_sharded(
             scheme = stored_scheme(q, dequantized)
             data = payload(q, scheme)
             if len(data) != _entry_nbytes((q.info, scheme)):
-                raise FormatError(folder, f"{len(data)} bytes do not match the layout", q.name)
+                raise FormatError(folder, f"{len(data)} bytes do not match the layout", q.info.name)
             spool.add((q.info, scheme), data)
         if spool.fh is None:
             spool._next()

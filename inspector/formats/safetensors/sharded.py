@@ -24,7 +24,7 @@ from typing import Any
 from inspector.core.errors import FormatError
 from inspector.core.model import Model, Tensor
 from inspector.formats._common import contained_path, load_json_bytes
-from inspector.formats.safetensors import read_safetensors
+from inspector.formats.safetensors.reader import read_safetensors
 
 __all__ = ["INDEX_SUFFIX", "MAX_INDEX_BYTES", "find_index", "read_safetensors_index"]
 
