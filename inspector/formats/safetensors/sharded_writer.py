@@ -1,6 +1,6 @@
 """Sharded safetensors export: Hugging Face's `save_pretrained` folder layout.
 
-An export to a folder (an existing folder, or a path without the `.safetensors` suffix) writes
+An export to a folder (an existing folder, or a path without a suffix) writes
 `model-00001-of-00003.safetensors`, … and `model.safetensors.index.json`
 (`{"metadata": {"total_size": N}, "weight_map": {array: shard}}`, keys sorted, indented as
 transformers writes it), or a single `model.safetensors` when everything fits in one shard.
@@ -48,8 +48,9 @@ Entry = tuple[TensorInfo, Scheme | None]
 
 
 def wants_folder(out: Path) -> bool:
-    """An output path asks for the sharded folder layout unless it names a .safetensors file."""
-    return out.is_dir() or out.suffix.lower() != ".safetensors"
+    """An output path asks for the sharded folder layout when it is a folder or has no suffix
+    (`-o llama-7b-q8`); `model.safetensors`, `x.st` name single files."""
+    return out.is_dir() or not out.suffix
 
 
 def shard_names(count: int) -> list[str]:
