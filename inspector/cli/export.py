@@ -37,6 +37,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
             dequantized=args.dequantized,
             weights_only=args.weights_only,
             with_preview=want_report,
+            max_shard_bytes=_shard_size(args.max_shard_size),
         )
         if want_report:
             from inspector.report import write_report
@@ -49,6 +50,18 @@ def _cmd_export(args: argparse.Namespace) -> int:
         for line in _note_lines(result.notes):
             print(line)
     return 0
+
+
+def _shard_size(text: str) -> int:
+    from inspector.core.budget import parse_size
+    from inspector.core.errors import InspectorError
+
+    if "%" in text:
+        raise InspectorError(f"--max-shard-size {text!r}: give bytes, e.g. 5GB or 500MB")
+    size = parse_size(text, 0)
+    if size < 1:
+        raise InspectorError(f"--max-shard-size {text!r} is not a positive size")
+    return size
 
 
 def _note_lines(notes: Sequence[tuple[str, str]]) -> list[str]:
@@ -70,19 +83,30 @@ def _note_lines(notes: Sequence[tuple[str, str]]) -> list[str]:
 def _parser_export(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser(
-        "export", help="write the quantized model (TF.js, Keras, safetensors, npz, ONNX)"
+        "export", help="write the quantized model (TF.js, Keras, safetensors, npz, ONNX, GGUF)"
     )
     p.add_argument("model", help="model file or TF.js folder")
-    p.add_argument("-o", "--output", required=True, help="output file (TF.js: output folder)")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="output file (TF.js, and safetensors without a suffix: output folder)",
+    )
     add_scheme_options(p)
     p.add_argument(
         "--format",
-        choices=("tfjs", "keras", "safetensors", "npz", "onnx"),
+        choices=("tfjs", "keras", "safetensors", "npz", "onnx", "gguf"),
         help="export format (default: the input's own)",
     )
     p.add_argument("--force", action="store_true", help="replace an existing output")
     p.add_argument(
         "--shard-mb", type=float, default=4.0, help="TF.js shard size in MiB (default 4)"
+    )
+    p.add_argument(
+        "--max-shard-size",
+        metavar="SIZE",
+        default="5GB",
+        help="safetensors to a folder: largest shard, e.g. 5GB (default, as Hugging Face), 500MB",
     )
     p.add_argument("--report", metavar="R", help="also write a report: R.html, R.json or R.csv")
     p.add_argument(

@@ -21,6 +21,12 @@ from inspector.core.plan import Plan
 from inspector.core.preview import Preview, PreviewCache, QuantizedTensor, quantize_tensor
 from inspector.core.target import Target
 from inspector.formats.atomic import atomic_dir, atomic_path, check_output
+from inspector.formats.safetensors.sharded_writer import (
+    DEFAULT_MAX_SHARD_BYTES,
+    sharded_target,
+    wants_folder,
+    write_sharded,
+)
 from inspector.formats.targets import get_target
 
 __all__ = [
@@ -34,7 +40,7 @@ __all__ = [
     "result_json",
 ]
 
-EXPORT_FORMATS = ("tfjs", "keras", "safetensors", "npz", "onnx")
+EXPORT_FORMATS = ("tfjs", "keras", "safetensors", "npz", "onnx", "gguf")
 _INPUT_TO_EXPORT = {
     "tfjs": "tfjs",
     "tfjs-weights": "tfjs",
@@ -43,6 +49,8 @@ _INPUT_TO_EXPORT = {
     "safetensors": "safetensors",
     "npz": "npz",
     "onnx": "onnx",
+    "gguf": "gguf",
+    "torch": "safetensors",
 }
 
 Progress = Callable[[int, int, str], None]
@@ -57,8 +65,9 @@ class ExportCancelled(InspectorError):
 class ExportOptions:
     """What a writer needs besides the tensors. `shard_bytes` is the TF.js shard size limit;
     `dequantized` asks safetensors for plain F32/F16 values instead of codes + scales;
-    `weights_only` asks TF.js for weights_manifest.json + shards without topology. A writer
-    appends model-level notes (e.g. "opset raised from 17 to 21") to `notes`."""
+    `weights_only` asks TF.js for weights_manifest.json + shards without topology;
+    `max_shard_bytes` bounds the shards of a sharded safetensors export. A writer appends
+    model-level notes (e.g. "opset raised from 17 to 21") to `notes`."""
 
     plan: Plan
     target: Target
@@ -68,6 +77,7 @@ class ExportOptions:
     source: Path = field(default_factory=Path)
     out: Path = field(default_factory=Path)
     notes: list[str] = field(default_factory=list)
+    max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES
 
 
 @dataclass(frozen=True)
@@ -96,11 +106,11 @@ def default_format(model: Model) -> str:
 
 def input_paths(model: Model) -> list[Path]:
     """Everything an export must never write over: the input file, and for TF.js the whole
-    folder holding model.json and its shards."""
+    folder holding model.json and its shards, and every file of a split or sharded input."""
     if model.format.startswith("tfjs"):
         folder = model.path if model.path.is_dir() else model.path.parent
         return [model.path, folder]
-    return [model.path]
+    return [model.path, *model.metadata.get("source_files", [])]
 
 
 def _writer(fmt: str) -> Callable[..., list[Path]]:
@@ -161,12 +171,14 @@ def export_model(
     cancelled: Callable[[], bool] | None = None,
     with_preview: bool = False,
     cache: PreviewCache | None = None,
+    max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
 ) -> ExportResult:
     """Write `model` under `plan` as `fmt` (None: the input's format) to `out`.
 
-    `out` is a folder for TF.js and a file otherwise. Refuses to replace an existing `out`
-    unless `force`, and always refuses the input itself. `with_preview` also computes the
-    preview (metrics for a report), reusing `cache` when given.
+    `out` is a folder for TF.js, and for safetensors when it has no suffix or is a folder (the
+    sharded Hugging Face layout, shards of at most `max_shard_bytes`); a file otherwise.
+    Refuses to replace an existing `out` unless `force`, and always refuses the input itself.
+    `with_preview` also computes the preview (metrics for a report), reusing `cache` when given.
     """
     fmt = fmt or default_format(model)
     _check_expressible(model, fmt)
@@ -175,10 +187,17 @@ def export_model(
     path = check_output(out, input_paths(model), force)
     if shard_bytes < 1:
         raise InspectorError(f"shard size must be positive, got {shard_bytes} bytes")
-    opts = ExportOptions(plan, target, shard_bytes, dequantized, weights_only, model.path, path)
+    if max_shard_bytes < 1:
+        raise InspectorError(f"shard size must be positive, got {max_shard_bytes} bytes")
+    sharded = fmt == "safetensors" and wants_folder(path)
+    if sharded:
+        write, target = write_sharded, sharded_target(max_shard_bytes)
+    opts = ExportOptions(
+        plan, target, shard_bytes, dequantized, weights_only, model.path, path, [], max_shard_bytes
+    )
     notes: list[tuple[str, str]] = []
     stream = _stream(model, plan, target, progress, cancelled, notes)
-    multi_file = fmt == "tfjs"
+    multi_file = fmt == "tfjs" or sharded
     ctx = atomic_dir(path) if multi_file else atomic_path(path)
     with ctx as tmp:
         written = write(model, stream, tmp, opts)

@@ -2,8 +2,11 @@
 
 Format names (`Model.format`): `tfjs` (model.json + shards), `tfjs-weights` (bare weights
 manifest), `keras-h5` (any Keras HDF5: legacy full model, legacy weights-only, Keras 3
-`.weights.h5`), `keras` (Keras 3 `.keras` zip), `safetensors`, `npz`, `onnx` (ONNX protobuf:
-no magic bytes, so `.onnx` suffix plus a protobuf-key check of the first byte).
+`.weights.h5`), `keras` (Keras 3 `.keras` zip), `safetensors` (one file, or a sharded
+checkpoint: its `*.safetensors.index.json` or the folder holding it), `npz`, `onnx` (ONNX
+protobuf: no magic bytes, so `.onnx` suffix plus a protobuf-key check of the first byte),
+`gguf` (magic `GGUF`), `torch` (a zip holding `<archive>/data.pkl`; a file starting like a
+pickle goes to the same reader, which refuses it with the reason).
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ FORMATS: tuple[str, ...] = (
     "safetensors",
     "npz",
     "onnx",
+    "gguf",
+    "torch",
 )
 
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -44,6 +49,9 @@ _READERS = {
     "safetensors": ("safetensors.reader", "read_safetensors"),
     "npz": ("npz.reader", "read_npz"),
     "onnx": ("onnx.reader", "read_onnx"),
+    "gguf": ("gguf.reader", "read_gguf"),
+    "torch": ("torch.reader", "read_torch"),
+    "safetensors-index": ("safetensors.sharded", "read_safetensors_index"),
 }
 # When the content is damaged, the suffix still says which reader gives the precise reason.
 _BY_SUFFIX = {
@@ -53,7 +61,12 @@ _BY_SUFFIX = {
     ".safetensors": "safetensors",
     ".npz": "npz",
     ".onnx": "onnx",
+    ".gguf": "gguf",
+    ".pt": "torch",
+    ".pth": "torch",
 }
+_INDEX_SUFFIX = ".safetensors.index.json"
+_PICKLE_HEADS = (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
 
 
 def _reader(fmt: str) -> Callable[[Path], Model]:
@@ -64,12 +77,15 @@ def _reader(fmt: str) -> Callable[[Path], Model]:
 def sniff_format(path: str | os.PathLike) -> str | None:
     """The format name of `path` judged by its content, or None when it is none of ours.
 
-    A folder counts as TF.js when it holds `model.json`.
+    A folder counts as TF.js when it holds `model.json`, as sharded safetensors when it holds
+    one `*.safetensors.index.json`.
     """
     p = Path(path)
     try:
         if p.is_dir():
-            return "tfjs" if (p / "model.json").is_file() else None
+            if (p / "model.json").is_file():
+                return "tfjs"
+            return "safetensors" if len(list(p.glob("*" + _INDEX_SUFFIX))) == 1 else None
         with open(p, "rb") as fh:
             head = fh.read(16)
             size = os.fstat(fh.fileno()).st_size
@@ -79,8 +95,12 @@ def sniff_format(path: str | os.PathLike) -> str | None:
         return None
     if head[:4] in _ZIP_MAGICS:
         return _sniff_zip(p)
-    if _is_safetensors(head, size):
+    if _is_safetensors(head, size) or p.name.endswith(_INDEX_SUFFIX):
         return "safetensors"
+    if head[:4] == b"GGUF":
+        return "gguf"
+    if head[:2] in _PICKLE_HEADS:  # a legacy torch.save file or a bare pickle
+        return "torch"
     if head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] in (b"{", b"["):
         fmt = _sniff_json(p, size)
         if fmt is not None:
@@ -100,10 +120,14 @@ def open_model(path: str | os.PathLike) -> Model:
     fmt = sniff_format(p)
     if fmt is None:
         if p.is_dir():
-            raise FormatError(p, "folder holds no model.json")
+            raise FormatError(p, "folder holds no model.json nor one *.safetensors.index.json")
         raise FormatError(
-            p, "not a recognised model file (TF.js, Keras .h5/.keras, safetensors, npz, ONNX)"
+            p,
+            "not a recognised model file (TF.js, Keras .h5/.keras, safetensors, npz, ONNX, "
+            "GGUF, PyTorch)",
         )
+    if fmt == "safetensors" and (p.is_dir() or p.name.endswith(_INDEX_SUFFIX)):
+        fmt = "safetensors-index"
     return _reader(fmt)(p)
 
 
@@ -136,6 +160,8 @@ def _sniff_zip(p: Path) -> str | None:
         return "npz"
     if p.suffix.lower() == ".keras":
         return "keras"
+    if any(n.endswith("/data.pkl") and n.count("/") == 1 for n in names):
+        return "torch"
     return None
 
 

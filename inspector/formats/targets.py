@@ -15,9 +15,10 @@ _TARGETS: dict[str, Target] = {}
 _ALIASES = {
     "tfjs-weights": "tfjs",
     "keras-h5": "keras",
+    "torch": "safetensors",
     "native": "native",
 }
-TARGET_NAMES = ("tfjs", "keras", "safetensors", "onnx", "npz")
+TARGET_NAMES = ("tfjs", "keras", "safetensors", "onnx", "npz", "gguf")
 
 
 def register_target(target: Target) -> None:
@@ -47,6 +48,7 @@ def _load_writers() -> None:
         "safetensors.writer",
         "npz.writer",
         "onnx.writer",
+        "gguf.writer",
     ):
         full = f"inspector.formats.{module}"
         try:

@@ -38,13 +38,20 @@ from inspector.ui.workers import JobRunner
 
 __all__ = ["ExportDialog", "ExportRequest", "default_output", "export_formats"]
 
-_SUFFIX = {"tfjs": "", "safetensors": ".safetensors", "onnx": ".onnx", "npz": ".npz"}
+_SUFFIX = {
+    "tfjs": "",
+    "safetensors": ".safetensors",
+    "onnx": ".onnx",
+    "npz": ".npz",
+    "gguf": ".gguf",
+}
 _LABELS = {
     "tfjs": "TF.js (model.json + shards)",
     "keras": "Keras (same kind as the input)",
     "safetensors": "safetensors",
     "onnx": "ONNX",
     "npz": "NumPy .npz",
+    "gguf": "GGUF (llama.cpp)",
 }
 
 
@@ -62,7 +69,7 @@ class ExportRequest:
 def export_formats(model: Model) -> list[tuple[str, str]]:
     """(format, reason it is unavailable or "") for this input, in menu order."""
     out = []
-    for fmt in ("tfjs", "keras", "safetensors", "onnx", "npz"):
+    for fmt in ("tfjs", "keras", "safetensors", "onnx", "npz", "gguf"):
         reason = ""
         if fmt == "keras" and model.format not in ("keras-h5", "keras"):
             reason = "Keras export needs a Keras .h5 or .keras input"
