@@ -3,7 +3,8 @@
     /work/main/.venv/bin/python tests/formats/gguf/data/make_gguf_fixtures.py [LLAMA_BIN]
 
 - tiny_f16.gguf: a one-block llama written by gguf-py (F16 matrices of 256-value rows, F32
-  norms), so llama-quantize accepts it; llama-quantize then writes
+  norms; tensors in llama-quantize's order, so a re-export can match its files byte for byte),
+  which llama-quantize accepts; llama-quantize then writes
 - tiny_q8_0.gguf (`--pure Q8_0`) and tiny_q4_k_m.gguf (the Q4_K_M mixture: Q4_K, Q6_K, …),
 - tiny_q4_k_m-0000N-of-00003.gguf: the latter cut by `llama-gguf-split --split-max-tensors 4`;
 - kv_types.gguf (gguf-py): every metadata value type, string and nested arrays, alignment 64,
@@ -35,6 +36,12 @@ MATRICES = {  # name: (rows, row length)
 NORMS = ("output_norm.weight", "blk.0.attn_norm.weight", "blk.0.ffn_norm.weight")
 
 
+def llama_order(name: str) -> tuple[int, str]:
+    """llama-quantize's tensor order (`weight_name_comparer`): block number, then name."""
+    layer = int(name.split(".")[1]) if name.startswith("blk.") else -1
+    return layer, name
+
+
 def tiny_llama(path: Path) -> None:
     rng = np.random.default_rng(7)
     w = gguf.GGUFWriter(str(path), "llama")
@@ -48,12 +55,15 @@ def tiny_llama(path: Path) -> None:
     w.add_layer_norm_rms_eps(1e-5)
     w.add_vocab_size(32)
     w.add_file_type(1)
+    values = {}
     for name, shape in MATRICES.items():
         x = rng.standard_normal(shape) * 0.05
         x[0, :8] *= 40  # outliers, as real weights have
-        w.add_tensor(name, x.astype(np.float16))
+        values[name] = x.astype(np.float16)
     for name in NORMS:
-        w.add_tensor(name, (1 + 0.1 * rng.standard_normal(256)).astype(np.float32))
+        values[name] = (1 + 0.1 * rng.standard_normal(256)).astype(np.float32)
+    for name in sorted(values, key=llama_order):
+        w.add_tensor(name, values[name])
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
