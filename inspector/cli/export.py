@@ -58,7 +58,10 @@ def _shard_size(text: str) -> int:
 
     if "%" in text:
         raise InspectorError(f"--max-shard-size {text!r}: give bytes, e.g. 5GB or 500MB")
-    size = parse_size(text, 0)
+    try:
+        size = parse_size(text, 0)
+    except InspectorError as exc:
+        raise InspectorError(f"--max-shard-size: {exc}") from None
     if size < 1:
         raise InspectorError(f"--max-shard-size {text!r} is not a positive size")
     return size
