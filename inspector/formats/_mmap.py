@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import mmap
 import os
+import stat
 import threading
 from collections import deque
 from pathlib import Path
@@ -20,7 +21,7 @@ import numpy as np
 
 from inspector.core.errors import FormatError
 
-__all__ = ["ResidentPages", "close_map", "map_file", "mapped_bytes"]
+__all__ = ["ResidentPages", "check_regular", "close_map", "map_file", "mapped_bytes"]
 
 
 class ResidentPages:
@@ -53,7 +54,9 @@ class ResidentPages:
 
 
 def map_file(path: Path) -> tuple[mmap.mmap | None, int]:
-    """A read-only map of the whole file and its size in bytes (None for an empty file)."""
+    """A read-only map of the whole file and its size in bytes (None for an empty file).
+    Anything but a regular file (a FIFO would block the open forever) is refused first."""
+    check_regular(path)
     try:
         with open(path, "rb") as fh:
             size = os.fstat(fh.fileno()).st_size
@@ -62,6 +65,16 @@ def map_file(path: Path) -> tuple[mmap.mmap | None, int]:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
         raise FormatError(path, f"cannot read: {reason}") from None
     return mm, size
+
+
+def check_regular(path: Path) -> None:
+    """Refuse a path that is not a regular file (FIFO, device, socket) before opening it."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        raise FormatError(path, f"cannot read: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(mode):
+        raise FormatError(path, "not a regular file (a pipe, device or socket)")
 
 
 def mapped_bytes(

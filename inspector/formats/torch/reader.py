@@ -35,7 +35,13 @@ import numpy as np
 from inspector.core.errors import FormatError
 from inspector.core.model import Model, StoredQuantization, Tensor, TensorInfo
 from inspector.formats._common import layer_of
-from inspector.formats._mmap import ResidentPages, close_map, map_file, mapped_bytes
+from inspector.formats._mmap import (
+    ResidentPages,
+    check_regular,
+    close_map,
+    map_file,
+    mapped_bytes,
+)
 from inspector.formats.torch.flatten import TooLarge, flatten
 from inspector.formats.torch.unpickler import (
     DTYPES,
@@ -99,6 +105,7 @@ def read_torch(path: str | os.PathLike) -> Model:
 
 
 def _refuse_legacy(p: Path) -> None:
+    check_regular(p)
     try:
         with open(p, "rb") as fh:
             head = fh.read(len(LEGACY_MAGIC))

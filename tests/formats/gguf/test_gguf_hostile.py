@@ -209,3 +209,9 @@ def test_file_shrunk_after_open_is_an_error_not_a_crash(tmp_path: Path) -> None:
         with pytest.raises(FormatError, match="shrank") as info:
             m["blk.0.ffn_down.weight"].load()
         assert info.value.tensor == "blk.0.ffn_down.weight"
+
+
+def test_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.gguf"
+    os.mkfifo(fifo)
+    refused(fifo, "not a regular file")

@@ -239,3 +239,9 @@ def test_file_shrunk_after_open(tmp_path: Path) -> None:
         with pytest.raises(FormatError, match="shrank"):
             for t in m:
                 t.load()
+
+
+def test_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.bin"
+    os.mkfifo(fifo)
+    refused(fifo, "not a regular file")
