@@ -155,8 +155,8 @@ class _Cursor:
         n = self.u64()
         return bytes(self.buf[self.take(n) : self.pos])
 
-    def count(self, what: str) -> None:
-        self.items += 1
+    def count(self, what: str, n: int = 1) -> None:
+        self.items += n
         if self.items > MAX_ITEMS:
             raise ValueError(f"{what}: more than {MAX_ITEMS} array items in the header")
 
@@ -187,6 +187,22 @@ def _item(value: np.generic, vtype: int) -> Any:
     return float(str(value)) if vtype == 6 else value.item()
 
 
+_U64 = struct.Struct("<Q").unpack_from
+
+
+def _skip_strings(cur: _Cursor, n: int) -> None:
+    """Walk over `n` strings (u64 length, bytes) without copying them: the tight loop that a
+    vocabulary of 150,000 tokens and as many merges goes through at every open."""
+    buf, pos, end = cur.buf, cur.pos, cur.end
+    for _ in range(n):
+        if end - pos < 8:
+            raise _Short()
+        pos += 8 + _U64(buf, pos)[0]
+        if pos > end:
+            raise _Short()
+    cur.pos = pos
+
+
 def _array(cur: _Cursor, key: str, depth: int) -> tuple[str, int, list[Any]]:
     """Walk one array value; returns (item type name, length, first items)."""
     if depth > MAX_NESTING:
@@ -203,17 +219,16 @@ def _array(cur: _Cursor, key: str, depth: int) -> tuple[str, int, list[Any]]:
         return name, n, [_item(v, item) for v in first]
     if n > (cur.end - cur.pos) // 8:  # every item is at least a u64 length
         raise _Short()
+    cur.count(key, n)
+    if item == _STRING:
+        shown = [_shown(cur.raw_string()) for _ in range(min(n, _SHOWN_ITEMS))]
+        _skip_strings(cur, n - len(shown))
+        return name, n, shown
     shown: list[Any] = []
     for i in range(n):
-        cur.count(key)
-        if item == _STRING:
-            raw = cur.raw_string()
-            if i < _SHOWN_ITEMS:
-                shown.append(_shown(raw))
-        else:
-            sub = _array(cur, key, depth + 1)
-            if i < _SHOWN_ITEMS:
-                shown.append({"array": sub[0], "length": sub[1], "first": sub[2]})
+        sub = _array(cur, key, depth + 1)
+        if i < _SHOWN_ITEMS:
+            shown.append({"array": sub[0], "length": sub[1], "first": sub[2]})
     return name, n, shown
 
 
