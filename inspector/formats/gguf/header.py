@@ -221,9 +221,9 @@ def _array(cur: _Cursor, key: str, depth: int) -> tuple[str, int, list[Any]]:
         raise _Short()
     cur.count(key, n)
     if item == _STRING:
-        shown = [_shown(cur.raw_string()) for _ in range(min(n, _SHOWN_ITEMS))]
-        _skip_strings(cur, n - len(shown))
-        return name, n, shown
+        texts = [_shown(cur.raw_string()) for _ in range(min(n, _SHOWN_ITEMS))]
+        _skip_strings(cur, n - len(texts))
+        return name, n, list(texts)
     shown: list[Any] = []
     for i in range(n):
         sub = _array(cur, key, depth + 1)
