@@ -12,6 +12,8 @@ import json
 import math
 import os
 import re
+import struct
+import zipfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
@@ -30,6 +32,7 @@ __all__ = [
     "load_json_bytes",
     "read_json_file",
     "read_range",
+    "stored_member_offset",
     "wrap_loader",
 ]
 
@@ -177,6 +180,18 @@ def read_range(
         pos += length
     del view
     return out
+
+
+def stored_member_offset(raw: Any, info: zipfile.ZipInfo, source: str | os.PathLike) -> int:
+    """Where a zip member's bytes start in the archive (`raw`, an open binary file): after its
+    local header, whose name and extra fields may differ in length from the central
+    directory's. A damaged local header is a `FormatError` naming `source`."""
+    raw.seek(info.header_offset)
+    header = raw.read(30)
+    if len(header) != 30 or header[:4] != b"PK\x03\x04":
+        raise FormatError(source, f"bad local header for {info.filename}")
+    name_len, extra_len = struct.unpack("<HH", header[26:30])
+    return info.header_offset + 30 + name_len + extra_len
 
 
 def wrap_loader(path: str | os.PathLike, tensor: str, exc: Exception) -> FormatError:

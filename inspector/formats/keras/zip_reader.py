@@ -27,7 +27,6 @@ from __future__ import annotations
 import io
 import os
 import re
-import struct
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -38,7 +37,7 @@ import h5py
 
 from inspector.core.errors import FormatError
 from inspector.core.model import Model, Tensor
-from inspector.formats._common import MAX_JSON_BYTES, load_json_bytes
+from inspector.formats._common import MAX_JSON_BYTES, load_json_bytes, stored_member_offset
 from inspector.formats.keras.h5_reader import (
     attr_str,
     damaged,
@@ -189,12 +188,7 @@ def _member_file(raw: Any, zf: zipfile.ZipFile, info: zipfile.ZipInfo, p: Path) 
     """A seekable file object over a member: a byte-range view when stored."""
     if info.compress_type != zipfile.ZIP_STORED:
         return zf.open(info)
-    raw.seek(info.header_offset)
-    header = raw.read(30)
-    if len(header) != 30 or header[:4] != b"PK\x03\x04":
-        raise FormatError(p, f"bad local header for {info.filename}")
-    name_len, extra_len = struct.unpack("<HH", header[26:30])
-    start = info.header_offset + 30 + name_len + extra_len
+    start = stored_member_offset(raw, info, p)
     if start + info.file_size > os.fstat(raw.fileno()).st_size:
         raise FormatError(p, f"archive is truncated inside {info.filename}")
     return _SliceFile(raw, start, info.file_size)

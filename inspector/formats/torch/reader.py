@@ -25,7 +25,6 @@ import math
 import mmap
 import os
 import pickle
-import struct
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -34,7 +33,7 @@ import numpy as np
 
 from inspector.core.errors import FormatError
 from inspector.core.model import Model, StoredQuantization, Tensor, TensorInfo
-from inspector.formats._common import layer_of
+from inspector.formats._common import layer_of, stored_member_offset
 from inspector.formats._mmap import (
     ResidentPages,
     check_regular,
@@ -200,12 +199,7 @@ def _record(p: Path, zf: zipfile.ZipFile, prefix: str, ref: StorageRef, size: in
     if info.compress_type != zipfile.ZIP_STORED:
         return _Record(zf, info, None)
     with open(p, "rb") as fh:
-        fh.seek(info.header_offset)
-        local = fh.read(30)
-    if len(local) != 30 or local[:4] != b"PK\x03\x04":
-        raise FormatError(p, f"storage record {name}: broken zip local header")
-    n_name, n_extra = struct.unpack("<HH", local[26:30])
-    offset = info.header_offset + 30 + n_name + n_extra
+        offset = stored_member_offset(fh, info, p)
     if offset + info.file_size > size:
         raise FormatError(p, f"storage record {name} runs past the end of the file")
     return _Record(zf, info, offset)
