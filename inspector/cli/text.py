@@ -7,7 +7,7 @@ from typing import Any
 from inspector.core.model import Model
 from inspector.core.preview import Preview, TensorPreview
 
-__all__ = ["format_bytes", "info_json", "info_table", "preview_table"]
+__all__ = ["file_metadata", "format_bytes", "info_json", "info_table", "preview_table"]
 
 
 def format_bytes(n: float) -> str:
@@ -38,7 +38,7 @@ def info_json(model: Model) -> dict[str, Any]:
         if i.stored is not None:
             row["stored"] = {"scheme": i.stored.scheme, "params": dict(i.stored.params)}
         rows.append(row)
-    return {
+    doc: dict[str, Any] = {
         "model": {
             **model.describe(),
             "original_bytes": sum(t.info.nbytes for t in model.weights),
@@ -46,6 +46,34 @@ def info_json(model: Model) -> dict[str, Any]:
         },
         "tensors": rows,
     }
+    meta = file_metadata(model)
+    if meta:
+        doc["metadata"] = meta
+    return doc
+
+
+_SHOWN_METADATA = ("gguf_metadata", "safetensors_metadata", "safetensors_index", "torch_extra")
+
+
+def file_metadata(model: Model) -> dict[str, Any]:
+    """The file's own key/values for people (GGUF keys with arrays summarised, safetensors
+    `__metadata__` and index metadata, a checkpoint's non-tensor entries); {} when none."""
+    out: dict[str, Any] = {}
+    for key in _SHOWN_METADATA:
+        value = model.metadata.get(key)
+        if isinstance(value, dict):
+            out.update(value)
+    return out
+
+
+def _metadata_lines(model: Model, width: int = 100) -> list[str]:
+    lines = []
+    for key, value in file_metadata(model).items():
+        text = repr(value) if isinstance(value, str) else str(value)
+        text = text if len(text) <= width else text[: width - 1] + "…"
+        name = key if key.isprintable() else repr(key)[1:-1]
+        lines.append(f"  {name:.60} = {text}")
+    return lines
 
 
 def _table(header: list[str], rows: list[list[str]], right: set[int]) -> str:
@@ -69,10 +97,12 @@ def info_table(model: Model) -> str:
     head = ["tensor", "shape", "dtype", "params", "stored as", ""]
     total = f"{model.parameter_count:,}"
     weights_bytes = format_bytes(sum(t.info.nbytes for t in model.weights))
-    return (
-        f"{model.path}  ({model.format}, {len(model)} tensors, {total} parameters, "
-        f"{weights_bytes})\n\n" + _table(head, rows, {3})
-    )
+    meta = _metadata_lines(model)
+    head_text = f"{model.path}  ({model.format}, {len(model)} tensors, {total} parameters, "
+    head_text += f"{weights_bytes})\n\n"
+    if meta:
+        head_text += "metadata:\n" + "\n".join(meta) + "\n\n"
+    return head_text + _table(head, rows, {3})
 
 
 def _sqnr_text(v: float) -> str:

@@ -3,6 +3,7 @@ llama-quantize / llama-gguf-split (tests/formats/gguf/data/make_gguf_fixtures.py
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -146,3 +147,17 @@ def test_llama_quantize_file_records_its_types() -> None:
     assert types["blk.0.attn_q.weight"] == "q4_k"
     assert types["blk.0.ffn_down.weight"] == "q6_k"
     assert types["output_norm.weight"] == "float32"
+
+
+def test_cli_info_shows_every_key(capsys) -> None:
+    from inspector.cli.main import main
+
+    assert main(["info", str(DATA / "kv_types.gguf"), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["model"]["format"] == "gguf"
+    assert doc["metadata"]["general.alignment"] == 64
+    assert doc["metadata"]["test.array.string"]["length"] == 40
+    assert main(["info", str(DATA / "kv_types.gguf")]) == 0
+    text = capsys.readouterr().out
+    assert "test.scalar.string = 'héllo ✓'" in text
+    assert "test.array.int32 = {'array': 'int32', 'length': 25" in text
