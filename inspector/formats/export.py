@@ -102,8 +102,8 @@ def _stream(
         if cancelled is not None and cancelled():
             raise ExportCancelled("export cancelled; nothing was written")
         q = quantize_tensor(tensor, plan.scheme_for(tensor.info), target)
-        if q.storage.note:
-            notes.append((tensor.name, q.storage.note))
+        if q.note:
+            notes.append((tensor.name, q.note))
         yield q
         if progress is not None:
             progress(i + 1, len(tensors), tensor.name)

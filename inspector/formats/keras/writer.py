@@ -187,7 +187,7 @@ def _rewrite(
 
 def _zip(zin: zipfile.ZipFile, zout: zipfile.ZipFile, model: Model, weights: Any) -> None:
     """The `.keras` members in their order; `weights(zout, name)` adds the weights member."""
-    member = model.metadata.get("weights_member")
+    member = str(model.metadata.get("weights_member"))
     for name in model.metadata.get("keras_zip_members") or []:
         if name == member:
             weights(zout, name)
@@ -196,7 +196,7 @@ def _zip(zin: zipfile.ZipFile, zout: zipfile.ZipFile, model: Model, weights: Any
 
 
 def _write_keras(model: Model, items: Iterable[Item], dest: Path, specs: dict[str, str]) -> None:
-    member = model.metadata.get("weights_member")
+    member = str(model.metadata.get("weights_member"))
     if not member:
         raise FormatError(model.path, "the .keras file holds no weights member")
     weights = dest.with_name(dest.name + ".src.weights.h5")
@@ -265,9 +265,9 @@ def _dry_h5(model: Model, rows: Sequence[Any], src: Any) -> bytes:
         return bytes(dst.id.get_file_image())
 
 
-def _dry_keras(model: Model, rows: Sequence[Any]) -> tuple[bytes, int]:
+def _dry_keras(model: Model, rows: Sequence[Any]) -> tuple[bytes, bytes]:
     """(zip bytes without the weights member's data, that member's `.h5` image)."""
-    member = model.metadata.get("weights_member")
+    member = str(model.metadata.get("weights_member"))
     with zipfile.ZipFile(model.path) as zin:
         image = _dry_h5(model, rows, io.BytesIO(zin.read(member)))
         buf = io.BytesIO()

@@ -103,7 +103,7 @@ def decode_quantized(q: np.ndarray, quant: dict[str, Any], dtype: str) -> np.nda
     return values.astype(np.float32)
 
 
-def read_tfjs(path: str | os.PathLike) -> Model:
+def read_tfjs(path: str | os.PathLike[str]) -> Model:
     """Open a TF.js `model.json` (or a folder holding one) with its shards, headers only."""
     p = Path(path)
     if p.is_dir():
@@ -130,7 +130,7 @@ def read_tfjs(path: str | os.PathLike) -> Model:
     return Model(p, "tfjs", tensors, meta, closers)
 
 
-def read_tfjs_weights(path: str | os.PathLike) -> Model:
+def read_tfjs_weights(path: str | os.PathLike[str]) -> Model:
     """Open a bare TF.js weights manifest (a JSON list of groups, no topology)."""
     p = Path(path)
     manifest = read_json_file(p, "weights manifest")

@@ -78,8 +78,9 @@ class TfjsAffine(Scheme):
         x: np.ndarray,
         channel_axis: int | None = None,
         value_range: tuple[float, float] | None = None,
+        tensor: str = "",
     ) -> Encoded:
-        enc = super().encode(x, channel_axis, value_range)
+        enc = super().encode(x, channel_axis, value_range, tensor)
         return _TfjsEncoded(self, enc.shape, enc.codes, enc.params, enc.overflow)
 
     @property
