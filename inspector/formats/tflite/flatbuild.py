@@ -1,0 +1,218 @@
+"""Serialize decoded TF-Lite tables (dicts, see `flatbuf.py`) back into a FlatBuffer.
+
+The layout is front to back: the root offset and the `TFL3` identifier, then each table as its
+vtable followed by the table, then the table's children in field order. FlatBuffer offsets only
+have to point forward, which a parent written before its children satisfies; identical vtables
+are shared. Scalars sit at multiples of their size from the start of the file, vectors' data at
+multiples of their element size, and byte vectors named in `align16` (buffer data) at multiples
+of 16 — what the TF-Lite converter does so that weights can be memory-mapped and read in place.
+
+Large byte vectors are not copied into memory: the output is a list of parts, structural
+`bytearray`s and `Chunk`s (a length and a function producing the bytes at write time), so a
+model's weights stream from their source one at a time.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from inspector.formats.tflite.flatbuf import SCALARS, Blob, Unknown
+from inspector.formats.tflite.schema import TABLES, UNIONS
+
+__all__ = ["Builder", "Chunk", "Placeholder"]
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """`length` bytes produced by `produce()` when the file is written."""
+
+    length: int
+    produce: Callable[[], bytes | memoryview]
+
+
+@dataclass(frozen=True)
+class Placeholder:
+    """A uint64 field to fill once the flatbuffer's size is known (`Builder.patch_u64`)."""
+
+    key: Any
+
+
+class Builder:
+    """Builds one FlatBuffer; `blob_chunk(blob)` turns a source `Blob` into a `Chunk`."""
+
+    def __init__(self, blob_chunk: Callable[[Blob], Chunk], align16: frozenset[str]) -> None:
+        self._parts: list[bytearray | Chunk] = [bytearray()]
+        self._pos = 0
+        self._vtables: dict[bytes, int] = {}
+        self._blob_chunk = blob_chunk
+        self._align16 = align16
+        self.placeholders: dict[Any, tuple[bytearray, int]] = {}
+
+    @property
+    def size(self) -> int:
+        return self._pos
+
+    def _tail(self) -> bytearray:
+        last = self._parts[-1]
+        if not isinstance(last, bytearray):
+            last = bytearray()
+            self._parts.append(last)
+        return last
+
+    def _put(self, data: bytes) -> tuple[bytearray, int]:
+        tail = self._tail()
+        at = len(tail)
+        tail += data
+        self._pos += len(data)
+        return tail, at
+
+    def pad_to(self, align: int, extra: int = 0) -> None:
+        """Pad so that `pos + extra` is a multiple of `align`."""
+        self._put(bytes(-(self._pos + extra) % align))
+
+    def finish(self, root: str, obj: dict[str, Any], ident: bytes) -> None:
+        """Write the root offset, the file identifier and the root table."""
+        tail, at = self._put(bytes(4) + ident)
+        pos = self.table(root, obj)
+        struct.pack_into("<I", tail, at, pos)
+
+    def table(self, name: str, obj: dict[str, Any]) -> int:
+        """Write table `name` and its children; returns the table's position."""
+        fields = TABLES[name]
+        present = [(i, f, t) for i, (f, t) in enumerate(fields) if f in obj]
+        inline = sorted(present, key=lambda p: -_inline_size(p[2]))
+        layout, t_size = [], 4
+        for i, f, t in inline:
+            size = _inline_size(t)
+            t_size += -t_size % size
+            layout.append((i, f, t, t_size))
+            t_size += size
+        t_size += -t_size % 4
+        nslots = max((i for i, _, _ in present), default=-1) + 1
+        slots = [0] * nslots
+        for i, _, _, off in layout:
+            slots[i] = off
+        vt = struct.pack(f"<HH{nslots}H", 4 + 2 * nslots, t_size, *slots)
+        align = max([4] + [_inline_size(t) for _, _, t in present])
+        vt_pos = self._vtable(vt, align)
+        self.pad_to(align)
+        pos = self._pos
+        body = bytearray(t_size)
+        struct.pack_into("<i", body, 0, pos - vt_pos)
+        children, holes = [], []
+        for _, f, t, off in layout:
+            if isinstance(obj[f], Placeholder):
+                holes.append((obj[f].key, off))
+            elif t in SCALARS:
+                struct.pack_into(SCALARS[t][0], body, off, _scalar(obj[f], t))
+            else:
+                children.append((f, t, off))
+        tail, at = self._put(bytes(body))
+        for key, off in holes:
+            self.placeholders[key] = (tail, at + off)
+        for f, t, off in children:
+            child = self._child(f, t, obj)
+            struct.pack_into("<I", tail, at + off, child - (pos + off))
+        return pos
+
+    def _vtable(self, vt: bytes, align: int) -> int:
+        known = self._vtables.get(vt)
+        if known is not None:
+            return known
+        self.pad_to(2)
+        pos = self._pos
+        self._put(vt)
+        self._vtables[vt] = pos
+        return pos
+
+    def _child(self, fname: str, ftype: str, obj: dict[str, Any]) -> int:
+        value = obj[fname]
+        if ftype.startswith("union:"):
+            if isinstance(value, Unknown):
+                raise ValueError(f"{fname}: a {value.union} of kind {value.code} is unknown")
+            member = UNIONS[ftype[6:]][int(obj[f"{fname}_type"]) - 1]
+            return self.table(member, value)
+        if ftype == "string":
+            return self.string(value)
+        if ftype.startswith("table:"):
+            return self.table(ftype[6:], value)
+        return self.vector(fname, ftype[1:-1], value)
+
+    def string(self, text: str) -> int:
+        raw = text.encode("utf-8", "surrogateescape")
+        self.pad_to(4)
+        pos = self._pos
+        self._put(struct.pack("<I", len(raw)) + raw + b"\0")
+        return pos
+
+    def vector(self, fname: str, elem: str, value: Any) -> int:
+        if elem == "uint8":
+            return self._bytes(value, 16 if fname in self._align16 else 4)
+        if elem in SCALARS:
+            arr = np.ascontiguousarray(value, dtype=SCALARS[elem][0])
+            self.pad_to(max(4, arr.itemsize), 4)
+            pos = self._pos
+            self._put(struct.pack("<I", arr.size) + arr.tobytes())
+            return pos
+        self.pad_to(4)
+        pos = self._pos
+        tail, at = self._put(struct.pack("<I", len(value)) + bytes(4 * len(value)))
+        for k, item in enumerate(value):
+            child = self.string(item) if elem == "string" else self.table(elem[6:], item)
+            slot = pos + 4 + 4 * k
+            struct.pack_into("<I", tail, at + 4 + 4 * k, child - slot)
+        return pos
+
+    def _bytes(self, value: Blob | Chunk | bytes, align: int) -> int:
+        chunk = self._blob_chunk(value) if isinstance(value, Blob) else value
+        n = chunk.length if isinstance(chunk, Chunk) else len(chunk)
+        self.pad_to(align, 4)
+        pos = self._pos
+        self._put(struct.pack("<I", n))
+        if isinstance(chunk, Chunk):
+            self._parts.append(chunk)
+            self._pos += n
+        else:
+            self._put(bytes(chunk))
+        return pos
+
+    def patch_u64(self, key: Any, value: int) -> None:
+        """Fill the uint64 field written for `Placeholder(key)`."""
+        tail, at = self.placeholders[key]
+        struct.pack_into("<Q", tail, at, value)
+
+    def append_chunk(self, chunk: Chunk, align: int) -> int:
+        """Raw bytes after the flatbuffer (buffers stored by offset); returns their offset."""
+        self.pad_to(align)
+        pos = self._pos
+        self._parts.append(chunk)
+        self._pos += chunk.length
+        return pos
+
+    def parts(self) -> Iterator[bytes | memoryview]:
+        """The file's bytes in order, chunks produced one at a time."""
+        for part in self._parts:
+            if isinstance(part, Chunk):
+                data = part.produce()
+                if len(data) != part.length:
+                    raise ValueError(f"a chunk produced {len(data)} bytes, not {part.length}")
+                yield data
+            elif part:
+                yield bytes(part)
+
+
+def _inline_size(ftype: str) -> int:
+    return SCALARS[ftype][1] if ftype in SCALARS else 4
+
+
+def _scalar(value: Any, ftype: str) -> Any:
+    if ftype == "bool":
+        return bool(value)
+    if ftype.startswith("float"):
+        return float(value)
+    return int(value)
