@@ -1,9 +1,11 @@
 """Serialize decoded TF-Lite tables (dicts, see `flatbuf.py`) back into a FlatBuffer.
 
-The layout is front to back: the root offset and the `TFL3` identifier, then each table as its
-vtable followed by the table, then the table's children in field order. FlatBuffer offsets only
-have to point forward, which a parent written before its children satisfies; identical vtables
-are shared. Scalars sit at multiples of their size from the start of the file, vectors' data at
+The layout is front to back, breadth first: the root offset and the `TFL3` identifier, then each
+table as its vtable followed by the table, its children queued behind every table already
+waiting. FlatBuffer offsets only have to point forward, which a parent written before its
+children satisfies; identical vtables are shared, and so are equal strings written after all
+their referrers (tensor names repeat: the DEQUANTIZE input and output share one). Scalars sit
+at multiples of their size from the start of the file, vectors' data at
 multiples of their element size, and byte vectors named in `align16` (buffer data) at multiples
 of 16 — what the TF-Lite converter does so that weights can be memory-mapped and read in place.
 
@@ -15,6 +17,7 @@ model's weights stream from their source one at a time.
 from __future__ import annotations
 
 import struct
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -49,6 +52,8 @@ class Builder:
         self._parts: list[bytearray | Chunk] = [bytearray()]
         self._pos = 0
         self._vtables: dict[bytes, int] = {}
+        self._strings: dict[str, int] = {}
+        self._queue: deque[tuple[bytearray, int, int, Callable[[int], int]]] = deque()
         self._blob_chunk = blob_chunk
         self._align16 = align16
         self.placeholders: dict[Any, tuple[bytearray, int]] = {}
@@ -80,6 +85,9 @@ class Builder:
         tail, at = self._put(bytes(4) + ident)
         pos = self.table(root, obj)
         struct.pack_into("<I", tail, at, pos)
+        while self._queue:
+            tail, at, field, emit = self._queue.popleft()
+            struct.pack_into("<I", tail, at, emit(field) - field)
 
     def table(self, name: str, obj: dict[str, Any]) -> int:
         """Write table `name` and its children; returns the table's position."""
@@ -116,8 +124,7 @@ class Builder:
         for key, off in holes:
             self.placeholders[key] = (tail, at + off)
         for f, t, off in children:
-            child = self._child(f, t, obj)
-            struct.pack_into("<I", tail, at + off, child - (pos + off))
+            self._queue.append((tail, at + off, pos + off, self._emitter(f, t, obj)))
         return pos
 
     def _vtable(self, vt: bytes, align: int) -> int:
@@ -130,24 +137,31 @@ class Builder:
         self._vtables[vt] = pos
         return pos
 
-    def _child(self, fname: str, ftype: str, obj: dict[str, Any]) -> int:
+    def _emitter(self, fname: str, ftype: str, obj: dict[str, Any]) -> Callable[[int], int]:
+        """A function writing the field's child (given the referring field's position)."""
         value = obj[fname]
         if ftype.startswith("union:"):
             if isinstance(value, Unknown):
                 raise ValueError(f"{fname}: a {value.union} of kind {value.code} is unknown")
             member = UNIONS[ftype[6:]][int(obj[f"{fname}_type"]) - 1]
-            return self.table(member, value)
+            return lambda _: self.table(member, value)
         if ftype == "string":
-            return self.string(value)
+            return lambda field: self.string(value, field)
         if ftype.startswith("table:"):
-            return self.table(ftype[6:], value)
-        return self.vector(fname, ftype[1:-1], value)
+            return lambda _: self.table(ftype[6:], value)
+        return lambda _: self.vector(fname, ftype[1:-1], value)
 
-    def string(self, text: str) -> int:
+    def string(self, text: str, after: int) -> int:
+        """Write a string, or point at an earlier copy that lies past `after` (the referring
+        field: offsets only point forward)."""
+        known = self._strings.get(text)
+        if known is not None and known > after:
+            return known
         raw = text.encode("utf-8", "surrogateescape")
         self.pad_to(4)
         pos = self._pos
         self._put(struct.pack("<I", len(raw)) + raw + b"\0")
+        self._strings[text] = pos
         return pos
 
     def vector(self, fname: str, elem: str, value: Any) -> int:
@@ -163,10 +177,14 @@ class Builder:
         pos = self._pos
         tail, at = self._put(struct.pack("<I", len(value)) + bytes(4 * len(value)))
         for k, item in enumerate(value):
-            child = self.string(item) if elem == "string" else self.table(elem[6:], item)
-            slot = pos + 4 + 4 * k
-            struct.pack_into("<I", tail, at + 4 + 4 * k, child - slot)
+            emit = self._emitter_item(elem, item)
+            self._queue.append((tail, at + 4 + 4 * k, pos + 4 + 4 * k, emit))
         return pos
+
+    def _emitter_item(self, elem: str, item: Any) -> Callable[[int], int]:
+        if elem == "string":
+            return lambda field: self.string(item, field)
+        return lambda _: self.table(elem[6:], item)
 
     def _bytes(self, value: Blob | Chunk | bytes, align: int) -> int:
         chunk = self._blob_chunk(value) if isinstance(value, Blob) else value
@@ -193,6 +211,12 @@ class Builder:
         self._parts.append(chunk)
         self._pos += chunk.length
         return pos
+
+    def structure(self) -> Iterator[bytes]:
+        """The structural bytes only (chunks left out): the file's layout without payloads."""
+        for part in self._parts:
+            if isinstance(part, bytearray):
+                yield bytes(part)
 
     def parts(self) -> Iterator[bytes | memoryview]:
         """The file's bytes in order, chunks produced one at a time."""

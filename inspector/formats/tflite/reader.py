@@ -43,6 +43,7 @@ __all__ = ["TfliteSource", "decode", "looks_like_tflite", "read_tflite"]
 
 IDENTIFIER = b"TFL3"
 _QUANT_DTYPES = frozenset({"int8", "uint8", "int16", "int32", "int64", "int4"})
+_INTEGER_WEIGHT = {"CONV_2D": 0, "DEPTHWISE_CONV_2D": 3, "FULLY_CONNECTED": 0}
 _WEIGHT_AXIS = {
     ("CONV_2D", 1): 0,
     ("DEPTHWISE_CONV_2D", 1): 3,
@@ -127,7 +128,7 @@ def _check_quant(q: dict, shape: tuple[int, ...]) -> None:
         raise FlatError("quantization scales are not finite")
 
 
-def _stored(dtype: str, q: dict | None, ndim: int) -> StoredQuantization | None:
+def _stored(dtype: str, q: dict | None, kernel: str) -> StoredQuantization | None:
     """The stored scheme in DESIGN §3 names (informational), with the stored parameters."""
     if dtype in ("float16", "bfloat16"):
         return StoredQuantization(dtype)
@@ -150,6 +151,7 @@ def _stored(dtype: str, q: dict | None, ndim: int) -> StoredQuantization | None:
         "scale": scale.tolist(),
         "zero_point": zp.tolist(),
         "axis": axis,
+        "kernel": kernel,
     }
     return StoredQuantization(spec, params)
 
@@ -213,7 +215,7 @@ class _Listing:
             shape=shape,
             dtype=logical,
             layer=layer,
-            stored=_stored(dtype, q, len(shape)),
+            stored=_stored(dtype, q, self._restorable(g, i, kernel, dtype, q)),
             channel_axis=axis,
         )
         self.tensors.append(Tensor(info, self._loader(blob, dtype, shape, q, logical, unique)))
@@ -237,6 +239,20 @@ class _Listing:
             if not outs or tensor_type(g.tensors[outs[0]]) != "FLOAT32":
                 return "integer"
         return "hybrid"
+
+    def _restorable(self, g: Graph, i: int, kernel: str, dtype: str, q: dict | None) -> str:
+        """ "integer-int8" for symmetric int8 weights of integer CONV_2D / DEPTHWISE_CONV_2D /
+        FULLY_CONNECTED kernels (the writer can re-store them as int8 per channel), else the
+        kernel kind."""
+        if kernel != "integer" or dtype != "int8" or q is None or np.any(q.get("zero_point", [])):
+            return kernel
+        scales = len(q["scale"])
+        axis = int(q.get("quantized_dimension", 0))
+        for op, pos in g.consumers.get(i, []):
+            want = _INTEGER_WEIGHT.get(g.ops[op])
+            if pos != 1 or want is None or (scales > 1 and axis != want):
+                return kernel
+        return "integer-int8"
 
     def _consumer(self, g: Graph, value: int, ndim: int) -> tuple[str, int | None]:
         uses = g.consumers.get(value)
