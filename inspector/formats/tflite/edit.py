@@ -316,7 +316,7 @@ def apply_stores(
 
 def serialize(model: dict[str, Any], read_chunk: Callable[[Blob], Chunk]) -> Builder:
     """A `Builder` holding the model's FlatBuffer (iterate `parts()` to write it). Buffers go
-    inside the flatbuffer, data aligned to 16 bytes, unless they exceed `EXTERNAL_ABOVE` in
+    inside the flatbuffer (data of 1 KiB or more 16-aligned), unless they exceed `EXTERNAL_ABOVE` in
     all: then each is stored after the flatbuffer (16-aligned) and found by `offset`/`size`."""
     sizes = [_data_length(b, read_chunk) for b in model["buffers"]]
     if sum(sizes) <= EXTERNAL_ABOVE:

@@ -6,8 +6,9 @@ waiting. FlatBuffer offsets only have to point forward, which a parent written b
 children satisfies; identical vtables are shared, and so are equal strings written after all
 their referrers (tensor names repeat: the DEQUANTIZE input and output share one). Scalars sit
 at multiples of their size from the start of the file, vectors' data at
-multiples of their element size, and byte vectors named in `align16` (buffer data) at multiples
-of 16 — what the TF-Lite converter does so that weights can be memory-mapped and read in place.
+multiples of their element size, and buffer data of 1 KiB or more at multiples of 16 (schema.fbs
+asks `force_align: 16` so weights can be read in place from a memory map; the converter of
+TensorFlow 2.19 aligns to 4 only, which costs nothing for the small buffers).
 
 Large byte vectors are not copied into memory: the output is a list of parts, structural
 `bytearray`s and `Chunk`s (a length and a function producing the bytes at write time), so a
@@ -27,7 +28,11 @@ import numpy as np
 from inspector.formats.tflite.flatbuf import SCALARS, Blob, Unknown
 from inspector.formats.tflite.schema import TABLES, UNIONS
 
-__all__ = ["Builder", "Chunk", "Placeholder"]
+__all__ = ["ALIGN16_FROM", "Builder", "Chunk", "Placeholder"]
+
+ALIGN16_FROM = 1024
+"""Byte vectors named in `align16` of at least this size start at a multiple of 16; smaller
+ones (biases, shapes) at a multiple of 4, as the converter writes all of them."""
 
 
 @dataclass(frozen=True)
@@ -189,7 +194,7 @@ class Builder:
     def _bytes(self, value: Blob | Chunk | bytes, align: int) -> int:
         chunk = self._blob_chunk(value) if isinstance(value, Blob) else value
         n = chunk.length if isinstance(chunk, Chunk) else len(chunk)
-        self.pad_to(align, 4)
+        self.pad_to(align if n >= ALIGN16_FROM else 4, 4)
         pos = self._pos
         self._put(struct.pack("<I", n))
         if isinstance(chunk, Chunk):
