@@ -180,7 +180,7 @@ class FlatReader:
         (soff,) = struct.unpack("<i", self.src.read(pos, 4))
         vt = pos - soff
         vt_size, t_size = struct.unpack("<HH", self.src.read(vt, 4))
-        if vt_size < 4 or vt_size % 2 or t_size < 4:
+        if vt_size < 4 or vt_size % 2 or t_size < 4 or vt + vt_size > self.src.size:
             raise FlatError(f"{name} at {pos}: vtable sizes {vt_size}/{t_size} are invalid")
         body = self.src.read(pos, t_size)
         fields = TABLES[name]
