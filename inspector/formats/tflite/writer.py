@@ -35,6 +35,8 @@ from inspector.core.errors import FormatError, InspectorError
 from inspector.core.model import Model, TensorInfo
 from inspector.core.preview import QuantizedTensor
 from inspector.core.schemes import Scheme, parse_scheme
+from inspector.core.schemes.floats import FLOATS
+from inspector.core.schemes.symmetric import SYMMETRIC
 from inspector.core.target import Storage, Target
 from inspector.formats._write_common import FLOAT32
 from inspector.formats.targets import register_target
@@ -51,6 +53,17 @@ _FLOAT16 = parse_scheme("float16")
 _REDUCED_PRECISION = ("reduced_precision_support", b"fp16accfp32")
 
 
+def _form(scheme: Scheme) -> str | None:
+    """How TF-Lite stores `scheme` natively — "float" (float32/float16 values) or "int8"
+    (symmetric per channel, zero points 0) — or None when it must be baked. The one place
+    families map to TF-Lite."""
+    if scheme.family is FLOATS and scheme.exact_dtype in ("float32", "float16"):
+        return "float"
+    if scheme.family is SYMMETRIC and scheme.bits == 8:
+        return "int8"
+    return None
+
+
 def tflite_storage(info: TensorInfo, scheme: Scheme) -> Storage:
     """How TF-Lite stores `scheme` for `info` (see the module docstring)."""
     kernel = info.stored.params.get("kernel") if info.stored is not None else None
@@ -60,10 +73,12 @@ def tflite_storage(info: TensorInfo, scheme: Scheme) -> Storage:
         return _integer_int8(info, scheme)
     if scheme.is_identity:
         return Storage(())
-    if scheme.name in ("float16", "float32", "int8"):
+    if _form(scheme) is not None:
         return Storage((scheme,))
-    if scheme.name == "bfloat16":
-        note = "bfloat16 stored as float32 (exact): TF-Lite's DEQUANTIZE reads no bfloat16"
+    if scheme.family is FLOATS:
+        note = (
+            f"{scheme.name} stored as float32 (exact): TF-Lite's DEQUANTIZE reads no {scheme.name}"
+        )
         return Storage((scheme, FLOAT32), note)
     if scheme.bits <= 8:
         int8 = parse_scheme("int8")
@@ -77,7 +92,7 @@ def _integer_int8(info: TensorInfo, scheme: Scheme) -> Storage:
     axis = info.stored.params.get("axis") if info.stored is not None else None
     int8 = parse_scheme("int8" if axis is None else f"int8:axis={axis}")
     note = "integer kernel: weights re-stored as int8 per channel, the bias re-scaled"
-    if scheme.name == "int8" and scheme.axis in (None, axis):
+    if _form(scheme) == "int8" and scheme.axis in (None, axis):
         return Storage((scheme,))
     return Storage((int8,) if scheme.is_identity else (scheme, int8), note)
 
@@ -132,8 +147,9 @@ def _store(
         if info.stored is None or src.kernel == "integer" or info.dtype != "float32":
             return None
         return Store(src, "float32", values)
-    if stored.family == "float":
-        return Store(src, stored.name, values, dequantize=stored.name == "float16")
+    if _form(stored) == "float":
+        dtype = stored.exact_dtype
+        return Store(src, dtype, values, dequantize=dtype == "float16")
     axis = params["axis"]
     scales = np.asarray(params["scales"], np.float32)
     direct = src.kernel == "integer" or (
@@ -222,12 +238,11 @@ def _dry(info: TensorInfo, row: Any) -> tuple[Scheme | None, Any, dict[str, Any]
     if row.skipped is not None:
         return None, Chunk(info.nbytes, lambda: bytes(info.nbytes)), {}
     stored = parse_scheme(row.stored)
-    if stored.family == "float":
-        n = info.size * (2 if stored.name == "float16" else 4)
+    if _form(stored) == "float":
+        n = info.size * (2 if stored.exact_dtype == "float16" else 4)
         return stored, Chunk(n, lambda: bytes(n)), {}
     axis = stored.resolve_axis(info.shape, info.channel_axis)
-    channels = 1 if axis is None else info.shape[axis]
-    params = {"axis": axis, "scales": np.ones(channels, np.float32)}
+    params = stored.family.dry_params(stored, info.shape, axis)
     return stored, Chunk(info.size, lambda: bytes(info.size)), params
 
 
