@@ -77,7 +77,7 @@ def _parser_export(sub: argparse._SubParsersAction) -> None:
     add_scheme_options(p)
     p.add_argument(
         "--format",
-        choices=("tfjs", "keras", "safetensors", "npz", "onnx"),
+        choices=("tfjs", "keras", "safetensors", "npz", "onnx", "tflite"),
         help="export format (default: the input's own)",
     )
     p.add_argument("--force", action="store_true", help="replace an existing output")

@@ -34,7 +34,7 @@ __all__ = [
     "result_json",
 ]
 
-EXPORT_FORMATS = ("tfjs", "keras", "safetensors", "npz", "onnx")
+EXPORT_FORMATS = ("tfjs", "keras", "safetensors", "npz", "onnx", "tflite")
 _INPUT_TO_EXPORT = {
     "tfjs": "tfjs",
     "tfjs-weights": "tfjs",
@@ -43,6 +43,7 @@ _INPUT_TO_EXPORT = {
     "safetensors": "safetensors",
     "npz": "npz",
     "onnx": "onnx",
+    "tflite": "tflite",
 }
 
 Progress = Callable[[int, int, str], None]
@@ -117,12 +118,14 @@ def _writer(fmt: str) -> Callable[..., list[Path]]:
 
 def _check_expressible(model: Model, fmt: str) -> None:
     """Refuse, before anything is written, a format that needs a graph the input lacks."""
-    if fmt == "onnx" and model.format != "onnx":
+    named = {"onnx": ("an", "ONNX"), "tflite": ("a", "TF-Lite")}.get(fmt)
+    if named is not None and model.format != fmt:
+        article, label = named
         own = _INPUT_TO_EXPORT.get(model.format)
-        choices = [f for f in (own, "safetensors", "npz") if f and f != "onnx"]
+        choices = [f for f in (own, "safetensors", "npz") if f and f != fmt]
         raise InspectorError(
-            f"{model.path}: ONNX export needs an ONNX input (the graph comes from the input "
-            f"file; this is a {model.format} model): choose --format "
+            f"{model.path}: {label} export needs {article} {label} input (the graph comes from the "
+            f"input file; this is a {model.format} model): choose --format "
             f"{', '.join(dict.fromkeys(choices))}"
         )
 

@@ -3,7 +3,8 @@
 Format names (`Model.format`): `tfjs` (model.json + shards), `tfjs-weights` (bare weights
 manifest), `keras-h5` (any Keras HDF5: legacy full model, legacy weights-only, Keras 3
 `.weights.h5`), `keras` (Keras 3 `.keras` zip), `safetensors`, `npz`, `onnx` (ONNX protobuf:
-no magic bytes, so `.onnx` suffix plus a protobuf-key check of the first byte).
+no magic bytes, so `.onnx` suffix plus a protobuf-key check of the first byte), `tflite`
+(TF-Lite FlatBuffer: the file identifier `TFL3` at bytes 4–8).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ FORMATS: tuple[str, ...] = (
     "safetensors",
     "npz",
     "onnx",
+    "tflite",
 )
 
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -44,6 +46,7 @@ _READERS = {
     "safetensors": ("safetensors.reader", "read_safetensors"),
     "npz": ("npz.reader", "read_npz"),
     "onnx": ("onnx.reader", "read_onnx"),
+    "tflite": ("tflite.reader", "read_tflite"),
 }
 # When the content is damaged, the suffix still says which reader gives the precise reason.
 _BY_SUFFIX = {
@@ -53,6 +56,7 @@ _BY_SUFFIX = {
     ".safetensors": "safetensors",
     ".npz": "npz",
     ".onnx": "onnx",
+    ".tflite": "tflite",
 }
 
 
@@ -77,6 +81,8 @@ def sniff_format(path: str | os.PathLike) -> str | None:
                 return "keras-h5"
     except OSError:
         return None
+    if head[4:8] == b"TFL3":
+        return "tflite"
     if head[:4] in _ZIP_MAGICS:
         return _sniff_zip(p)
     if _is_safetensors(head, size):
@@ -102,7 +108,9 @@ def open_model(path: str | os.PathLike) -> Model:
         if p.is_dir():
             raise FormatError(p, "folder holds no model.json")
         raise FormatError(
-            p, "not a recognised model file (TF.js, Keras .h5/.keras, safetensors, npz, ONNX)"
+            p,
+            "not a recognised model file "
+            "(TF.js, Keras .h5/.keras, safetensors, npz, ONNX, TF-Lite)",
         )
     return _reader(fmt)(p)
 

@@ -17,7 +17,7 @@ _ALIASES = {
     "keras-h5": "keras",
     "native": "native",
 }
-TARGET_NAMES = ("tfjs", "keras", "safetensors", "onnx", "npz")
+TARGET_NAMES = ("tfjs", "keras", "safetensors", "onnx", "npz", "tflite")
 
 
 def register_target(target: Target) -> None:
@@ -47,6 +47,7 @@ def _load_writers() -> None:
         "safetensors.writer",
         "npz.writer",
         "onnx.writer",
+        "tflite.writer",
     ):
         full = f"inspector.formats.{module}"
         try:

@@ -15,7 +15,7 @@ SETTINGS_ENV = "QUANT_INSPECTOR_SETTINGS"
 DEMO_MODEL = Path("digits_convnet") / "tfjs" / "model.json"
 """The TF.js copy of the demo: its own format stores uint8 codes, so a first look at the window
 shows what quantizing buys (a Keras .h5 export stores dequantized floats and cannot shrink)."""
-_MODEL_SUFFIXES = (".h5", ".keras", ".safetensors", ".npz", ".onnx")
+_MODEL_SUFFIXES = (".h5", ".keras", ".safetensors", ".npz", ".onnx", ".tflite")
 
 
 def resources_dir() -> Path:

@@ -38,13 +38,20 @@ from inspector.ui.workers import JobRunner
 
 __all__ = ["ExportDialog", "ExportRequest", "default_output", "export_formats"]
 
-_SUFFIX = {"tfjs": "", "safetensors": ".safetensors", "onnx": ".onnx", "npz": ".npz"}
+_SUFFIX = {
+    "tfjs": "",
+    "safetensors": ".safetensors",
+    "onnx": ".onnx",
+    "npz": ".npz",
+    "tflite": ".tflite",
+}
 _LABELS = {
     "tfjs": "TF.js (model.json + shards)",
     "keras": "Keras (same kind as the input)",
     "safetensors": "safetensors",
     "onnx": "ONNX",
     "npz": "NumPy .npz",
+    "tflite": "TF-Lite",
 }
 
 
@@ -62,12 +69,14 @@ class ExportRequest:
 def export_formats(model: Model) -> list[tuple[str, str]]:
     """(format, reason it is unavailable or "") for this input, in menu order."""
     out = []
-    for fmt in ("tfjs", "keras", "safetensors", "onnx", "npz"):
+    for fmt in ("tfjs", "keras", "safetensors", "onnx", "tflite", "npz"):
         reason = ""
         if fmt == "keras" and model.format not in ("keras-h5", "keras"):
             reason = "Keras export needs a Keras .h5 or .keras input"
         if fmt == "onnx" and model.format != "onnx":
             reason = "ONNX export needs an ONNX input"
+        if fmt == "tflite" and model.format != "tflite":
+            reason = "TF-Lite export needs a TF-Lite input"
         out.append((fmt, reason))
     return out
 

@@ -48,7 +48,7 @@ __all__ = ["MAX_RECENT", "MainWindow"]
 
 MAX_RECENT = 10
 MODEL_FILTER = (
-    "Models (*.h5 *.hdf5 *.keras *.json *.safetensors *.npz *.onnx);;TF.js model.json "
+    "Models (*.h5 *.hdf5 *.keras *.json *.safetensors *.npz *.onnx *.tflite);;TF.js model.json "
     "(model.json);;All files (*)"
 )
 

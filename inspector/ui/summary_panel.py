@@ -32,7 +32,7 @@ from inspector.ui.state import AppState
 
 __all__ = ["TARGET_CHOICES", "SummaryPanel", "format_gzip", "format_total"]
 
-TARGET_CHOICES = ("tfjs", "keras", "safetensors", "onnx", "npz", "native")
+TARGET_CHOICES = ("tfjs", "keras", "safetensors", "onnx", "npz", "tflite", "native")
 _FIELDS = (
     ("parameters", "Parameters"),
     ("original_bytes", "Bytes before"),
