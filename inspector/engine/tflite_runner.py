@@ -3,14 +3,12 @@
 The interface of the numpy `Executor` and the ONNX Runtime `OnnxExecutor` (`from_model`,
 `input_shapes`, `input_dtypes`, `output_count`, `run`, `with_weights`), so output-level error,
 sensitivity and the budget solver treat `.tflite` models like the others. Overrides are the
-float values a runtime should see for a tensor (the preview's decoded weights): they are written
-into an in-memory copy of the model as float32 constants — the weight-only error — except the
-int8 weights of integer kernels (full-integer models), which are re-stored as int8 per channel
-with their bias re-scaled, exactly as the TF-Lite writer does. The file is never touched.
-
-An int8 export runs the converter's hybrid kernels, which also quantize activations per batch
-at run time; the evaluation here measures the weights' error alone (see docs/tflite.md for the
-two compared on the demo models).
+float values a runtime should see for a tensor (the preview's decoded weights); they are stored
+into an in-memory copy of the model as the TF-Lite writer would store them, recognised from the
+values (`_stores`): int8 codes where the writer uses hybrid kernels (which also quantize the
+activations at run time, so the evaluation includes that error, as the exported file has it),
+int8 with a re-scaled bias for integer kernels, float32 constants otherwise (numerically what
+the writer's float16/int8 + DEQUANTIZE produce). The file is never touched.
 
 Needs the optional extra `tflite` (`ai-edge-litert`); without it `EvaluationUnavailable` says so.
 """
@@ -25,10 +23,12 @@ import numpy as np
 from inspector.core.errors import InspectorError
 from inspector.core.model import Model
 from inspector.core.schemes import parse_scheme
+from inspector.core.schemes.symmetric_math import as_rows, from_rows, int8_scales
 from inspector.engine.errors import EvaluationUnavailable
 from inspector.formats.tflite.edit import Store, apply_stores, serialize
 from inspector.formats.tflite.flatbuf import Blob
 from inspector.formats.tflite.flatbuild import Chunk
+from inspector.formats.tflite.writer import hybrid_readers
 
 __all__ = ["MISSING_LITERT", "TfliteExecutor"]
 
@@ -45,26 +45,88 @@ def _interpreter_class() -> Any:
     return Interpreter
 
 
+def exact_int8(values: np.ndarray, axis: int | None) -> tuple[np.ndarray, np.ndarray] | None:
+    """(codes, scales) when `values` are exactly int8 codes × a float32 scale per channel
+    along `axis` with the top code ±127 (what the int8 scheme decodes to), else None.
+
+    The scale is max|w|/127 re-derived in float32, or the float32 next to it (127·s rounds),
+    whichever reproduces every value of the channel bit for bit."""
+    rows = as_rows(np.asarray(values, np.float32), axis)
+    absmax = np.max(np.abs(rows), axis=0) if rows.size else np.zeros(rows.shape[1], np.float32)
+    base = int8_scales(absmax)
+    scales = np.zeros_like(base)
+    found = np.zeros(base.shape, bool)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        for cand in (base, np.nextafter(base, np.inf), np.nextafter(base, np.float32(0))):
+            q = np.clip(np.rint(rows / cand), -127, 127)
+            same = np.all((q * cand).astype(np.float32) == rows, axis=0) & ~found
+            scales[same], found = cand[same], found | same
+    if not found.all():
+        return None
+    codes = np.clip(np.rint(rows / scales), -127, 127).astype(np.int8)
+    return from_rows(codes, values.shape, axis), scales
+
+
+def _exact_float16(values: np.ndarray) -> bool:
+    with np.errstate(over="ignore"):
+        return bool(np.array_equal(values.astype(np.float16).astype(np.float32), values))
+
+
 def _stores(model: Model, overrides: Mapping[str, np.ndarray]) -> list[Store]:
+    """The writer's storage of each override, recognised from its values: int8 codes go to the
+    hybrid kernels the writer uses (exactly: `exact_int8`), unless a reader's bias looks stored
+    through DEQUANTIZE (float16 or int8 values), where the writer falls back to weight-only
+    DEQUANTIZE; everything else is a float32 constant, numerically what DEQUANTIZE produces."""
     sources = model.metadata["tflite_sources"]
-    stores = []
+    hybrid = hybrid_readers(model)
+    stores, through_dq = [], set()
     for name, values in overrides.items():
         if name not in sources:
             raise InspectorError(f"{model.path}: no tensor named {name!r} to replace")
-        info = model[name].info
-        src = sources[name]
+        info, src = model[name].info, sources[name]
         arr = np.asarray(values, np.float32).reshape(info.shape)
         kernel = info.stored.params.get("kernel") if info.stored is not None else None
         if kernel == "integer":
             raise InspectorError(f"{model.path}: {name!r} feeds an integer kernel; kept as stored")
-        if kernel == "integer-int8":
-            axis = info.stored.params.get("axis") if info.stored is not None else None
-            enc = parse_scheme("int8" if axis is None else f"int8:axis={axis}").encode(arr)
-            scales = np.asarray(enc.params["scales"], np.float32)
-            stores.append(Store(src, "int8", enc.codes, False, scales, enc.params["axis"]))
-        else:
-            stores.append(Store(src, "float32", arr))
+        axis = info.stored.params.get("axis") if kernel == "integer-int8" else info.channel_axis
+        int8 = exact_int8(arr, axis if arr.ndim > 1 else None)
+        if kernel == "integer-int8" or (int8 and (src.subgraph, src.value) in hybrid):
+            if int8 is None:
+                enc = parse_scheme("int8" if axis is None else f"int8:axis={axis}").encode(arr)
+                int8 = (enc.codes, np.asarray(enc.params["scales"], np.float32))
+            stores.append(Store(src, "int8", int8[0], False, int8[1], axis))
+            continue
+        if int8 is not None or _exact_float16(arr):
+            through_dq.add((src.subgraph, src.value))
+        stores.append(Store(src, "float32", arr))
+    stores += _dequantized_back(model, overrides)
+    for k, st in enumerate(stores):
+        key = (st.source.subgraph, st.source.value)
+        weight = st.dtype == "int8" and st.source.kernel != "integer"
+        if weight and any(b in through_dq for b in hybrid.get(key, [])):
+            stores[k] = Store(st.source, "float32", overrides_values(model, overrides, key))
     return stores
+
+
+def _dequantized_back(model: Model, overrides: Mapping[str, np.ndarray]) -> list[Store]:
+    """The writer stores a kept tensor that the input stores quantized (float kernels) as
+    float32: so does the runner once anything changes (same file, same delegate choices)."""
+    out = []
+    for t in model:
+        stored = t.info.stored
+        if t.name in overrides or stored is None or t.info.dtype != "float32":
+            continue
+        if stored.params.get("kernel") in ("integer", "integer-int8"):
+            continue
+        src = model.metadata["tflite_sources"][t.name]
+        out.append(Store(src, "float32", np.asarray(t.load(), np.float32)))
+    return out
+
+
+def overrides_values(model: Model, overrides: Mapping[str, np.ndarray], key: tuple) -> np.ndarray:
+    sources = model.metadata["tflite_sources"]
+    name = next(n for n, s in sources.items() if (s.subgraph, s.value) == key and n in overrides)
+    return np.asarray(overrides[name], np.float32).reshape(model[name].info.shape)
 
 
 def model_bytes(model: Model, overrides: Mapping[str, np.ndarray]) -> bytes:

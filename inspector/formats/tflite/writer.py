@@ -46,7 +46,14 @@ from inspector.formats.tflite.flatbuild import Chunk
 from inspector.formats.tflite.graph import graphs, tensor_type
 from inspector.formats.tflite.reader import TfliteSource
 
-__all__ = ["PLAN_METADATA", "TFLITE_TARGET", "plan_json", "tflite_storage", "write"]
+__all__ = [
+    "PLAN_METADATA",
+    "TFLITE_TARGET",
+    "hybrid_readers",
+    "plan_json",
+    "tflite_storage",
+    "write",
+]
 
 PLAN_METADATA = "quant_inspector_plan"
 _FLOAT16 = parse_scheme("float16")
@@ -100,7 +107,7 @@ def _integer_int8(info: TensorInfo, scheme: Scheme) -> Storage:
 _Key = tuple[int, int]
 
 
-def _hybrid_readers(model: Model) -> dict[_Key, list[_Key]]:
+def hybrid_readers(model: Model) -> dict[_Key, list[_Key]]:
     """(subgraph, value tensor) → the biases of its readers, for every value whose readers
     are all hybrid-capable kernels at their weight input with float activations (and that is
     no subgraph output)."""
@@ -205,7 +212,7 @@ def write(model: Model, stream: Iterable[QuantizedTensor], dest: Path, opts: Any
     """Write the re-quantized model to `dest` (a temporary path the caller renames)."""
     src = _check_input(model)
     sources = model.metadata["tflite_sources"]
-    hybrid = _hybrid_readers(model)
+    hybrid = hybrid_readers(model)
     pairs: list[tuple[str, str]] = []
     stores: list[Store] = []
     for q in stream:
@@ -254,7 +261,7 @@ def tflite_overhead(model: Model, previews: Sequence[Any]) -> bytes:
         return b""
     src = model.metadata["tflite_source"]
     sources = model.metadata["tflite_sources"]
-    hybrid = _hybrid_readers(model)
+    hybrid = hybrid_readers(model)
     stores = []
     for row in previews:
         info = model[row.name].info

@@ -8,13 +8,15 @@ import pytest
 from tflite_helpers import DEMOS, RESOURCES, export, fixture
 
 from inspector.core.plan import Plan
-from inspector.engine.evaluate import Evaluator, load_data
+from inspector.engine.evaluate import Evaluator
 from inspector.formats.tflite.reader import read_tflite
 from inspector.formats.tflite.writer import TFLITE_TARGET
 
 pytest.importorskip("ai_edge_litert.interpreter")
 
 from inspector.engine.tflite_runner import TfliteExecutor
+
+MODES_RUN = ("float32", "float16", "dynamic", "int8")
 
 
 def _samples(demo: str, n: int = 200) -> np.ndarray:
@@ -90,17 +92,19 @@ def test_full_integer_requantized_runs(open_fixture, tmp_path):
     assert 0 < _rel_error(_outputs(coarse, x), base) < 0.05
 
 
-@pytest.mark.parametrize("mode", ["float32", "dynamic", "int8"])
-def test_evaluator_equals_written_file_for_weight_only_storage(open_fixture, tmp_path, mode):
-    """The evaluation of a float16 plan is the export run in LiteRT (float16 + DEQUANTIZE is
-    weight-only: the preview is the truth)."""
-    model = open_fixture(fixture("digits_convnet", mode))
-    data = load_data(RESOURCES / "digits_convnet" / "sample.npz", [(None, 8, 8, 1)])
-    ev = Evaluator(model, data, TfliteExecutor.from_model(model), TFLITE_TARGET)
-    plan = Plan().with_default("float16")
+@pytest.mark.parametrize("spec", ["float16", "int8:skip=1024", "int8", "uint8", "affine4"])
+@pytest.mark.parametrize(
+    ("demo", "mode"), [("digits_convnet", m) for m in MODES_RUN] + [("digits_depthwise", "float32")]
+)
+def test_evaluation_is_the_written_file(open_fixture, tmp_path, demo, mode, spec):
+    """The preview is the truth: what `evaluate` runs for a plan is what the exported file
+    computes in LiteRT — hybrid kernels (activations quantized at run time) included."""
+    model = open_fixture(fixture(demo, mode))
+    ev = Evaluator.open(model, RESOURCES / demo / "sample.npz", TFLITE_TARGET, max_samples=64)
+    plan = Plan().with_default(spec)
     _, quantized = ev.outputs(plan)
-    out = tmp_path / "f16.tflite"
+    out = tmp_path / "export.tflite"
     export(model, plan, out)
-    written = _outputs(out, np.asarray(data.inputs[0], np.float32))
+    written = _outputs(out, np.asarray(ev.data.inputs[0], np.float32))
     assert np.allclose(written, quantized[0], rtol=0, atol=1e-6)
-    assert ev.evaluate(plan).metrics.samples == data.samples
+    assert ev.evaluate(plan).metrics.samples == 64
