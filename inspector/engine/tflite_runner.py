@@ -85,10 +85,11 @@ def _stores(model: Model, overrides: Mapping[str, np.ndarray]) -> list[Store]:
             raise InspectorError(f"{model.path}: no tensor named {name!r} to replace")
         info, src = model[name].info, sources[name]
         arr = np.asarray(values, np.float32).reshape(info.shape)
-        kernel = info.stored.params.get("kernel") if info.stored is not None else None
+        params = dict(info.stored.params) if info.stored is not None else {}
+        kernel = params.get("kernel")
         if kernel == "integer":
             raise InspectorError(f"{model.path}: {name!r} feeds an integer kernel; kept as stored")
-        axis = info.stored.params.get("axis") if kernel == "integer-int8" else info.channel_axis
+        axis = params.get("axis") if kernel == "integer-int8" else info.channel_axis
         int8 = exact_int8(arr, axis if arr.ndim > 1 else None)
         if kernel == "integer-int8" or (int8 and (src.subgraph, src.value) in hybrid):
             if int8 is None:
