@@ -22,7 +22,7 @@ from inspector.core.plan import Plan
 from inspector.engine.evaluate import Evaluator
 from inspector.engine.tflite_runner import TfliteExecutor
 from inspector.formats.export import export_model
-from inspector.formats.targets import get_target
+from inspector.formats.registry import get_target
 from inspector.formats.tflite.reader import read_tflite
 
 ROOT = Path(__file__).resolve().parents[1]

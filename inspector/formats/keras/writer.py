@@ -50,7 +50,7 @@ from inspector.formats._write_common import (
     plain_values,
     resolved_plan_json,
 )
-from inspector.formats.targets import register_target
+from inspector.formats.base import ExportOptions
 
 __all__ = ["EXACT_LIMIT", "KERAS", "keras_overhead", "params_json", "stored_values", "write"]
 
@@ -218,9 +218,11 @@ def _is_legacy_h5(model: Model) -> bool:
     return model.format == "keras-h5" and model.metadata.get("keras_weights_layout") == "legacy"
 
 
-def write(model: Model, stream: Iterable[QuantizedTensor], dest: Path, opts: Any) -> list[Path]:
+def write(
+    model: Model, stream: Iterable[QuantizedTensor], dest: Path, opts: ExportOptions
+) -> list[Path]:
     """Write a Keras file of the input's own kind (`.h5` from `.h5`, `.keras` from `.keras`)."""
-    out = Path(getattr(opts, "out", dest))
+    out = opts.out
     specs = _specs(model, opts.plan)
     if _is_legacy_h5(model):
         if out.suffix.lower() == ".keras":
@@ -303,4 +305,3 @@ def keras_overhead(model: Model, previews: Sequence[Any]) -> bytes:
 
 
 KERAS = Target("keras", dequantized_storage, keras_overhead)
-register_target(KERAS)

@@ -44,7 +44,7 @@ from inspector.formats._common import (
     wrap_loader,
 )
 
-__all__ = ["decode_quantized", "is_weights_manifest", "read_tfjs", "read_tfjs_weights"]
+__all__ = ["decode_quantized", "read_tfjs", "read_tfjs_weights"]
 
 # Logical dtype → (numpy storage dtype, bytes per element) for unquantized entries.
 _PLAIN = {
@@ -101,15 +101,6 @@ def decode_quantized(q: np.ndarray, quant: dict[str, Any], dtype: str) -> np.nda
     if dtype == "int32":
         return np.floor(values + 0.5).astype(np.int32)
     return values.astype(np.float32)
-
-
-def is_weights_manifest(obj: Any) -> bool:
-    """True for a JSON list of `{paths, weights}` groups (a TF.js weights manifest)."""
-    return (
-        isinstance(obj, list)
-        and len(obj) > 0
-        and all(isinstance(g, dict) and "paths" in g and "weights" in g for g in obj)
-    )
 
 
 def read_tfjs(path: str | os.PathLike) -> Model:

@@ -39,7 +39,7 @@ from inspector.core.schemes.floats import FLOATS
 from inspector.core.schemes.symmetric import SYMMETRIC
 from inspector.core.target import Storage, Target
 from inspector.formats._write_common import FLOAT32
-from inspector.formats.targets import register_target
+from inspector.formats.base import ExportOptions
 from inspector.formats.tflite.edit import HYBRID, Store, apply_stores, serialize
 from inspector.formats.tflite.flatbuf import Blob, FileSource
 from inspector.formats.tflite.flatbuild import Chunk
@@ -208,7 +208,9 @@ def _check_input(model: Model) -> FileSource:
     return model.metadata["tflite_source"]
 
 
-def write(model: Model, stream: Iterable[QuantizedTensor], dest: Path, opts: Any) -> list[Path]:
+def write(
+    model: Model, stream: Iterable[QuantizedTensor], dest: Path, opts: ExportOptions | None
+) -> list[Path]:
     """Write the re-quantized model to `dest` (a temporary path the caller renames)."""
     src = _check_input(model)
     sources = model.metadata["tflite_sources"]
@@ -280,4 +282,3 @@ def tflite_overhead(model: Model, previews: Sequence[Any]) -> bytes:
 
 
 TFLITE_TARGET = Target("tflite", tflite_storage, tflite_overhead)
-register_target(TFLITE_TARGET)
