@@ -308,8 +308,10 @@ def read_tflite(path: str | os.PathLike) -> Model:
     `tflite_version` (schema version), `tflite_description`.
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise FormatError(path, "no such file")
+    if not path.is_file():  # a folder, a FIFO, a device: reading could block or never end
+        raise FormatError(path, "not a regular file")
     src = FileSource(path)
     try:
         tree = _parse(path, src)

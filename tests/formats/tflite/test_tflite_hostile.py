@@ -5,6 +5,7 @@ an allocation beyond the file's size."""
 from __future__ import annotations
 
 import copy
+import os
 import random
 import struct
 import time
@@ -51,6 +52,13 @@ def _root(data: bytes) -> tuple[int, int]:
 def test_truncated(tmp_path, keep):
     data = SOURCE.read_bytes()
     _expect(_mutant(tmp_path, data[: keep if keep >= 0 else len(data) - 1]))
+
+
+def test_fifo_refused_without_blocking(tmp_path):
+    fifo = tmp_path / "model.tflite"
+    os.mkfifo(fifo)
+    with pytest.raises(FormatError, match="not a regular file"):
+        read_tflite(fifo)
 
 
 def test_not_tflite(tmp_path):
