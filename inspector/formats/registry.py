@@ -32,7 +32,7 @@ __all__ = [
     "spec_for_input",
 ]
 
-_BUILTIN = ("keras", "npz", "safetensors", "tfjs", "onnx")
+_BUILTIN = ("keras", "npz", "safetensors", "tfjs", "tflite", "onnx")
 _SPECS: dict[str, FormatSpec] = {}
 
 
