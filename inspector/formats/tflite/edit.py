@@ -229,7 +229,10 @@ def _renumber(sub: _Sub, keep_refs: Iterable[int]) -> list[int]:
             mapping.append(n)
             n += 1
     sub.tensors = [t for i, t in enumerate(sub.tensors) if mapping[i] >= 0]
-    remap = lambda seq: [mapping[int(i)] if int(i) >= 0 else -1 for i in seq]  # noqa: E731
+
+    def remap(seq: Any) -> list[int]:
+        return [mapping[int(i)] if int(i) >= 0 else -1 for i in seq]
+
     sub.operators = []
     for op in ops:
         op = dict(op)

@@ -193,7 +193,14 @@ class FlatReader:
         return out
 
     def _field(
-        self, pos: int, body: bytes, off: int, fname: str, ftype: str, out: dict, depth: int
+        self,
+        pos: int,
+        body: bytes,
+        off: int,
+        fname: str,
+        ftype: str,
+        out: dict[str, Any],
+        depth: int,
     ) -> Any:
         size = SCALARS[ftype][1] if ftype in SCALARS else 4
         if off < 4 or off + size > len(body):

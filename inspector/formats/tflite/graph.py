@@ -159,7 +159,7 @@ def _in_range(values: list[int], n: int, what: str, low: int = 0) -> None:
         raise FlatError(f"{what}: index {bad[0]} out of range (0…{n - 1})")
 
 
-def _check_tensor(t: dict[str, Any], i: int, s: int, buffers: list, size: int) -> None:
+def _check_tensor(t: dict[str, Any], i: int, s: int, buffers: list[Any], size: int) -> None:
     where = str(t.get("name") or f"subgraph {s} tensor {i}")
     shape = _ints(t.get("shape"))
     if len(shape) > _MAX_DIMS:

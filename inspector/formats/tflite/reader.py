@@ -39,6 +39,9 @@ from inspector.formats.tflite.graph import (
     tensor_type,
 )
 
+Quant = dict[str, Any]
+"""A tensor's `QuantizationParameters` table as the flatbuffer reader returns it."""
+
 __all__ = ["TfliteSource", "decode", "looks_like_tflite", "read_tflite"]
 
 IDENTIFIER = b"TFL3"
@@ -71,7 +74,7 @@ class TfliteSource:
     kernel: str = "float"
 
 
-def looks_like_tflite(path: str | os.PathLike) -> bool:
+def looks_like_tflite(path: str | os.PathLike[str]) -> bool:
     """True when the file carries the TF-Lite identifier `TFL3` at bytes 4–8."""
     try:
         with open(path, "rb") as fh:
@@ -87,7 +90,7 @@ def _quant(t: dict[str, Any]) -> dict[str, Any] | None:
     return q if scale is not None and len(scale) else None
 
 
-def decode(raw: np.ndarray, dtype: str, shape: tuple[int, ...], q: dict | None) -> np.ndarray:
+def decode(raw: np.ndarray, dtype: str, shape: tuple[int, ...], q: Quant | None) -> np.ndarray:
     """Values of a stored tensor: quantized integers as float32 `(q − zp) · scale` per channel
     (TF-Lite's Dequantize: the difference converted to float32, times the float32 scale);
     anything else as stored."""
@@ -117,7 +120,7 @@ def _unpack(raw: np.ndarray, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
     return raw.view(np.dtype(dtype).newbyteorder("<")).reshape(shape)
 
 
-def _check_quant(q: dict, shape: tuple[int, ...]) -> None:
+def _check_quant(q: Quant, shape: tuple[int, ...]) -> None:
     n, axis = len(q["scale"]), int(q.get("quantized_dimension", 0))
     zps = len(q.get("zero_point", []))
     if n > 1 and not (0 <= axis < len(shape) and shape[axis] == n):
@@ -128,7 +131,7 @@ def _check_quant(q: dict, shape: tuple[int, ...]) -> None:
         raise FlatError("quantization scales are not finite")
 
 
-def _stored(dtype: str, q: dict | None, kernel: str) -> StoredQuantization | None:
+def _stored(dtype: str, q: Quant | None, kernel: str) -> StoredQuantization | None:
     """The stored scheme in DESIGN §3 names (informational), with the stored parameters."""
     if dtype in ("float16", "bfloat16"):
         return StoredQuantization(dtype)
@@ -231,7 +234,7 @@ class _Listing:
             return i, None
         return outs[0], op
 
-    def _kernel(self, g: Graph, i: int, q: dict | None) -> str:
+    def _kernel(self, g: Graph, i: int, q: Quant | None) -> str:
         if q is None:
             return "float"
         for op, _ in g.consumers.get(i, []):
@@ -240,7 +243,7 @@ class _Listing:
                 return "integer"
         return "hybrid"
 
-    def _restorable(self, g: Graph, i: int, kernel: str, dtype: str, q: dict | None) -> str:
+    def _restorable(self, g: Graph, i: int, kernel: str, dtype: str, q: Quant | None) -> str:
         """ "integer-int8" for symmetric int8 weights of integer CONV_2D / DEPTHWISE_CONV_2D /
         FULLY_CONNECTED kernels (the writer can re-store them as int8 per channel), else the
         kernel kind."""
@@ -270,7 +273,13 @@ class _Listing:
         return label, axis % ndim
 
     def _loader(
-        self, blob: Blob, dtype: str, shape: tuple, q: dict | None, logical: str, name: str
+        self,
+        blob: Blob,
+        dtype: str,
+        shape: tuple[int, ...],
+        q: Quant | None,
+        logical: str,
+        name: str,
     ) -> Callable[[], np.ndarray]:
         src, path = self.src, self.path
 
@@ -299,7 +308,7 @@ def _parse(path: Path, src: FileSource) -> dict[str, Any]:
     return tree
 
 
-def read_tflite(path: str | os.PathLike) -> Model:
+def read_tflite(path: str | os.PathLike[str]) -> Model:
     """Open a `.tflite` model: the flatbuffer's tables are parsed and checked, tensor bytes are
     read on `load()`.
 
