@@ -107,7 +107,7 @@ import json, resource
 from inspector.core.preview import preview_tensor
 from inspector.core.schemes import parse_scheme
 from inspector.formats import open_model
-from inspector.formats.targets import get_target
+from inspector.formats.registry import get_target
 scheme, target = parse_scheme("int8"), get_target("safetensors")
 peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 largest, first = 0, 0

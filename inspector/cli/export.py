@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from inspector.cli.options import add_scheme_options, plan_from_args
+from inspector.formats.registry import export_choices
 
 __all__ = ["COMMANDS"]
 
@@ -86,7 +87,7 @@ def _note_lines(notes: Sequence[tuple[str, str]]) -> list[str]:
 def _parser_export(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser(
-        "export", help="write the quantized model (TF.js, Keras, safetensors, npz, ONNX, GGUF)"
+        "export", help="write the quantized model (TF.js, Keras, safetensors, npz, ONNX, GGUF, …)"
     )
     p.add_argument("model", help="model file or TF.js folder")
     p.add_argument(
@@ -98,7 +99,7 @@ def _parser_export(sub: argparse._SubParsersAction) -> None:
     add_scheme_options(p)
     p.add_argument(
         "--format",
-        choices=("tfjs", "keras", "safetensors", "npz", "onnx", "gguf"),
+        choices=export_choices(),
         help="export format (default: the input's own)",
     )
     p.add_argument("--force", action="store_true", help="replace an existing output")

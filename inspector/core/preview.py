@@ -82,6 +82,14 @@ class QuantizedTensor:
         return self.storage.stored.decode(self.encoded)
 
     @property
+    def note(self) -> str:
+        """What the user should know about how this tensor is stored: the target's note (what
+        was baked and why) and each stage family's (e.g. a fallback type for a row length)."""
+        notes = [self.storage.note]
+        notes += [s.family.note(s, self.info.shape) for s in self.storage.stages]
+        return "; ".join(n for n in notes if n)
+
+    @property
     def stored_nbytes(self) -> int:
         """Bytes the file holds for this tensor (codes + parameters, or the raw values)."""
         return self.encoded.nbytes if self.encoded is not None else self.info.nbytes
@@ -128,6 +136,7 @@ def quantize_tensor(tensor: Tensor, scheme: Scheme, target: Target = NATIVE) -> 
     decoded, first, enc = x, None, None
     for i, stage in enumerate(storage.stages):
         if i:
+            assert enc is not None  # the previous stage encoded
             decoded = storage.stages[i - 1].decode(enc)
             mn, mx, bad = finite_minmax(decoded.reshape(-1))
             if bad:
@@ -135,7 +144,9 @@ def quantize_tensor(tensor: Tensor, scheme: Scheme, target: Target = NATIVE) -> 
                 why = f"{storage.stages[i - 1]} decodes values past the float32 range"
                 return QuantizedTensor(info, scheme, Storage(()), None, None, values, values, why)
         known = (mn, mx) if decoded.size and decoded.dtype == np.float32 else None
-        enc = stage.encode(decoded, channel_axis=info.channel_axis, value_range=known)
+        enc = stage.encode(
+            decoded, channel_axis=info.channel_axis, value_range=known, tensor=info.name
+        )
         first = first or enc
     return QuantizedTensor(info, scheme, storage, enc, first, x, None, None)
 
@@ -192,7 +203,7 @@ def preview_tensor(tensor: Tensor, scheme: Scheme, target: Target = NATIVE) -> T
     if q.skipped is None:
         (gz, gz_err), sums = _gzip_and_sums(q)
         scale = q.first.scale if q.first is not None else None
-        m = metrics_from_sums(sums, scale)
+        m: dict[str, Any] = dict(metrics_from_sums(sums, scale))
         energy = sums.signal
     else:
         gz, gz_err = _gzip_views(q)
@@ -207,7 +218,7 @@ def preview_tensor(tensor: Tensor, scheme: Scheme, target: Target = NATIVE) -> T
         optimizer=info.optimizer,
         scheme=scheme.spec,
         stored=q.storage.stored.spec if q.storage.stored is not None else info.dtype,
-        note=q.storage.note,
+        note=q.note,
         skipped=q.skipped,
         original_bytes=info.nbytes,
         quantized_bytes=nbytes,

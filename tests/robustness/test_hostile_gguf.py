@@ -15,7 +15,7 @@ from robust_helpers import REPO, bounded, expect_format_error
 
 from inspector.core.errors import FormatError
 from inspector.formats.gguf import header as gguf_header
-from inspector.formats.gguf import read_gguf
+from inspector.formats.gguf.reader import read_gguf
 
 DATA = REPO / "tests" / "formats" / "gguf" / "data"
 U32, I32, STR, ARR, U64 = 4, 5, 8, 9, 10

@@ -15,8 +15,8 @@ from robust_helpers import REPO, bounded, expect_format_error
 
 from inspector.core.errors import FormatError
 from inspector.formats.torch import flatten as torch_flatten
-from inspector.formats.torch import read_torch
 from inspector.formats.torch import reader as torch_reader
+from inspector.formats.torch.reader import read_torch
 
 DATA = REPO / "tests" / "formats" / "torch" / "data"
 SRC = DATA / "state_dict.bin"

@@ -118,6 +118,7 @@ class AffineFamily(Family):
         x: np.ndarray,
         axis: int | None,
         value_range: tuple[float, float] | None,
+        tensor: str = "",
     ) -> tuple[dict[str, Any], Any]:
         p = _fit(scheme, x.reshape(-1), value_range)
         return {"min": p.min, "scale": p.scale}, p

@@ -361,7 +361,7 @@ def _preamble(cur: _Cursor, path: str) -> tuple[int, int, int]:
 
 
 def parse_header(
-    buf: memoryview | bytes | mmap.mmap, path: str | os.PathLike, check_data: bool = True
+    buf: memoryview | bytes | mmap.mmap, path: str | os.PathLike[str], check_data: bool = True
 ) -> GGUFHeader:
     """Parse and validate a whole GGUF file's header from its bytes (a memory map).
 

@@ -70,7 +70,7 @@ class _File:
         close_map(self.mm)
 
 
-def read_gguf(path: str | os.PathLike) -> Model:
+def read_gguf(path: str | os.PathLike[str]) -> Model:
     """Open a GGUF file (or a split model through any of its files): headers only."""
     p = Path(path)
     files = [_File(p)]

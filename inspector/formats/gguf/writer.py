@@ -51,7 +51,6 @@ from inspector.formats.gguf.layout import (
     stored_nbytes,
 )
 from inspector.formats.gguf.quantize_args import args_path, llama_quantize_text
-from inspector.formats.targets import register_target
 
 __all__ = ["GGUF", "gguf_storage", "write"]
 
@@ -198,4 +197,3 @@ def gguf_archive(
 
 
 GGUF = Target("gguf", gguf_storage, gguf_overhead, gguf_tensor_bytes, gguf_archive)
-register_target(GGUF)

@@ -55,7 +55,7 @@ DTYPES: dict[str, tuple[np.dtype, str]] = {
 _MAX_HEADER = 100 * 1024 * 1024  # the reference implementation's limit
 
 
-def read_safetensors(path: str | os.PathLike) -> Model:
+def read_safetensors(path: str | os.PathLike[str]) -> Model:
     """Open a safetensors file: parse and validate the header, memory-map the buffer."""
     p = Path(path)
     try:
@@ -136,7 +136,7 @@ def _validate(
     return out
 
 
-def _check_tiling(p: Path, tensors: dict[str, Any], specs: list, data_len: int) -> None:
+def _check_tiling(p: Path, tensors: dict[str, Any], specs: list[Any], data_len: int) -> None:
     pos = 0
     for info, _, _ in specs:
         begin, end = tensors[info.name]["data_offsets"]

@@ -84,7 +84,9 @@ def _open_shards(index: Path, names: list[str]) -> list[Model]:
     return shards
 
 
-def _tensors(index: Path, weight_map: dict[str, str], shards: list[Model], names: list[str]):
+def _tensors(
+    index: Path, weight_map: dict[str, str], shards: list[Model], names: list[str]
+) -> tuple[list[Tensor], list[str]]:
     """Every tensor of every shard in order, after checking them against the index."""
     where: dict[str, str] = {}
     tensors: list[Tensor] = []
@@ -106,7 +108,7 @@ def _tensors(index: Path, weight_map: dict[str, str], shards: list[Model], names
     return tensors, unindexed
 
 
-def read_safetensors_index(path: str | os.PathLike) -> Model:
+def read_safetensors_index(path: str | os.PathLike[str]) -> Model:
     """Open a sharded checkpoint through its index file or the folder holding it."""
     p = Path(path)
     index = find_index(p)

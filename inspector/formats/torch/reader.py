@@ -41,7 +41,7 @@ from inspector.formats._mmap import (
     map_file,
     mapped_bytes,
 )
-from inspector.formats.torch.flatten import TooLarge, flatten
+from inspector.formats.torch.flatten import Flat, TooLarge, flatten
 from inspector.formats.torch.unpickler import (
     DTYPES,
     Refused,
@@ -67,7 +67,7 @@ class _Record:
         self.zf, self.info, self.offset = zf, info, offset
 
 
-def read_torch(path: str | os.PathLike) -> Model:
+def read_torch(path: str | os.PathLike[str]) -> Model:
     """Open a PyTorch zip checkpoint: unpickle `data.pkl` restrictedly, map the storages."""
     p = Path(path)
     _refuse_legacy(p)
@@ -176,7 +176,7 @@ def _unpickle(p: Path, zf: zipfile.ZipFile, prefix: str) -> tuple[object, dict[s
         raise FormatError(p, f"data.pkl is too large to rebuild: {type(exc).__name__}") from None
 
 
-def _flatten(p: Path, obj: object):  # -> Flat
+def _flatten(p: Path, obj: object) -> Flat:
     try:
         return flatten(obj)
     except TooLarge as exc:

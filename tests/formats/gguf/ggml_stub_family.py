@@ -34,7 +34,9 @@ class StubGGMLFamily(Family):
     def bits(self, name: str) -> int:
         return round(ggml_type(name).bits_per_weight)
 
-    def fit(self, scheme: Scheme, x: np.ndarray, axis: Any, value_range: Any) -> tuple[dict, None]:
+    def fit(
+        self, scheme: Scheme, x: np.ndarray, axis: Any, value_range: Any, tensor: str = ""
+    ) -> tuple[dict, None]:
         return {}, None
 
     def quantize(

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from inspector.core.errors import FormatError
-from inspector.formats.gguf import read_gguf
+from inspector.formats.gguf.reader import read_gguf
 
 gguf = pytest.importorskip("gguf")
 

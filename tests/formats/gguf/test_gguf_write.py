@@ -16,7 +16,7 @@ from inspector.core.preview import quantize_tensor, run_preview
 from inspector.formats import open_model
 from inspector.formats.export import export_model
 from inspector.formats.gguf.header import parse_header
-from inspector.formats.targets import get_target
+from inspector.formats.registry import get_target
 
 gguf = pytest.importorskip("gguf")
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from inspector.core.errors import FormatError
-from inspector.formats.torch import read_torch
+from inspector.formats.torch.reader import read_torch
 
 DATA = Path(__file__).resolve().parent / "data"
 
