@@ -27,13 +27,6 @@ GROUP_MAX_EPS = 1e-15
 
 
 @jit
-def _wrap8(v):  # type: ignore[no-untyped-def]
-    """C's conversion of an int to int8_t (two's complement wrap)."""
-    v = v & 0xFF
-    return v - 256 if v > 127 else v
-
-
-@jit
 def _qx_weight(v, qw, wi, has_qw, rmse_type):  # type: ignore[no-untyped-def]
     if has_qw:
         return qw[wi]

@@ -8,17 +8,11 @@ from __future__ import annotations
 import numpy as np
 
 from ._dequant_k import q3_scale
-from ._jit import F, f16_bits, f16_value, jit, nearest_int
+from ._jit import F, f16_bits, f16_value, jit, nearest_int, wrap8
 from ._make_quants import GROUP_MAX_EPS, make_q3_quants, make_qx_quants
 from ._quant_k import put_half
 
 __all__ = ["q3_k_rows", "q6_k_rows"]
-
-
-@jit
-def _wrap8(v):  # type: ignore[no-untyped-def]
-    v = v & 0xFF
-    return v - 256 if v > 127 else v
 
 
 @jit
@@ -44,7 +38,7 @@ def _q3_scales_ref(x, xo, out, r, bo, L, scales):  # type: ignore[no-untyped-def
         return 0
     iscale = F(-32.0) / max_scale
     for j in range(16):
-        lv = max(-32, min(31, _wrap8(nearest_int(iscale * scales[j])))) + 32
+        lv = max(-32, min(31, wrap8(nearest_int(iscale * scales[j])))) + 32
         _q3_store_scale(out, r, bo + 96, j, lv)
     return f16_bits(F(1.0) / iscale)
 
@@ -144,7 +138,7 @@ def q6_k_rows(x, out, qw, has_qw):  # type: ignore[no-untyped-def]
             for ib in range(16):
                 out[r, bo + 192 + ib] = min(127, nearest_int(iscale * scales[ib])) & 0xFF
             for j in range(16):
-                d = f16_value(dh) * F(_wrap8(np.int64(out[r, bo + 192 + j])))
+                d = f16_value(dh) * F(wrap8(np.int64(out[r, bo + 192 + j])))
                 if d == F(0.0):
                     continue
                 for ii in range(16):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._jit import F, f16_bits, jit, nearest_int, to_i32
+from ._jit import F, f16_bits, jit, nearest_int, to_i32, wrap8
 from ._make_quants import (
     GROUP_MAX_EPS,
     best_index_int8,
@@ -18,12 +18,6 @@ from ._make_quants import (
 from ._quant_k import put_half
 
 __all__ = ["iq4_rows", "legacy_rows"]
-
-
-@jit
-def _wrap8(v):  # type: ignore[no-untyped-def]
-    v = v & 0xFF
-    return v - 256 if v > 127 else v
 
 
 @jit
@@ -59,7 +53,7 @@ def _ref_block(kind, x, xo, out, r, bo, codes):  # type: ignore[no-untyped-def]
         idv = F(1.0) / d if d != F(0.0) else F(0.0)
         put_half(out, r, bo, f16_bits(d))
         for j in range(32):
-            out[r, bo + 2 + j] = _wrap8(to_i32(_roundf(x[xo + j] * idv))) & 0xFF
+            out[r, bo + 2 + j] = wrap8(to_i32(_roundf(x[xo + j] * idv))) & 0xFF
         return
     if kind == 4 or kind == 5:  # symmetric: d = max / -8 (q4_0) or -16 (q5_0)
         amax = F(0.0)
@@ -87,11 +81,11 @@ def _ref_block(kind, x, xo, out, r, bo, codes):  # type: ignore[no-untyped-def]
     for j in range(32):
         v = (x[xo + j] - mn) * idv if kind >= 41 else x[xo + j] * idv
         if kind == 4:
-            codes[j] = min(15, _wrap8(to_i32(v + F(8.5)))) & 0xFF
+            codes[j] = min(15, wrap8(to_i32(v + F(8.5)))) & 0xFF
         elif kind == 5:
-            codes[j] = min(31, _wrap8(to_i32(v + F(16.5)))) & 0xFF
+            codes[j] = min(31, wrap8(to_i32(v + F(16.5)))) & 0xFF
         elif kind == 41:
-            codes[j] = min(15, _wrap8(to_i32(v + F(0.5)))) & 0xFF
+            codes[j] = min(15, wrap8(to_i32(v + F(0.5)))) & 0xFF
         else:
             codes[j] = to_i32(v + F(0.5)) & 0xFF
 

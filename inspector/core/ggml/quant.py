@@ -55,8 +55,9 @@ def quantize(
     nbytes = row_nbytes(t, rows.shape[1])
     if t.name == "f32":
         return rows.view(np.uint8).reshape(rows.shape[0], nbytes).copy()
-    if t.name == "f16":
-        return rows.astype("<f2").view(np.uint8).reshape(rows.shape[0], nbytes)
+    if t.name == "f16":  # round to nearest even; beyond ±65504 gives ±inf, as ggml's does
+        with np.errstate(over="ignore"):
+            return rows.astype("<f2").view(np.uint8).reshape(rows.shape[0], nbytes)
     if t.name == "bf16":
         return _bf16(rows).view(np.uint8).reshape(rows.shape[0], nbytes)
     qw = _imatrix(imatrix, rows.shape[1]) if t.name in IMATRIX_TYPES else None
