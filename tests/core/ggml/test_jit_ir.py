@@ -45,13 +45,15 @@ def test_no_float64_in_the_encoders():
     for name in sorted(quant.QUANTIZABLE - {"f32", "f16", "bf16"}):
         quant.quantize(x, name)
         quant.quantize(x, name, np.ones(256, np.float32))
-    kernels = (_quant_k._k_rows, _quant_k.q2_k_rows, _quant_k6.q3_k_rows, _quant_k6.q6_k_rows)
-    kernels += (_quant_small.legacy_rows, _quant_small.iq4_rows)
+    kernels = (_quant_k.q4_k_rows, _quant_k.q5_k_rows, _quant_k.q2_k_rows, _quant_k6.q3_k_rows)
+    kernels += (_quant_k6.q6_k_rows, _quant_small.iq4_nl_rows, _quant_small.iq4_xs_rows)
+    kernels += tuple(_quant_small.LEGACY_KERNELS.values())
     todo = [(k, sig) for k in kernels for sig in k.signatures]
     seen, problems = set(), []
     while todo:
         fn, args = todo.pop()
-        key = (fn.py_func.__qualname__, fn.py_func.__module__, tuple(args))
+        # one check per function and argument types: literal values do not change the types
+        key = (fn.py_func.__qualname__, fn.py_func.__module__, tuple(map(types.unliteral, args)))
         if key in seen:
             continue
         seen.add(key)

@@ -197,7 +197,7 @@ FTYPES = [
     *("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q2_K", "Q2_K_S", "Q3_K_S"),
     *("Q3_K_M", "Q3_K_L", "Q4_K_S", "Q4_K_M", "Q5_K_S", "Q5_K_M", "Q6_K", "IQ4_NL", "IQ4_XS"),
     *("IQ3_XS", "IQ3_S", "IQ3_M", "IQ3_XXS", "IQ2_XXS", "IQ2_XS", "IQ2_S", "IQ2_M", "IQ1_S"),
-    *("IQ1_M", "TQ1_0", "TQ2_0", "MXFP4_MOE"),
+    *("IQ1_M", "TQ1_0", "TQ2_0", "MXFP4_MOE", "Q1_0", "Q2_0"),
 ]
 SCENARIOS = {
     "llama8_gqa4": {"n_layer": 8, "n_embd": 256, "n_ff": 512, "n_head": 8, "n_head_kv": 2},
@@ -263,21 +263,35 @@ def dry_run_types(log: str) -> dict[str, str]:
 
 
 def run_mixture(tmp: Path, src: Path, ftype: str, imatrix: Path | None) -> tuple[dict, str]:
+    """The types of a real llama-quantize output; for the slow i-quants and the file types
+    that need an imatrix, those its --dry-run reports (the same type choice code runs)."""
     out = tmp / "mix_out.gguf"
     flags = ["--imatrix", str(imatrix)] if imatrix else []
     cmd = [QUANTIZE, *flags, str(src), str(out), ftype]
-    run = subprocess.run(cmd, capture_output=True, text=True)
-    if run.returncode == 0:
+    run = None
+    if not ftype.startswith(("IQ1", "IQ2", "IQ3", "TQ", "Q2_0")):  # Q2_0: unknown to gguf 0.19
+        run = subprocess.run(cmd, capture_output=True, text=True)
+    if run is not None and run.returncode == 0:
         return read_types(out), "file"
-    if "requires an imatrix" not in run.stdout + run.stderr:
+    stopped = (
+        re.search(r"failed to quantize: (no tensor type fallback[^\n]*)", run.stdout + run.stderr)
+        if run
+        else None
+    )
+    if stopped:
+        return {"error": stopped.group(1)}, "error"
+    if run is not None and "requires an imatrix" not in run.stdout + run.stderr:
         sys.exit(f"{' '.join(cmd)} failed:\n{run.stdout[-1500:]}\n{run.stderr[-1500:]}")
     log = quantize(["--dry-run", *flags, str(src), str(out), ftype], tmp)
     return dry_run_types(log), "dry-run"
 
 
-def make_mixtures(tmp: Path) -> None:
+def make_mixtures(tmp: Path, only: list[str] | None = None) -> None:
+    """All file types, or with `only` just those, merged into the existing mixtures.json."""
     rng = np.random.default_rng(7)
     result: dict = {"llama_cpp_commit": COMMIT, "scenarios": {}}
+    if only:
+        result = json.loads((HERE / "mixtures.json").read_text())
     for name, hp in SCENARIOS.items():
         shapes = scenario_tensors(hp)
         tensors = {n: (rng.standard_normal(s) * 0.02).astype(np.float32) for n, s in shapes.items()}
@@ -298,13 +312,14 @@ def make_mixtures(tmp: Path) -> None:
         entry = {
             "metadata": meta,
             "tensors": [[n, list(s), stored[n]] for n, s in shapes.items()],
-            "results": {},
+            "results": result["scenarios"][name]["results"] if only else {},
         }
-        for ftype in FTYPES:
+        for ftype in only or FTYPES:
             for key, im in (("plain", None), ("imatrix", imatrix)):
                 types, how = run_mixture(tmp, src, ftype, im)
-                # one type per tensor, in the order of "tensors"
-                entry["results"][f"{ftype} {key}"] = " ".join(types[n] for n in shapes)
+                # one type per tensor, in the order of "tensors" (or llama-quantize's error)
+                got = types.get("error") or " ".join(types[n] for n in shapes)
+                entry["results"][f"{ftype} {key}"] = got
                 print(name, ftype, key, how)
         result["scenarios"][name] = entry
     (HERE / "mixtures.json").write_text(json.dumps(result, indent=1) + "\n")
@@ -326,7 +341,8 @@ def main() -> None:
         if "--mixtures-only" not in sys.argv:
             make_golden(Path(tmp))
         if "--golden-only" not in sys.argv:
-            make_mixtures(Path(tmp))
+            only = [a.split("=", 1)[1].split(",") for a in sys.argv if a.startswith("--ftypes=")]
+            make_mixtures(Path(tmp), only[0] if only else None)
 
 
 if __name__ == "__main__":
