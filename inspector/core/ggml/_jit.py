@@ -16,11 +16,12 @@ float→int cast on x86 (`cvttss2si`: truncation, 0x80000000 for NaN and out-of-
 from __future__ import annotations
 
 import functools
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
 import numba as nb
 import numpy as np
-from llvmlite import ir
+from llvmlite import ir  # type: ignore[import-untyped]
 from numba.extending import intrinsic
 
 __all__ = [
@@ -34,11 +35,22 @@ __all__ = [
     "nearest_int",
     "table",
     "to_i32",
+    "wrap8",
 ]
 
 F = np.float32
-jit = functools.partial(nb.njit, cache=True, nogil=True, error_model="numpy")
-inline = functools.partial(nb.njit, cache=True, inline="always", error_model="numpy")
+_Fn = TypeVar("_Fn", bound=Callable[..., Any])
+
+
+def jit(fn: _Fn) -> _Fn:
+    """Compile `fn` lazily (on first call), cached on disk, releasing the GIL; float division
+    by zero gives inf/nan as in C instead of raising."""
+    return cast(_Fn, nb.njit(cache=True, nogil=True, error_model="numpy")(fn))
+
+
+def inline(fn: _Fn) -> _Fn:
+    """`jit` for small helpers that numba inlines into their callers."""
+    return cast(_Fn, nb.njit(cache=True, inline="always", error_model="numpy")(fn))
 
 
 @intrinsic
@@ -72,6 +84,13 @@ def to_i32(f):  # type: ignore[no-untyped-def]
     if f != f or f >= F(2147483648.0) or f < F(-2147483648.0):
         return np.int64(-2147483648)
     return np.int64(f)
+
+
+@inline
+def wrap8(v):  # type: ignore[no-untyped-def]
+    """C's conversion of an int to int8_t (two's complement wrap)."""
+    v = v & 0xFF
+    return v - 256 if v > 127 else v
 
 
 @inline

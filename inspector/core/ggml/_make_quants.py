@@ -3,7 +3,8 @@
 semantics (see `_jit`): same operations, same order, same integer conversions.
 
 Each reads `n` values of `x` from offset `xo` (and weights from `wo`) and writes its levels to
-`L[lo:lo+n]`, so a super-block's sub-blocks share one scratch array without slicing. C's `uint8_t`
+`L[lo:lo+n]`, so a super-block's sub-blocks share one scratch array without slicing; `Laux`
+(uint8) and `tmp` (float32, 3n) are scratch owned by the caller. C's `uint8_t`
 and `int8_t` stores are `& 0xFF` and int8 wraps where C's would wrap.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._jit import F, jit, nearest_int
+from ._jit import F, inline, jit, nearest_int
 
 __all__ = [
     "GROUP_MAX_EPS",
@@ -26,14 +27,7 @@ __all__ = [
 GROUP_MAX_EPS = 1e-15
 
 
-@jit
-def _wrap8(v):  # type: ignore[no-untyped-def]
-    """C's conversion of an int to int8_t (two's complement wrap)."""
-    v = v & 0xFF
-    return v - 256 if v > 127 else v
-
-
-@jit
+@inline
 def _qx_weight(v, qw, wi, has_qw, rmse_type):  # type: ignore[no-untyped-def]
     if has_qw:
         return qw[wi]
@@ -46,7 +40,7 @@ def _qx_weight(v, qw, wi, has_qw, rmse_type):  # type: ignore[no-untyped-def]
     return np.sqrt(abs(v))
 
 
-@jit
+@inline
 def _absmax(x, xo, n):  # type: ignore[no-untyped-def]
     """The value of largest magnitude (first one on ties) and its magnitude."""
     mx = F(0.0)
@@ -59,10 +53,11 @@ def _absmax(x, xo, n):  # type: ignore[no-untyped-def]
     return mx, amax
 
 
-@jit
-def _qx_sums(x, xo, n, nmax, iscale, qw, wo, has_qw, rmse_type, L, lo, store):  # type: ignore[no-untyped-def]
-    sumlx = F(0.0)
-    suml2 = F(0.0)
+@inline
+def _qx_sums(x, xo, n, nmax, iscale, qw, wo, has_qw, rmse_type, L, lo, store, tmp):  # type: ignore[no-untyped-def]
+    """Σ w·x·l and Σ w·l² in index order; the products are formed first (vectorizable)."""
+    lx = tmp[:n]
+    l2 = tmp[n : 2 * n]
     for i in range(n):
         v = x[xo + i]
         lv = max(-nmax, min(nmax - 1, nearest_int(iscale * v)))
@@ -70,13 +65,18 @@ def _qx_sums(x, xo, n, nmax, iscale, qw, wo, has_qw, rmse_type, L, lo, store):  
             L[lo + i] = lv + nmax
         w = _qx_weight(v, qw, wo + i, has_qw, rmse_type)
         fl = F(lv)
-        sumlx += w * v * fl
-        suml2 += w * fl * fl
+        lx[i] = w * v * fl
+        l2[i] = w * fl * fl
+    sumlx = F(0.0)
+    suml2 = F(0.0)
+    for i in range(n):
+        sumlx += lx[i]
+        suml2 += l2[i]
     return sumlx, suml2
 
 
-@jit
-def make_qx_quants(n, nmax, x, xo, L, lo, rmse_type, qw, wo, has_qw):  # type: ignore[no-untyped-def]
+@inline
+def make_qx_quants(n, nmax, x, xo, L, lo, rmse_type, qw, wo, has_qw, tmp):  # type: ignore[no-untyped-def]
     """Symmetric levels 0…2·nmax−1 (`L` = l + nmax) and their scale (q3_k/q6_k/q4_0/q5_0)."""
     mx, amax = _absmax(x, xo, n)
     if amax < F(GROUP_MAX_EPS):
@@ -91,7 +91,7 @@ def make_qx_quants(n, nmax, x, xo, L, lo, rmse_type, qw, wo, has_qw):  # type: i
         return F(1.0) / iscale
     return_early = rmse_type < 0
     rmse_type = abs(rmse_type)
-    sumlx, suml2 = _qx_sums(x, xo, n, nmax, iscale, qw, wo, has_qw, rmse_type, L, lo, True)
+    sumlx, suml2 = _qx_sums(x, xo, n, nmax, iscale, qw, wo, has_qw, rmse_type, L, lo, True, tmp)
     scale = sumlx / suml2 if suml2 != F(0.0) else F(0.0)
     if return_early:
         return F(0.5) * (scale + F(1.0) / iscale) if suml2 > F(0.0) else F(1.0) / iscale
@@ -100,7 +100,9 @@ def make_qx_quants(n, nmax, x, xo, L, lo, rmse_type, qw, wo, has_qw):  # type: i
         if is_ == 0:
             continue
         iscale = -(F(nmax) + F(0.1) * F(is_)) / mx
-        sumlx, suml2 = _qx_sums(x, xo, n, nmax, iscale, qw, wo, has_qw, rmse_type, L, lo, False)
+        sumlx, suml2 = _qx_sums(
+            x, xo, n, nmax, iscale, qw, wo, has_qw, rmse_type, L, lo, False, tmp
+        )
         if suml2 > F(0.0) and sumlx * sumlx > best * suml2:
             for i in range(n):
                 lv = nearest_int(iscale * x[xo + i])
@@ -157,7 +159,7 @@ def make_q3_quants(n, nmax, x, xo, L, lo, do_rmse):  # type: ignore[no-untyped-d
     return sumlx / suml2 if suml2 > F(0.0) else F(0.0)
 
 
-@jit
+@inline
 def _affine_error(n, x, xo, w, wo, L, lo, scale, mn, use_mad):  # type: ignore[no-untyped-def]
     err = F(0.0)
     for i in range(n):
@@ -168,7 +170,7 @@ def _affine_error(n, x, xo, w, wo, L, lo, scale, mn, use_mad):  # type: ignore[n
 
 
 @jit
-def make_qkx2_quants(n, nmax, x, xo, w, wo, L, lo, Laux, rmin, rdelta, nstep, use_mad):  # type: ignore[no-untyped-def]
+def make_qkx2_quants(n, nmax, x, xo, w, wo, L, lo, Laux, tmp, rmin, rdelta, nstep, use_mad):  # type: ignore[no-untyped-def]
     """Affine levels 0…nmax with a scale/min search (q2_k, q4_k, q5_k without imatrix).
     Returns (scale, the_min) where values ≈ scale·L − the_min."""
     mn = x[xo]
@@ -190,12 +192,12 @@ def make_qkx2_quants(n, nmax, x, xo, w, wo, L, lo, Laux, rmin, rdelta, nstep, us
             L[lo + i] = 0
         return F(0.0), -mn
     return _qkx_search(
-        n, nmax, x, xo, w, wo, L, lo, Laux, rmin, rdelta, nstep, use_mad, mn, mx, sum_w, sum_x
+        n, nmax, x, xo, w, wo, L, lo, Laux, tmp, rmin, rdelta, nstep, use_mad, mn, mx, sum_w, sum_x
     )
 
 
 @jit
-def make_qkx3_quants(n, nmax, x, xo, w, wo, L, lo, Laux, rmin, rdelta, nstep, use_mad):  # type: ignore[no-untyped-def]
+def make_qkx3_quants(n, nmax, x, xo, w, wo, L, lo, Laux, tmp, rmin, rdelta, nstep, use_mad):  # type: ignore[no-untyped-def]
     """make_qkx2_quants as the imatrix paths call it (`max <= min` test); weights given."""
     mn = x[xo]
     mx = x[xo]
@@ -216,34 +218,53 @@ def make_qkx3_quants(n, nmax, x, xo, w, wo, L, lo, Laux, rmin, rdelta, nstep, us
             L[lo + i] = 0
         return F(0.0), -mn
     return _qkx_search(
-        n, nmax, x, xo, w, wo, L, lo, Laux, rmin, rdelta, nstep, use_mad, mn, mx, sum_w, sum_x
+        n, nmax, x, xo, w, wo, L, lo, Laux, tmp, rmin, rdelta, nstep, use_mad, mn, mx, sum_w, sum_x
     )
+
+
+@inline
+def _weighted_error(n, xs, ws, ls, scale, mn, use_mad, tmp):  # type: ignore[no-untyped-def]
+    """Σ w·|scale·L + mn − x| (or squared), summed in index order as C does; the products are
+    formed in a separate loop so they vectorize (the same roundings, only the sum is serial)."""
+    for i in range(n):
+        diff = scale * F(ls[i]) + mn - xs[i]
+        tmp[i] = ws[i] * (abs(diff) if use_mad else diff * diff)
+    err = F(0.0)
+    for i in range(n):
+        err += tmp[i]
+    return err
 
 
 @jit
 def _qkx_search(
-    n, nmax, x, xo, w, wo, L, lo, Laux, rmin, rdelta, nstep, use_mad, mn, mx, sum_w, sum_x
+    n, nmax, x, xo, w, wo, L, lo, Laux, tmp, rmin, rdelta, nstep, use_mad, mn, mx, sum_w, sum_x
 ):  # type: ignore[no-untyped-def]
+    xs = x[xo : xo + n]  # views: loop indices are then provably non-negative
+    ws = w[wo : wo + n]
+    ls = L[lo : lo + n]
+    wl, wl2, wlx = tmp[:n], tmp[n : 2 * n], tmp[2 * n :]
     iscale = F(nmax) / (mx - mn)
     scale = F(1.0) / iscale
     for i in range(n):
-        L[lo + i] = max(0, min(nmax, nearest_int(iscale * (x[xo + i] - mn))))
-    best_error = _affine_error(n, x, xo, w, wo, L, lo, scale, mn, use_mad)
+        ls[i] = max(0, min(nmax, nearest_int(iscale * (xs[i] - mn))))
+    best_error = _weighted_error(n, xs, ws, ls, scale, mn, use_mad, wl)
     if nstep < 1:
         return scale, -mn
     for is_ in range(nstep + 1):
         iscale = (rmin + rdelta * F(is_) + F(nmax)) / (mx - mn)
+        for i in range(n):  # elementwise, vectorizable
+            lv = max(0, min(nmax, nearest_int(iscale * (xs[i] - mn))))
+            Laux[i] = lv
+            wl[i] = ws[i] * F(lv)
+            wl2[i] = wl[i] * F(lv)
+            wlx[i] = wl[i] * xs[i]
         sum_l = F(0.0)
         sum_l2 = F(0.0)
         sum_xl = F(0.0)
-        for i in range(n):
-            v = x[xo + i]
-            lv = max(0, min(nmax, nearest_int(iscale * (v - mn))))
-            Laux[i] = lv
-            wl = w[wo + i] * F(lv)
-            sum_l += wl
-            sum_l2 += wl * F(lv)
-            sum_xl += wl * v
+        for i in range(n):  # the sums, in C's order
+            sum_l += wl[i]
+            sum_l2 += wl2[i]
+            sum_xl += wlx[i]
         D = sum_w * sum_l2 - sum_l * sum_l
         if F(0.0) < D:
             this_scale = (sum_w * sum_xl - sum_x * sum_l) / D
@@ -251,17 +272,17 @@ def _qkx_search(
             if this_min > F(0.0):
                 this_min = F(0.0)
                 this_scale = sum_xl / sum_l2
-            cur_error = _affine_error(n, x, xo, w, wo, Laux, 0, this_scale, this_min, use_mad)
+            cur_error = _weighted_error(n, xs, ws, Laux, this_scale, this_min, use_mad, wl)
             if cur_error < best_error:
                 for i in range(n):
-                    L[lo + i] = Laux[i]
+                    ls[i] = Laux[i]
                 best_error = cur_error
                 scale = this_scale
                 mn = this_min
     return scale, -mn
 
 
-@jit
+@inline
 def _qp_mse(n, nmax, x, qw, iscale, clamp):  # type: ignore[no-untyped-def]
     scale = F(1.0) / iscale
     mse = F(0.0)
@@ -323,7 +344,7 @@ def make_qp_quants(n, nmax, x, L, qw):  # type: ignore[no-untyped-def]
     return sumlx / suml2 if suml2 > F(0.0) else F(0.0)
 
 
-@jit
+@inline
 def best_index_int8(values, x):  # type: ignore[no-untyped-def]
     """Index of the table value nearest to `x` (16 ascending int8 values, ties upward)."""
     n = values.shape[0]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._dequant_k import scale_min_k4
-from ._jit import F, f16_bits, f16_value, jit, nearest_int
+from ._jit import F, f16_bits, f16_value, inline, jit, nearest_int
 from ._make_quants import make_qkx2_quants, make_qkx3_quants, make_qp_quants
 
 __all__ = ["put_half", "q2_k_rows", "q4_k_rows", "q5_k_rows", "requant_affine", "store_k4_scales"]
@@ -48,7 +48,7 @@ def requant_affine(x, xo, out, r, bo, L, nmax, dh, dmh):  # type: ignore[no-unty
 
 
 @jit
-def _k4_block_ref(x, xo, out, r, bo, L, Laux, w, scales, mins, nmax, rmin, nstep):  # type: ignore[no-untyped-def]
+def _k4_block_ref(x, xo, out, r, bo, L, Laux, tmp, w, scales, mins, nmax, rmin, nstep):  # type: ignore[no-untyped-def]
     max_scale = F(0.0)
     max_min = F(0.0)
     for j in range(8):
@@ -59,7 +59,9 @@ def _k4_block_ref(x, xo, out, r, bo, L, Laux, w, scales, mins, nmax, rmin, nstep
         av_x = np.sqrt(sum_x2 / F(32.0))
         for lane in range(32):
             w[lane] = av_x + abs(x[o + lane])
-        sc, mn = make_qkx2_quants(32, nmax, x, o, w, 0, L, 32 * j, Laux, rmin, F(0.1), nstep, False)
+        sc, mn = make_qkx2_quants(
+            32, nmax, x, o, w, 0, L, 32 * j, Laux, tmp, rmin, F(0.1), nstep, False
+        )
         scales[j] = sc
         mins[j] = mn
         if sc > max_scale:
@@ -80,7 +82,7 @@ def _k4_block_ref(x, xo, out, r, bo, L, Laux, w, scales, mins, nmax, rmin, nstep
 
 
 @jit
-def _k4_block_imatrix(x, xo, qw, out, r, bo, L, Laux, w, scales, mins, nmax, ls_, lm_, sw):  # type: ignore[no-untyped-def]
+def _k4_block_imatrix(x, xo, qw, out, r, bo, L, Laux, tmp, w, scales, mins, nmax, ls_, lm_, sw):  # type: ignore[no-untyped-def]
     sum_x2 = F(0.0)
     for lane in range(256):
         sum_x2 += x[xo + lane] * x[xo + lane]
@@ -94,7 +96,7 @@ def _k4_block_imatrix(x, xo, qw, out, r, bo, L, Laux, w, scales, mins, nmax, ls_
             sumw += w[lane]
         sw[j] = sumw
         sc, mn = make_qkx3_quants(
-            32, nmax, x, o, w, 0, L, 32 * j, Laux, F(-0.9), F(0.05), 36, False
+            32, nmax, x, o, w, 0, L, 32 * j, Laux, tmp, F(-0.9), F(0.05), 36, False
         )
         scales[j] = sc
         mins[j] = mn
@@ -114,10 +116,11 @@ def _k4_block_imatrix(x, xo, qw, out, r, bo, L, Laux, w, scales, mins, nmax, ls_
     requant_affine(x, xo, out, r, bo, L, nmax, dh, dmh)
 
 
-@jit
+@inline
 def _k_rows(x, out, qw, has_qw, nmax, rmin, nstep, type_size):  # type: ignore[no-untyped-def]
     L = np.zeros(256, dtype=np.uint8)
     Laux = np.zeros(32, dtype=np.uint8)
+    tmp = np.zeros(3 * 32, dtype=np.float32)
     w = np.zeros(32, dtype=np.float32)
     scales = np.zeros(8, dtype=np.float32)
     mins = np.zeros(8, dtype=np.float32)
@@ -131,10 +134,12 @@ def _k_rows(x, out, qw, has_qw, nmax, rmin, nstep, type_size):  # type: ignore[n
             out[r, bo + 4 : bo + 16] = 0
             if has_qw:
                 _k4_block_imatrix(
-                    xr, 256 * i, qw, out, r, bo, L, Laux, w, scales, mins, nmax, ls_, lm_, sw
+                    xr, 256 * i, qw, out, r, bo, L, Laux, tmp, w, scales, mins, nmax, ls_, lm_, sw
                 )
             else:
-                _k4_block_ref(xr, 256 * i, out, r, bo, L, Laux, w, scales, mins, nmax, rmin, nstep)
+                _k4_block_ref(
+                    xr, 256 * i, out, r, bo, L, Laux, tmp, w, scales, mins, nmax, rmin, nstep
+                )
             if nmax == 15:
                 for n in range(4):
                     for lane in range(32):
@@ -163,23 +168,25 @@ def _pack_q5(out, r, bo, L):  # type: ignore[no-untyped-def]
             out[r, bo + 48 + 32 * n + j] = l1 | (l2 << 4)
 
 
-def q4_k_rows(x: np.ndarray, out: np.ndarray, qw: np.ndarray, has_qw: bool) -> None:
+@jit
+def q4_k_rows(x, out, qw, has_qw):  # type: ignore[no-untyped-def]
     _k_rows(x, out, qw, has_qw, 15, F(-1.0), 20, 144)
 
 
-def q5_k_rows(x: np.ndarray, out: np.ndarray, qw: np.ndarray, has_qw: bool) -> None:
+@jit
+def q5_k_rows(x, out, qw, has_qw):  # type: ignore[no-untyped-def]
     _k_rows(x, out, qw, has_qw, 31, F(-0.5), 15, 176)
 
 
 @jit
-def _q2_scales_ref(x, xo, out, r, bo, L, Laux, w, scales, mins):  # type: ignore[no-untyped-def]
+def _q2_scales_ref(x, xo, out, r, bo, L, Laux, tmp, w, scales, mins):  # type: ignore[no-untyped-def]
     max_scale = F(0.0)
     max_min = F(0.0)
     for j in range(16):
         for lane in range(16):
             w[lane] = abs(x[xo + 16 * j + lane])
         sc, mn = make_qkx2_quants(
-            16, 3, x, xo + 16 * j, w, 0, L, 16 * j, Laux, F(-0.5), F(0.1), 15, True
+            16, 3, x, xo + 16 * j, w, 0, L, 16 * j, Laux, tmp, F(-0.5), F(0.1), 15, True
         )
         scales[j] = sc
         mins[j] = mn
@@ -207,7 +214,7 @@ def _q2_scales_ref(x, xo, out, r, bo, L, Laux, w, scales, mins):  # type: ignore
 
 
 @jit
-def _q2_scales_imatrix(x, xo, qw, out, r, bo, L, Laux, w, scales, mins, ls_, lm_, sw):  # type: ignore[no-untyped-def]
+def _q2_scales_imatrix(x, xo, qw, out, r, bo, L, Laux, tmp, w, scales, mins, ls_, lm_, sw):  # type: ignore[no-untyped-def]
     sumx2 = F(0.0)
     for j in range(256):
         sumx2 += x[xo + j] * x[xo + j]
@@ -220,7 +227,9 @@ def _q2_scales_imatrix(x, xo, qw, out, r, bo, L, Laux, w, scales, mins, ls_, lm_
         for lane in range(16):
             acc += w[lane]
         sw[j] = acc
-        sc, mn = make_qkx3_quants(16, 3, x, o, w, 0, L, 16 * j, Laux, F(-0.9), F(0.05), 36, False)
+        sc, mn = make_qkx3_quants(
+            16, 3, x, o, w, 0, L, 16 * j, Laux, tmp, F(-0.9), F(0.05), 36, False
+        )
         scales[j] = sc
         mins[j] = mn
     dm = make_qp_quants(16, 15, scales, ls_, sw)
@@ -234,6 +243,7 @@ def _q2_scales_imatrix(x, xo, qw, out, r, bo, L, Laux, w, scales, mins, ls_, lm_
 def q2_k_rows(x, out, qw, has_qw):  # type: ignore[no-untyped-def]
     L = np.zeros(256, dtype=np.uint8)
     Laux = np.zeros(16, dtype=np.uint8)
+    tmp = np.zeros(3 * 16, dtype=np.float32)
     w = np.zeros(16, dtype=np.float32)
     scales = np.zeros(16, dtype=np.float32)
     mins = np.zeros(16, dtype=np.float32)
@@ -246,10 +256,10 @@ def q2_k_rows(x, out, qw, has_qw):  # type: ignore[no-untyped-def]
             bo = i * 84
             if has_qw:
                 dh, dmh = _q2_scales_imatrix(
-                    xr, 256 * i, qw, out, r, bo, L, Laux, w, scales, mins, ls_, lm_, sw
+                    xr, 256 * i, qw, out, r, bo, L, Laux, tmp, w, scales, mins, ls_, lm_, sw
                 )
             else:
-                dh, dmh = _q2_scales_ref(xr, 256 * i, out, r, bo, L, Laux, w, scales, mins)
+                dh, dmh = _q2_scales_ref(xr, 256 * i, out, r, bo, L, Laux, tmp, w, scales, mins)
             put_half(out, r, bo + 80, dh)
             put_half(out, r, bo + 82, dmh)
             for j in range(16):

@@ -8,17 +8,11 @@ from __future__ import annotations
 import numpy as np
 
 from ._dequant_k import q3_scale
-from ._jit import F, f16_bits, f16_value, jit, nearest_int
+from ._jit import F, f16_bits, f16_value, inline, jit, nearest_int, wrap8
 from ._make_quants import GROUP_MAX_EPS, make_q3_quants, make_qx_quants
 from ._quant_k import put_half
 
 __all__ = ["q3_k_rows", "q6_k_rows"]
-
-
-@jit
-def _wrap8(v):  # type: ignore[no-untyped-def]
-    v = v & 0xFF
-    return v - 256 if v > 127 else v
 
 
 @jit
@@ -44,13 +38,13 @@ def _q3_scales_ref(x, xo, out, r, bo, L, scales):  # type: ignore[no-untyped-def
         return 0
     iscale = F(-32.0) / max_scale
     for j in range(16):
-        lv = max(-32, min(31, _wrap8(nearest_int(iscale * scales[j])))) + 32
+        lv = max(-32, min(31, wrap8(nearest_int(iscale * scales[j])))) + 32
         _q3_store_scale(out, r, bo + 96, j, lv)
     return f16_bits(F(1.0) / iscale)
 
 
 @jit
-def _q3_scales_imatrix(x, xo, qw, out, r, bo, L, scales, w, sw, ls_):  # type: ignore[no-untyped-def]
+def _q3_scales_imatrix(x, xo, qw, out, r, bo, L, scales, w, sw, ls_, tmp):  # type: ignore[no-untyped-def]
     sumx2 = F(0.0)
     for j in range(256):
         sumx2 += x[xo + j] * x[xo + j]
@@ -63,8 +57,8 @@ def _q3_scales_imatrix(x, xo, qw, out, r, bo, L, scales, w, sw, ls_):  # type: i
         for lane in range(16):
             sumw += w[lane]
         sw[j] = sumw
-        scales[j] = make_qx_quants(16, 4, x, o, L, 16 * j, 1, w, 0, True)
-    d_block = make_qx_quants(16, 32, scales, 0, ls_, 0, 1, sw, 0, True)
+        scales[j] = make_qx_quants(16, 4, x, o, L, 16 * j, 1, w, 0, True, tmp)
+    d_block = make_qx_quants(16, 32, scales, 0, ls_, 0, 1, sw, 0, True, tmp)
     for j in range(16):
         _q3_store_scale(out, r, bo + 96, j, np.int64(ls_[j]))
     return f16_bits(d_block)
@@ -73,6 +67,7 @@ def _q3_scales_imatrix(x, xo, qw, out, r, bo, L, scales, w, sw, ls_):  # type: i
 @jit
 def q3_k_rows(x, out, qw, has_qw):  # type: ignore[no-untyped-def]
     L = np.zeros(256, dtype=np.int8)
+    tmp = np.zeros(32, dtype=np.float32)
     scales = np.zeros(16, dtype=np.float32)
     w = np.zeros(16, dtype=np.float32)
     sw = np.zeros(16, dtype=np.float32)
@@ -83,7 +78,7 @@ def q3_k_rows(x, out, qw, has_qw):  # type: ignore[no-untyped-def]
             bo = i * 110
             out[r, bo : bo + 110] = 0
             if has_qw:
-                dh = _q3_scales_imatrix(xr, 256 * i, qw, out, r, bo, L, scales, w, sw, ls_)
+                dh = _q3_scales_imatrix(xr, 256 * i, qw, out, r, bo, L, scales, w, sw, ls_, tmp)
             else:
                 dh = _q3_scales_ref(xr, 256 * i, out, r, bo, L, scales)
             put_half(out, r, bo + 108, dh)
@@ -118,7 +113,17 @@ def _pack_q3(out, r, bo, L):  # type: ignore[no-untyped-def]
 
 @jit
 def q6_k_rows(x, out, qw, has_qw):  # type: ignore[no-untyped-def]
+    """Two compiled paths: the per-value imatrix test would stop the loops vectorizing."""
+    if has_qw:
+        _q6_k_rows(x, out, qw, True)
+    else:
+        _q6_k_rows(x, out, qw, False)
+
+
+@inline
+def _q6_k_rows(x, out, qw, has_qw):  # type: ignore[no-untyped-def]
     L = np.zeros(256, dtype=np.int8)
+    tmp = np.zeros(32, dtype=np.float32)
     scales = np.zeros(16, dtype=np.float32)
     for r in range(x.shape[0]):
         xr = x[r]
@@ -129,7 +134,7 @@ def q6_k_rows(x, out, qw, has_qw):  # type: ignore[no-untyped-def]
             max_abs_scale = F(0.0)
             for ib in range(16):
                 scale = make_qx_quants(
-                    16, 32, xr, xo + 16 * ib, L, 16 * ib, 1, qw, xo + 16 * ib, has_qw
+                    16, 32, xr, xo + 16 * ib, L, 16 * ib, 1, qw, xo + 16 * ib, has_qw, tmp
                 )
                 scales[ib] = scale
                 if abs(scale) > max_abs_scale:
@@ -144,7 +149,7 @@ def q6_k_rows(x, out, qw, has_qw):  # type: ignore[no-untyped-def]
             for ib in range(16):
                 out[r, bo + 192 + ib] = min(127, nearest_int(iscale * scales[ib])) & 0xFF
             for j in range(16):
-                d = f16_value(dh) * F(_wrap8(np.int64(out[r, bo + 192 + j])))
+                d = f16_value(dh) * F(wrap8(np.int64(out[r, bo + 192 + j])))
                 if d == F(0.0):
                     continue
                 for ii in range(16):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._jit import F, f16_bits, jit, nearest_int, to_i32
+from ._jit import F, f16_bits, inline, jit, nearest_int, to_i32, wrap8
 from ._make_quants import (
     GROUP_MAX_EPS,
     best_index_int8,
@@ -17,13 +17,7 @@ from ._make_quants import (
 )
 from ._quant_k import put_half
 
-__all__ = ["iq4_rows", "legacy_rows"]
-
-
-@jit
-def _wrap8(v):  # type: ignore[no-untyped-def]
-    v = v & 0xFF
-    return v - 256 if v > 127 else v
+__all__ = ["LEGACY_KERNELS", "iq4_nl_rows", "iq4_xs_rows", "legacy_rows"]
 
 
 @jit
@@ -47,7 +41,7 @@ def _put_q5(out, r, bo, qo, lo, hi):  # type: ignore[no-untyped-def]
         out[r, hi + k] = (qh >> (8 * k)) & 0xFF
 
 
-@jit
+@inline
 def _ref_block(kind, x, xo, out, r, bo, codes):  # type: ignore[no-untyped-def]
     """quantize_row_{q4_0,q4_1,q5_0,q5_1,q8_0}_ref for one block of 32."""
     if kind == 8:
@@ -59,7 +53,7 @@ def _ref_block(kind, x, xo, out, r, bo, codes):  # type: ignore[no-untyped-def]
         idv = F(1.0) / d if d != F(0.0) else F(0.0)
         put_half(out, r, bo, f16_bits(d))
         for j in range(32):
-            out[r, bo + 2 + j] = _wrap8(to_i32(_roundf(x[xo + j] * idv))) & 0xFF
+            out[r, bo + 2 + j] = wrap8(to_i32(_roundf(x[xo + j] * idv))) & 0xFF
         return
     if kind == 4 or kind == 5:  # symmetric: d = max / -8 (q4_0) or -16 (q5_0)
         amax = F(0.0)
@@ -87,38 +81,53 @@ def _ref_block(kind, x, xo, out, r, bo, codes):  # type: ignore[no-untyped-def]
     for j in range(32):
         v = (x[xo + j] - mn) * idv if kind >= 41 else x[xo + j] * idv
         if kind == 4:
-            codes[j] = min(15, _wrap8(to_i32(v + F(8.5)))) & 0xFF
+            codes[j] = min(15, wrap8(to_i32(v + F(8.5)))) & 0xFF
         elif kind == 5:
-            codes[j] = min(31, _wrap8(to_i32(v + F(16.5)))) & 0xFF
+            codes[j] = min(31, wrap8(to_i32(v + F(16.5)))) & 0xFF
         elif kind == 41:
-            codes[j] = min(15, _wrap8(to_i32(v + F(0.5)))) & 0xFF
+            codes[j] = min(15, wrap8(to_i32(v + F(0.5)))) & 0xFF
         else:
             codes[j] = to_i32(v + F(0.5)) & 0xFF
 
 
 @jit
-def _imatrix_block(kind, x, xo, qw, sigma2, out, r, bo, codes, w, Laux):  # type: ignore[no-untyped-def]
+def _imatrix_block(kind, x, xo, qw, sigma2, out, r, bo, codes, w, Laux, tmp):  # type: ignore[no-untyped-def]
     """quantize_row_{q4_0,q4_1,q5_0,q5_1}_impl for one block of 32 (weights from `qw`)."""
     for j in range(32):
         w[j] = qw[xo + j] * np.sqrt(sigma2 + x[xo + j] * x[xo + j])
     if kind == 4 or kind == 5:
-        d = make_qx_quants(32, 8 if kind == 4 else 16, x, xo, codes, 0, 1, w, 0, True)
+        d = make_qx_quants(32, 8 if kind == 4 else 16, x, xo, codes, 0, 1, w, 0, True, tmp)
         put_half(out, r, bo, f16_bits(d))
     else:
         d, the_min = make_qkx3_quants(
-            32, 15 if kind == 41 else 31, x, xo, w, 0, codes, 0, Laux, F(-0.9), F(0.05), 36, False
+            32,
+            15 if kind == 41 else 31,
+            x,
+            xo,
+            w,
+            0,
+            codes,
+            0,
+            Laux,
+            tmp,
+            F(-0.9),
+            F(0.05),
+            36,
+            False,
         )
         put_half(out, r, bo, f16_bits(d))
         put_half(out, r, bo + 2, f16_bits(-the_min))
 
 
-@jit
+@inline
 def legacy_rows(x, out, qw, has_qw, kind):  # type: ignore[no-untyped-def]
-    """kind: 4 = q4_0, 41 = q4_1, 5 = q5_0, 51 = q5_1, 8 = q8_0 (never uses the imatrix)."""
+    """kind: 4 = q4_0, 41 = q4_1, 5 = q5_0, 51 = q5_1, 8 = q8_0 (never uses the imatrix);
+    Inlined into one kernel per kind (below), so its branches on `kind` fold away."""
     size = 18 if kind == 4 else 20 if kind == 41 else 22 if kind == 5 else 24 if kind == 51 else 34
     codes = np.zeros(32, dtype=np.uint8)
     w = np.zeros(32, dtype=np.float32)
     Laux = np.zeros(32, dtype=np.uint8)
+    tmp = np.zeros(3 * 32, dtype=np.float32)
     use_qw = has_qw and kind != 8
     for r in range(x.shape[0]):
         xr = x[r]
@@ -131,7 +140,7 @@ def legacy_rows(x, out, qw, has_qw, kind):  # type: ignore[no-untyped-def]
         for ib in range(x.shape[1] // 32):
             bo = ib * size
             if use_qw:
-                _imatrix_block(kind, xr, 32 * ib, qw, sigma2, out, r, bo, codes, w, Laux)
+                _imatrix_block(kind, xr, 32 * ib, qw, sigma2, out, r, bo, codes, w, Laux, tmp)
             else:
                 _ref_block(kind, xr, 32 * ib, out, r, bo, codes)
             if kind == 4 or kind == 41:
@@ -234,7 +243,7 @@ def _iq4_super(x, xo, qw, wo, has_qw, sb, out, r, bo, L, w, scales, values):  # 
             out[r, qo + 16 * i + j] = L[32 * i + j] | (L[32 * i + 16 + j] << 4)
 
 
-@jit
+@inline
 def iq4_rows(x, out, qw, has_qw, sb, values):  # type: ignore[no-untyped-def]
     """iq4_nl (sb = 32, 18-byte blocks) or iq4_xs (sb = 256, 136-byte blocks)."""
     size = 18 if sb == 32 else 136
@@ -247,3 +256,47 @@ def iq4_rows(x, out, qw, has_qw, sb, values):  # type: ignore[no-untyped-def]
             _iq4_super(
                 xr, sb * ib, qw, sb * ib, has_qw, sb, out, r, size * ib, L, w, scales, values
             )
+
+
+@jit
+def _q4_0_rows(x, out, qw, has_qw):  # type: ignore[no-untyped-def]
+    legacy_rows(x, out, qw, has_qw, 4)
+
+
+@jit
+def _q4_1_rows(x, out, qw, has_qw):  # type: ignore[no-untyped-def]
+    legacy_rows(x, out, qw, has_qw, 41)
+
+
+@jit
+def _q5_0_rows(x, out, qw, has_qw):  # type: ignore[no-untyped-def]
+    legacy_rows(x, out, qw, has_qw, 5)
+
+
+@jit
+def _q5_1_rows(x, out, qw, has_qw):  # type: ignore[no-untyped-def]
+    legacy_rows(x, out, qw, has_qw, 51)
+
+
+@jit
+def _q8_0_rows(x, out, qw, has_qw):  # type: ignore[no-untyped-def]
+    legacy_rows(x, out, qw, has_qw, 8)
+
+
+@jit
+def iq4_nl_rows(x, out, qw, has_qw, values):  # type: ignore[no-untyped-def]
+    iq4_rows(x, out, qw, has_qw, 32, values)
+
+
+@jit
+def iq4_xs_rows(x, out, qw, has_qw, values):  # type: ignore[no-untyped-def]
+    iq4_rows(x, out, qw, has_qw, 256, values)
+
+
+LEGACY_KERNELS = {
+    "q4_0": _q4_0_rows,
+    "q4_1": _q4_1_rows,
+    "q5_0": _q5_0_rows,
+    "q5_1": _q5_1_rows,
+    "q8_0": _q8_0_rows,
+}

@@ -27,10 +27,9 @@ from .types import GGMLType, ggml_type, row_nbytes
 
 __all__ = ["IMATRIX_TYPES", "QUANTIZABLE", "quantize"]
 
-_LEGACY = {"q4_0": 4, "q4_1": 41, "q5_0": 5, "q5_1": 51, "q8_0": 8}
 _K = {"q2_k": qk.q2_k_rows, "q3_k": qk6.q3_k_rows, "q4_k": qk.q4_k_rows}
-_K |= {"q5_k": qk.q5_k_rows, "q6_k": qk6.q6_k_rows}
-QUANTIZABLE: frozenset[str] = frozenset(["f32", "f16", "bf16", *_LEGACY, *_K, "iq4_nl", "iq4_xs"])
+_K |= {"q5_k": qk.q5_k_rows, "q6_k": qk6.q6_k_rows} | qs.LEGACY_KERNELS
+QUANTIZABLE: frozenset[str] = frozenset(["f32", "f16", "bf16", *_K, "iq4_nl", "iq4_xs"])
 IMATRIX_TYPES: frozenset[str] = frozenset(QUANTIZABLE - {"f32", "f16", "bf16", "q8_0"})
 
 
@@ -55,8 +54,9 @@ def quantize(
     nbytes = row_nbytes(t, rows.shape[1])
     if t.name == "f32":
         return rows.view(np.uint8).reshape(rows.shape[0], nbytes).copy()
-    if t.name == "f16":
-        return rows.astype("<f2").view(np.uint8).reshape(rows.shape[0], nbytes)
+    if t.name == "f16":  # round to nearest even; beyond ±65504 gives ±inf, as ggml's does
+        with np.errstate(over="ignore"):
+            return rows.astype("<f2").view(np.uint8).reshape(rows.shape[0], nbytes)
     if t.name == "bf16":
         return _bf16(rows).view(np.uint8).reshape(rows.shape[0], nbytes)
     qw = _imatrix(imatrix, rows.shape[1]) if t.name in IMATRIX_TYPES else None
@@ -112,8 +112,7 @@ def _bf16(rows: np.ndarray) -> np.ndarray:
 
 @cache
 def _kernel(name: str) -> tuple[Callable[..., Any], tuple[Any, ...]]:
-    if name in _LEGACY:
-        return qs.legacy_rows, (_LEGACY[name],)
     if name in _K:
         return _K[name], ()
-    return qs.iq4_rows, (32 if name == "iq4_nl" else 256, table("kvalues_iq4nl"))
+    kernel = qs.iq4_nl_rows if name == "iq4_nl" else qs.iq4_xs_rows
+    return kernel, (table("kvalues_iq4nl"),)
