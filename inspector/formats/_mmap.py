@@ -1,10 +1,14 @@
-"""Memory-mapped tensor bytes for every reader that maps its file (safetensors, GGUF, PyTorch).
+"""Tensor bytes of big files: memory maps (safetensors headers and values, GGUF headers) and
+positional reads (`PositionalFile`: GGUF and PyTorch values).
 
 A mapped file's pages count in the process's RSS once touched, so `ResidentPages` gives back the
 pages of all but the last few tensors loaded (`madvise(MADV_DONTNEED)`: they stay in the page
 cache and a later access faults them back in). Touching mapped pages past the end of a file that
 shrank since it was opened kills the process with SIGBUS, so `mapped_bytes` checks the file's
-size before every access and raises a `FormatError` instead.
+size before every access and raises a `FormatError` instead — but a view handed out can still be
+touched after another process truncates the file. `PositionalFile` reads each tensor into its own
+array with `os.preadv` instead: a truncated file is a short read, hence a clean error, whenever
+it happens; the cost is one copy of the stored bytes per load.
 """
 
 from __future__ import annotations
@@ -21,7 +25,14 @@ import numpy as np
 
 from inspector.core.errors import FormatError
 
-__all__ = ["ResidentPages", "check_regular", "close_map", "map_file", "mapped_bytes"]
+__all__ = [
+    "PositionalFile",
+    "ResidentPages",
+    "check_regular",
+    "close_map",
+    "map_file",
+    "mapped_bytes",
+]
 
 
 class ResidentPages:
@@ -102,6 +113,45 @@ def mapped_bytes(
     if pages is not None:
         pages.used(offset, nbytes)
     return arr
+
+
+class PositionalFile:
+    """An open file read at offsets (thread-safe: `os.preadv` carries its own position)."""
+
+    def __init__(self, path: Path) -> None:
+        check_regular(path)
+        self.path = path
+        try:
+            self._fd: int | None = os.open(path, os.O_RDONLY)
+        except OSError as exc:
+            raise FormatError(path, f"cannot read: {exc.strerror or exc}") from None
+
+    def read(self, offset: int, nbytes: int, tensor: str) -> np.ndarray:
+        """`nbytes` bytes at `offset` as a new uint8 array; a file that ends early (it shrank
+        since it was opened) is a `FormatError` naming the tensor."""
+        out = np.empty(nbytes, dtype=np.uint8)
+        view, done = out.data, 0
+        fd = self._fd
+        if fd is None:
+            raise FormatError(self.path, "the model was closed", tensor)
+        try:
+            while done < nbytes:
+                got = os.preadv(fd, [view[done:]], offset + done)
+                if got == 0:
+                    raise FormatError(
+                        self.path, f"file ends {nbytes - done} bytes early (did it shrink?)", tensor
+                    )
+                done += got
+        except OSError as exc:
+            raise FormatError(self.path, f"cannot read: {exc.strerror or exc}", tensor) from None
+        finally:
+            view.release()
+        return out
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 def close_map(mm: mmap.mmap | None) -> None:

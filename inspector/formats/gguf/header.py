@@ -16,6 +16,7 @@ not copied: each field records where its bytes lie so a writer can re-emit them 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import mmap
 import os
@@ -367,7 +368,15 @@ def parse_header(
 
     `check_data` False skips checking that the tensors' data lie in `buf` (a header alone)."""
     path = str(path)
-    cur = _Cursor(memoryview(buf).cast("B"))
+    view = memoryview(buf).cast("B")
+    try:
+        return _parse(_Cursor(view), path, check_data)
+    finally:
+        with contextlib.suppress(BufferError):
+            view.release()  # so the caller can close its map
+
+
+def _parse(cur: _Cursor, path: str, check_data: bool) -> GGUFHeader:
     try:
         version, n_tensors, n_kv = _preamble(cur, path)
         fields = _fields(cur, n_kv)

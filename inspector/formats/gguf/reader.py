@@ -33,7 +33,7 @@ from inspector.core.errors import FormatError
 from inspector.core.ggml.dequant import dequantize
 from inspector.core.model import Model, StoredQuantization, Tensor, TensorInfo
 from inspector.formats._common import layer_of
-from inspector.formats._mmap import ResidentPages, close_map, map_file, mapped_bytes
+from inspector.formats._mmap import PositionalFile, close_map, map_file
 from inspector.formats.gguf.header import GGUFField, GGUFHeader, GGUFTensorInfo, parse_header
 
 __all__ = ["PLAIN_TYPES", "field_bytes", "is_split_key", "read_gguf"]
@@ -54,20 +54,21 @@ _SPLIT_KEYS = ("split.no", "split.count", "split.tensors.count")
 
 
 class _File:
-    """One opened GGUF file: its map, header and resident-page bookkeeping."""
+    """One opened GGUF file: its header (parsed from a memory map, closed right after) and a
+    positional reader for the tensors' bytes (a file truncated later gives an error, not a
+    SIGBUS in the middle of a preview)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.mm, self.size = map_file(path)
+        mm, _ = map_file(path)
         try:
-            self.header = parse_header(self.mm if self.mm is not None else b"", path)
-        except BaseException:
-            close_map(self.mm)
-            raise
-        self.pages = ResidentPages(self.mm)
+            self.header = parse_header(mm if mm is not None else b"", path)
+        finally:
+            close_map(mm)
+        self.data = PositionalFile(path)
 
     def close(self) -> None:
-        close_map(self.mm)
+        self.data.close()
 
 
 def read_gguf(path: str | os.PathLike[str]) -> Model:
@@ -185,7 +186,7 @@ def _loader(f: _File, t: GGUFTensorInfo) -> Callable[[], np.ndarray]:
     plain = PLAIN_TYPES.get(t.ggml.name)
 
     def load() -> np.ndarray:
-        raw = mapped_bytes(f.path, f.mm, offset, t.nbytes, t.name, f.pages)
+        raw = f.data.read(offset, t.nbytes, t.name)
         if plain is not None:
             return raw.view(plain[0]).reshape(t.shape)
         try:

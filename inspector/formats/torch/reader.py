@@ -5,8 +5,9 @@ The zip holds `<archive>/data.pkl` (the object, pickle protocol 2) and one recor
 (`unpickler.py`: an allowlist of torch's rebuild functions, storage types and dtypes mapped to
 our stand-ins; any other global is refused by name), the result is flattened to dotted tensor
 names (`flatten.py`), and each tensor becomes a lazy strided view of its storage: records
-stored uncompressed (as `torch.save` writes them, 64-byte aligned) are memory-mapped, deflated
-ones (a re-zipped file) are inflated on `load()`. Each storage record must hold exactly its
+stored uncompressed (as `torch.save` writes them, 64-byte aligned) are read at their offset
+(positional reads, so a file truncated meanwhile gives an error, never a SIGBUS), deflated ones
+(a re-zipped file) are inflated on `load()`. Each storage record must hold exactly its
 elements, and each view (offset, sizes, strides) must stay inside its storage.
 
 Refused with a reason: legacy (pre-1.6) pickle files, TorchScript archives, big-endian
@@ -22,7 +23,6 @@ several), `torch_extra` (non-tensor leaves such as `epoch`, as text).
 from __future__ import annotations
 
 import math
-import mmap
 import os
 import pickle
 import zipfile
@@ -34,13 +34,7 @@ import numpy as np
 from inspector.core.errors import FormatError
 from inspector.core.model import Model, StoredQuantization, Tensor, TensorInfo
 from inspector.formats._common import layer_of, stored_member_offset
-from inspector.formats._mmap import (
-    ResidentPages,
-    check_regular,
-    close_map,
-    map_file,
-    mapped_bytes,
-)
+from inspector.formats._mmap import PositionalFile, check_regular
 from inspector.formats.torch.flatten import Flat, TooLarge, flatten
 from inspector.formats.torch.unpickler import (
     DTYPES,
@@ -95,20 +89,21 @@ def read_torch(path: str | os.PathLike[str]) -> Model:
         zf = zipfile.ZipFile(p)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
         raise FormatError(p, f"not a PyTorch zip checkpoint: {exc}") from None
-    mm = None
+    data = None
     try:
         prefix = _archive_prefix(p, zf)
         obj, storages = _unpickle(p, zf, prefix)
-        mm, size = map_file(p)
+        data = PositionalFile(p)
+        size = os.fstat(zf.fp.fileno()).st_size if zf.fp is not None else 0
         records = {k: _record(p, zf, prefix, ref, size) for k, ref in storages.items()}
         flat = _flatten(p, obj)
-        pages = ResidentPages(mm)
         tensors = [
-            Tensor(_info(p, name, t, opt), _loader(p, mm, records[t.storage.key], t, pages, name))
+            Tensor(_info(p, name, t, opt), _loader(p, data, records[t.storage.key], t, name))
             for name, t, opt in flat.tensors
         ]
     except BaseException:
-        close_map(mm)
+        if data is not None:
+            data.close()
         zf.close()
         raise
     shared: dict[str, list[str]] = {}
@@ -120,7 +115,7 @@ def read_torch(path: str | os.PathLike[str]) -> Model:
         "torch_shared_storages": {k: v for k, v in shared.items() if len(v) > 1},
         "torch_extra": flat.extras,
     }
-    return Model(p, "torch", tensors, meta, [lambda: close_map(mm), zf.close])
+    return Model(p, "torch", tensors, meta, [data.close, zf.close])
 
 
 def _refuse_legacy(p: Path) -> None:
@@ -244,25 +239,26 @@ def _info(p: Path, name: str, t: TensorRef, optimizer: bool) -> TensorInfo:
 
 
 def _loader(
-    p: Path, mm: mmap.mmap | None, rec: _Record, t: TensorRef, pages: ResidentPages, name: str
+    p: Path, data: PositionalFile, rec: _Record, t: TensorRef, name: str
 ) -> Callable[[], np.ndarray]:
+    """Reads only the elements the view spans (q/k/v views of one fused storage read their
+    third each), then strides over them."""
     dtype = DTYPES[t.dtype][0]
+    size = dtype.itemsize
+    opaque = np.dtype((np.void, size))  # as_strided needs __array_interface__: ml_dtypes lack it
+    count = math.prod(t.shape)
+    span = 1 + sum((n - 1) * s for n, s in zip(t.shape, t.stride, strict=True)) if count else 0
 
     def load() -> np.ndarray:
         if rec.stored:
-            raw = mapped_bytes(p, mm, rec.offset(), rec.info.file_size, name, pages)
+            raw = data.read(rec.offset() + t.offset * size, span * size, name)
+            items = raw.view(opaque)
         else:
-            raw = np.frombuffer(_member_bytes(p, rec.zf, rec.info, rec.info.file_size), np.uint8)
-        # as_strided rebuilds arrays from __array_interface__, which ml_dtypes' types lack:
-        # stride opaque items of the same size, then view them as the dtype.
-        items = raw[: raw.size - raw.size % dtype.itemsize].view(
-            np.dtype((np.void, dtype.itemsize))
-        )
+            whole = _member_bytes(p, rec.zf, rec.info, rec.info.file_size)
+            items = np.frombuffer(whole, np.uint8, len(whole) - len(whole) % size).view(opaque)
+            items = items[t.offset : t.offset + span]
         view = np.lib.stride_tricks.as_strided(
-            items[t.offset :],
-            shape=t.shape,
-            strides=tuple(s * dtype.itemsize for s in t.stride),
-            writeable=False,
+            items, shape=t.shape, strides=tuple(s * size for s in t.stride), writeable=False
         ).view(dtype)
         return view.astype(np.float32) if t.dtype in _DECODED else view
 
