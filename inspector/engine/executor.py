@@ -128,6 +128,10 @@ class Executor:
     def graph(self) -> Graph:
         return self._graph
 
+    def op(self, layer: str) -> Op:
+        """The forward function of one layer of the graph (as `forward` runs it)."""
+        return self._ops[layer]
+
     def run(self, inputs: Sequence[np.ndarray], batch_size: int = 256) -> list[np.ndarray]:
         """Outputs (float32, one array per model output) for inputs batched on axis 0."""
         xs = self._check_inputs(inputs)
