@@ -52,7 +52,9 @@ def plan_from_args(args: argparse.Namespace):  # -> Plan (import kept lazy for s
     for text in args.rule:
         rule = parse_rule(text)
         plan = plan.with_rule(rule.pattern, rule.scheme)
-    return plan
+    from inspector.cli_transforms import transforms_from_args
+
+    return transforms_from_args(args, plan)
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -68,14 +70,19 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_preview(args: argparse.Namespace) -> int:
+    from contextlib import ExitStack
+
+    from inspector.cli_transforms import print_transforms, transformed
     from inspector.core.preview import run_preview
     from inspector.formats import open_model
     from inspector.formats.targets import get_target
     from inspector.report_text import preview_table
 
     plan = plan_from_args(args)
-    with open_model(args.model) as model:
+    with ExitStack() as stack:
+        model = stack.enter_context(open_model(args.model))
         target = get_target(args.format or model.format)
+        model, changes = transformed(model, plan, target, args, stack)
         preview = run_preview(model, plan, target)
         unmatched = plan.unmatched_rules(t.info for t in model)
         for rule in unmatched:
@@ -87,8 +94,11 @@ def _cmd_preview(args: argparse.Namespace) -> int:
             doc["model"]["target"] = target.name
             doc["plan"] = plan.to_json()
             doc["unmatched_rules"] = [r.pattern for r in unmatched]
+            if changes is not None:
+                doc["transforms"] = changes.to_json()
             print(json.dumps(doc, indent=2))
         else:
+            print_transforms(changes)
             print(preview_table(model, preview, target.name))
     return 0
 
@@ -106,7 +116,15 @@ def _parser_preview(sub: argparse._SubParsersAction) -> None:
     add_scheme_options(p)
     p.add_argument("--format", help="export format whose storage to count (default: input's)")
     p.add_argument("--json", action="store_true", help="print one JSON document")
+    _add_transforms(p)
     p.set_defaults(func=_cmd_preview)
+
+
+def _add_transforms(p: argparse.ArgumentParser) -> None:
+    from inspector.cli_transforms import add_transform_options
+
+    add_transform_options(p)
+    p.add_argument("--data", metavar="D.npz", help="sample data for --bias-correction empirical")
 
 
 COMMANDS: dict[str, Callable[[argparse._SubParsersAction], None]] = {
