@@ -125,21 +125,68 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             _check_out_path(Path(args.outputs), args)
         tdoc = _transforms_doc(evaluator, changes)
         evaluation = evaluator.evaluate(plan)
+        arith = _arith(evaluator, plan, args.arith)
         if args.outputs:
             _save_outputs(Path(args.outputs), *evaluator.outputs(plan))
         if args.json:
             doc = {"model": _model_json(model, evaluator), **evaluation.to_json()}
             if tdoc is not None:
                 doc["transforms"] = tdoc
+            if arith is not None:
+                doc["arith"] = arith.to_json()
             print(json.dumps(doc, indent=2))
         else:
             print(f"model: {model.path} ({model.format}), stored as {evaluator.target.name}")
             print(f"data:  {evaluator.data.describe()}")
             _print_transforms(changes, tdoc)
             print("\n".join(metrics_lines(evaluation.metrics)))
+            print("\n".join(arith_lines(arith)))
     if args.outputs:
         print(f"outputs written to {args.outputs}", file=sys.stderr)
     return 0
+
+
+def _arith(evaluator: Any, plan: Any, dtype: str) -> Any:
+    from inspector.engine.arith import iter_arith
+    from inspector.engine.evaluate import drain
+
+    return None if dtype == "float32" else drain(iter_arith(evaluator, plan, dtype))
+
+
+def arith_lines(result: Any, limit: int = 12) -> list[str]:
+    """The arithmetic run: output error against float32 arithmetic, the layers that
+    overflowed or underflowed (first `limit`)."""
+    if result is None:
+        return []
+    doc = result.to_json()
+    lines = [f"{result.dtype} arithmetic (activations rounded after every layer):"]
+    lines.append(f"  vs float32 arithmetic: {_compact(result.vs_float32)}")
+    lines.append(f"  vs the original model: {_compact(result.vs_original)}")
+    total = doc["total"]
+    lines.append(
+        f"  overflow to inf: {total['overflow']} values, underflow to 0: {total['underflow']}"
+        f", non-finite after rounding: {total['nonfinite']} (of {total['values']})"
+    )
+    if result.first_overflow:
+        lines.append(f"  first overflow at layer {result.first_overflow!r}")
+    hit = [row for row in doc["layers"] if row["overflow"] or row["underflow"]]
+    for row in hit[:limit]:
+        lines.append(
+            f"    {row['layer']:<32} overflow {row['overflow']:>8}  underflow {row['underflow']:>8}"
+            f"  non-finite {row['nonfinite']:>8}"
+        )
+    if len(hit) > limit:
+        lines.append(f"    … {len(hit) - limit} more layers (--json lists all)")
+    return lines
+
+
+def _compact(m: Any) -> str:
+    parts = [f"output SQNR {_fmt_db(m.sqnr_db)}"]
+    if m.top1_agreement is not None:
+        parts.append(f"top-1 agreement {100 * m.top1_agreement:.2f} %")
+    if m.metric is not None:
+        parts.append(f"{m.metric} {m.quantized_score:.4f}")
+    return ", ".join(parts)
 
 
 def _check_out_path(path: Path, args: argparse.Namespace) -> None:
@@ -170,6 +217,12 @@ def _parser_evaluate(sub: argparse._SubParsersAction) -> None:
     )
     _common(p)
     add_scheme_options(p)
+    p.add_argument(
+        "--arith",
+        choices=("float32", "float16", "bfloat16"),
+        default="float32",
+        help="also run with every activation rounded to this type (per-layer overflow counts)",
+    )
     p.add_argument("--outputs", metavar="OUT.npz", help="save original_i / quantized_i outputs")
     p.add_argument("--force", action="store_true", help="replace an existing --outputs file")
     p.set_defaults(func=_cmd_evaluate)

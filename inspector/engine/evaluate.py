@@ -128,7 +128,7 @@ class OutputMetrics:
 def _sqnr_db(signal: float, noise: float) -> float:
     if noise <= 0.0:
         return math.inf
-    if signal <= 0.0:
+    if signal <= 0.0 or not math.isfinite(noise):
         return -math.inf
     return 10.0 * math.log10(signal / noise)
 
