@@ -7,13 +7,15 @@ import this file. Run from the repository root (fixed seeds, overwrites this fol
 
 - `bn_chain_k2.h5` (tf_keras legacy HDF5) and `bn_chain_k3.keras` (Keras 3), the same weights:
   a MobileNet-like chain with BatchNormalization after every conv — Conv2D (no bias) → BN →
-  ReLU6 → DepthwiseConv2D (no bias) → BN (ε = 1e-5; channel 3's kernel ~1e-4, so its input
-  variance is ~0 and folding multiplies it by γ/√ε) → ReLU6 → 1×1 Conv2D → BN → Add (residual) → Conv2D → BN → ReLU →
-  GlobalAveragePooling → Dense → BN → Dense softmax. BN statistics are calibrated on 256 random
-  images (as training would leave them), two betas raised (high-bias absorption has work).
+  ReLU6 → DepthwiseConv2D (no bias) → BN (ε = 1e-5; its channel 3 reads a dead channel, so
+  its variance is 0 and folding multiplies that kernel by γ/√ε) → ReLU6 → 1×1 Conv2D → BN →
+  Add (residual) → Conv2D → BN → ReLU → GlobalAveragePooling → Dense → BN → Dense softmax.
+  BN statistics are calibrated on 256 random images (as training would leave them), two betas
+  raised (so high-bias absorption has work).
   `bn_chain.npz`: `x` probes, `y_k2` and `y_k3` the real Keras outputs (inference mode).
-- `overflow_k2.h5`: Dense(16, relu) → Dense "blowup" (weights ×3000: activations ~1e5, past
-  float16's 65504) → Dense "shrink" (×1e-4) → Dense softmax; `overflow.npz`: `x`, `y`.
+- `overflow_k2.h5`: Dense(16, relu) → Dense "blowup" (|weights| ×30000: activations ~1e5-1e6,
+  past float16's 65504) → Dense "shrink" (×1e-5) → Dense softmax; `overflow.npz`: `x` and
+  `keras_y` (real Keras outputs; not named `y`, so evaluation does not take them as labels).
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ def bn_chain(K, L):
 
 
 def weights_for(model, rng: np.random.Generator) -> list[np.ndarray]:
-    """Seeded weights; the depthwise kernel's channel 3 nearly zero (a dead channel)."""
+    """Seeded weights (BN statistics are set by `calibrate`)."""
     values = []
     for w in model.weights:
         path = getattr(w, "path", None) or w.name
@@ -72,16 +74,16 @@ def weights_for(model, rng: np.random.Generator) -> list[np.ndarray]:
         else:
             fan_in = max(1, int(np.prod(shape[:-1]))) if len(shape) > 1 else 4
             v = rng.normal(0.0, 1.0 / np.sqrt(fan_in), shape)
-            if name == "depthwise_kernel":
-                v[:, :, 3, :] *= 1e-4
         values.append(np.asarray(v, np.float32))
     return values
 
 
 def calibrate(model, x: np.ndarray) -> None:
     """Set each BN's moving statistics to its input's batch statistics on `x` (what training
-    converges to), in model order, then give two channels a high bias (for high-bias
-    absorption): head_bn channel 2 and fc_bn channel 1."""
+    converges to), in model order. stem_bn channel 3 gets β = −8, so after ReLU6 it is always 0
+    (a dead channel: the depthwise conv's channel 3 then has zero variance, and folding dw_bn
+    multiplies that kernel by γ/√ε); head_bn channel 2 and fc_bn channel 1 get a high bias
+    (work for high-bias absorption)."""
     for layer in model.layers:
         if not isinstance(layer, tf_keras.layers.BatchNormalization):
             continue
@@ -89,6 +91,8 @@ def calibrate(model, x: np.ndarray) -> None:
         h = probe.predict(x, verbose=0)
         axes = tuple(range(h.ndim - 1))
         gamma, beta, _, _ = layer.get_weights()
+        if layer.name == "stem_bn":
+            beta[3] = -8.0
         if layer.name == "head_bn":
             beta[2], gamma[2] = 4.0, 0.5
         if layer.name == "fc_bn":
@@ -124,11 +128,11 @@ def main() -> None:
 
     m = overflow(tf_keras, tf_keras.layers)
     w = [np.asarray(v) for v in m.get_weights()]
-    w = [np.abs(v) * (3000.0 if i == 2 else 1e-4 if i == 4 else 1.0) for i, v in enumerate(w)]
+    w = [np.abs(v) * (30000.0 if i == 2 else 1e-5 if i == 4 else 1.0) for i, v in enumerate(w)]
     m.set_weights(w)
     xo = rng.uniform(0.5, 1.5, (16, 6)).astype(np.float32)
     m.save(DATA / "overflow_k2.h5", save_format="h5", include_optimizer=False)
-    np.savez_compressed(DATA / "overflow.npz", x=xo, y=m.predict(xo, verbose=0))
+    np.savez_compressed(DATA / "overflow.npz", x=xo, keras_y=m.predict(xo, verbose=0))
     for f in sorted(DATA.iterdir()):
         print(f.name, f.stat().st_size)
 
