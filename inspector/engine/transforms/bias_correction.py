@@ -109,11 +109,7 @@ class _Quantized:
 
 
 def _apply(ws: Workspace, w: Weighted, shift: np.ndarray, method: str) -> BiasRecord:
-    added = w.bias not in ws
-    if added:
-        info = TensorInfo(w.bias, (w.out_channels,), "float32", w.layer)
-        ws.add_tensor(info, np.zeros(w.out_channels, np.float32), after=w.out_kernel)
-        ws.update_layer(w.layer, use_bias=True)
+    added = ws.ensure_bias(w)
     w.scale_out(ws, np.ones(w.out_channels), -shift)
     return BiasRecord(w.layer, w.bias, method, shift, added)
 

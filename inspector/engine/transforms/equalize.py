@@ -28,7 +28,6 @@ from typing import Any
 
 import numpy as np
 
-from inspector.core.model import TensorInfo
 from inspector.engine.transforms.channels import Weighted
 from inspector.engine.transforms.graph_pairs import LayerIndex, Link, chains, find_links
 from inspector.engine.transforms.workspace import Stats, Workspace
@@ -140,7 +139,7 @@ def _absorb(ws: Workspace, link: Link) -> bool:
     c = np.maximum(0.0, stats.mean - 3.0 * stats.std) if through_relu else stats.mean.copy()
     if not np.any(c):
         return False
-    _ensure_bias(ws, link.second)
+    ws.ensure_bias(link.second)
     link.first.scale_out(ws, np.ones_like(c), -c)
     link.second.scale_out(ws, np.ones(link.second.out_channels), link.second.in_to_out(ws, c))
     ws.stats[link.first.layer] = Stats(stats.mean - c, stats.std)
@@ -170,10 +169,3 @@ def _config(ws: Workspace, layer: str) -> dict[str, Any]:
         if (entry.get("name") or entry.get("config", {}).get("name")) == layer:
             return entry.get("config", {})
     return {}
-
-
-def _ensure_bias(ws: Workspace, w: Weighted) -> None:
-    if w.bias not in ws:
-        info = TensorInfo(w.bias, (w.out_channels,), "float32", w.layer)
-        ws.add_tensor(info, np.zeros(w.out_channels, np.float32), after=w.out_kernel)
-        ws.update_layer(w.layer, use_bias=True)

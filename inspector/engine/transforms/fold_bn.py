@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 
 from inspector.core.errors import InspectorError
-from inspector.core.model import TensorInfo
 from inspector.engine.graph import TensorRef
 from inspector.engine.transforms.channels import Weighted
 from inspector.engine.transforms.graph_pairs import LayerIndex, activation_kind, bound_names
@@ -140,12 +139,7 @@ def _fold(ws: Workspace, index: LayerIndex, bn: str, first: Weighted) -> FoldRec
     factor = np.broadcast_to(gamma / np.sqrt(var + eps), var.shape)
     shift = np.broadcast_to(beta - mean * factor, var.shape)
     before = first.out_range(ws)
-    added = None
-    if first.bias not in ws:
-        info = TensorInfo(first.bias, (first.out_channels,), "float32", first.layer)
-        ws.add_tensor(info, np.zeros(first.out_channels, np.float32), after=first.out_kernel)
-        ws.update_layer(first.layer, use_bias=True)
-        added = first.bias
+    added = first.bias if ws.ensure_bias(first) else None
     first.scale_out(ws, factor, shift)
     ws.stats[first.layer] = Stats(
         np.broadcast_to(np.asarray(beta, np.float64), var.shape).copy(),

@@ -24,6 +24,7 @@ import numpy as np
 
 from inspector.core.model import Model, Tensor, TensorInfo
 from inspector.engine.errors import TransformUnavailable
+from inspector.engine.transforms.channels import Weighted
 from inspector.engine.transforms.topology import edit_topology, with_topology
 
 __all__ = ["Stats", "Workspace"]
@@ -103,6 +104,16 @@ class Workspace(MutableMapping[str, np.ndarray]):
         self.infos[info.name] = info
         self.added[info.name] = after
         self[info.name] = value
+
+    def ensure_bias(self, w: Weighted) -> bool:
+        """Give a weighted layer a zero bias if it has none (`use_bias` turned on); True when
+        one was added."""
+        if w.bias in self:
+            return False
+        info = TensorInfo(w.bias, (w.out_channels,), "float32", w.layer)
+        self.add_tensor(info, np.zeros(w.out_channels, np.float32), after=w.out_kernel)
+        self.update_layer(w.layer, use_bias=True)
+        return True
 
     def bypass(self, layer: str, tensors: list[str]) -> None:
         """Remove a layer from the topology (its consumers read its input) with its tensors."""
