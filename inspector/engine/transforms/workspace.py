@@ -9,7 +9,7 @@ format's own terms, so preview, evaluation, sensitivity and every writer work on
 - legacy Keras `.h5`: `h5_layout` / `h5_paths` without the removed layers and with a path for
   each added tensor (beside its layer's kernel), plus `h5_layout_changed` for the writer;
 - Keras 3 `.keras`: `h5_paths` / `keras3_layer_names` renamed as Keras 3 names the weight
-  groups of the new layer list (`inspector.formats.keras_layout.keras3_relayout`).
+  groups of the new layer list (`inspector.formats.keras.layout.keras3_relayout`).
 Tensors whose values changed lose the file's stored quantization (they no longer sit on it).
 """
 
@@ -142,7 +142,7 @@ class Workspace(MutableMapping[str, np.ndarray]):
         elif meta.get("keras_weights_layout") == "legacy":
             self._legacy_layout(meta)
         elif meta.get("keras_weights_layout") == "keras3" and (self.added or self.bypassed):
-            from inspector.formats.keras_layout import keras3_relayout
+            from inspector.formats.keras.layout import keras3_relayout
 
             kept = {n: self.infos[n] for n in order}
             meta.update(

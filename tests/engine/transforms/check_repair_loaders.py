@@ -46,9 +46,9 @@ def export(src: Path, out: Path, fmt: str, plan_doc: dict, data=None) -> dict:
     """Transform + export through the same code the CLI runs; returns the transforms report."""
     from inspector.core.plan import Plan
     from inspector.engine.transforms import transform_model
-    from inspector.export import export_model
     from inspector.formats import open_model
-    from inspector.formats.targets import get_target
+    from inspector.formats.export import export_model
+    from inspector.formats.registry import get_target
 
     plan = Plan.from_json(plan_doc)
     with open_model(src) as model:

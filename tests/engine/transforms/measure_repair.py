@@ -32,7 +32,7 @@ from inspector.engine.arith import iter_arith  # noqa: E402
 from inspector.engine.evaluate import EvalData, Evaluator, drain, make_executor  # noqa: E402
 from inspector.engine.transforms import transform_model  # noqa: E402
 from inspector.formats import open_model  # noqa: E402
-from inspector.formats.targets import get_target  # noqa: E402
+from inspector.formats.registry import get_target  # noqa: E402
 
 SHARED = REPO / ".." / "shared" / "models"
 TFJS = get_target("tfjs")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import DATA, DEPTHWISE
+from repair_helpers import DATA, DEPTHWISE
 
 from inspector.core.plan import Plan
 from inspector.core.preview import quantize_tensor

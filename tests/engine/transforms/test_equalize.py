@@ -8,7 +8,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import DATA, DEPTHWISE, FER, RESOURCES, need, outputs, rel
+from repair_helpers import DATA, DEPTHWISE, FER, RESOURCES, need, outputs, rel
 
 from inspector.core.plan import Plan
 from inspector.core.transform_spec import Transforms
@@ -18,8 +18,8 @@ from inspector.engine.transforms.equalize import equalize
 from inspector.engine.transforms.fold_bn import fold_batch_norms
 from inspector.engine.transforms.graph_pairs import LayerIndex, chains, find_links
 from inspector.engine.transforms.workspace import Workspace
-from inspector.export import export_model
 from inspector.formats import open_model
+from inspector.formats.export import export_model
 
 EQUALIZE = Transforms(equalize=True)
 

@@ -9,15 +9,15 @@ import zipfile
 import h5py
 import numpy as np
 import pytest
-from conftest import DATA, FER, NSFW, need, outputs, rel
+from repair_helpers import DATA, FER, NSFW, need, outputs, rel
 
 from inspector.core.plan import Plan
 from inspector.core.preview import run_preview
 from inspector.core.transform_spec import Transforms
 from inspector.engine.transforms import transform_model
-from inspector.export import export_model
 from inspector.formats import open_model
-from inspector.formats.targets import get_target
+from inspector.formats.export import export_model
+from inspector.formats.registry import get_target
 
 FOLD = Transforms(fold_bn=True)
 PLAN = Plan(transforms=FOLD)
