@@ -19,10 +19,10 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QWidget
 
+from inspector.core.formatting import format_bytes, format_db
 from inspector.core.preview import PreviewCache, run_preview
 from inspector.core.transform_spec import Transforms
 from inspector.ui.controllers import resolve_target
-from inspector.ui.formatting import format_bytes, format_db
 from inspector.ui.state import AppState
 from inspector.ui.tasks import BackgroundTask
 

@@ -29,7 +29,7 @@ import numpy as np
 
 from inspector.core.model import Model, Tensor, TensorInfo
 from inspector.core.plan import Plan
-from inspector.core.preview import quantize_tensor
+from inspector.core.quantize import quantize_tensor
 from inspector.core.target import Target
 from inspector.engine.activations import activation
 from inspector.engine.errors import TransformUnavailable

@@ -8,7 +8,7 @@ import pytest
 from repair_helpers import DATA, DEPTHWISE
 
 from inspector.core.plan import Plan
-from inspector.core.preview import quantize_tensor
+from inspector.core.quantize import quantize_tensor
 from inspector.core.target import NATIVE
 from inspector.core.transform_spec import Transforms
 from inspector.engine.errors import TransformUnavailable
