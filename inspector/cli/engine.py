@@ -153,39 +153,11 @@ def _arith(evaluator: Any, plan: Any, dtype: str) -> Any:
 
 
 def arith_lines(result: Any, limit: int = 12) -> list[str]:
-    """The arithmetic run: output error against float32 arithmetic, the layers that
-    overflowed or underflowed (first `limit`)."""
+    """The arithmetic run for the terminal (first `limit` layers hit; --json lists all)."""
     if result is None:
         return []
-    doc = result.to_json()
-    lines = [f"{result.dtype} arithmetic (activations rounded after every layer):"]
-    lines.append(f"  vs float32 arithmetic: {_compact(result.vs_float32)}")
-    lines.append(f"  vs the original model: {_compact(result.vs_original)}")
-    total = doc["total"]
-    lines.append(
-        f"  overflow to inf: {total['overflow']} values, underflow to 0: {total['underflow']}"
-        f", non-finite after rounding: {total['nonfinite']} (of {total['values']})"
-    )
-    if result.first_overflow:
-        lines.append(f"  first overflow at layer {result.first_overflow!r}")
-    hit = [row for row in doc["layers"] if row["overflow"] or row["underflow"]]
-    for row in hit[:limit]:
-        lines.append(
-            f"    {row['layer']:<32} overflow {row['overflow']:>8}  underflow {row['underflow']:>8}"
-            f"  non-finite {row['nonfinite']:>8}"
-        )
-    if len(hit) > limit:
-        lines.append(f"    … {len(hit) - limit} more layers (--json lists all)")
-    return lines
-
-
-def _compact(m: Any) -> str:
-    parts = [f"output SQNR {_fmt_db(m.sqnr_db)}"]
-    if m.top1_agreement is not None:
-        parts.append(f"top-1 agreement {100 * m.top1_agreement:.2f} %")
-    if m.metric is not None:
-        parts.append(f"{m.metric} {m.quantized_score:.4f}")
-    return ", ".join(parts)
+    head = f"{result.dtype} arithmetic (activations rounded after every layer):"
+    return [head, *("  " + line for line in result.lines(limit))]
 
 
 def _check_out_path(path: Path, args: argparse.Namespace) -> None:

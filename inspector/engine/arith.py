@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import ml_dtypes
@@ -85,6 +85,30 @@ class ArithResult:
     def first_overflow(self) -> str | None:
         return next((k for k, c in self.layers.items() if c.overflow), None)
 
+    def lines(self, limit: int = 12) -> list[str]:
+        """Human-readable: error against float32 arithmetic and the original, totals, the
+        first overflow and the first `limit` layers that overflowed or underflowed."""
+        doc = self.to_json()
+        total = doc["total"]
+        out = [
+            f"vs float32 arithmetic: {_short(self.vs_float32)}",
+            f"vs the original model: {_short(self.vs_original)}",
+            f"overflow to ±inf: {total['overflow']} values, underflow to 0: "
+            f"{total['underflow']}, non-finite after rounding: {total['nonfinite']} "
+            f"(of {total['values']})",
+        ]
+        if self.first_overflow:
+            out.append(f"first overflow at layer {self.first_overflow!r}")
+        hit = [row for row in doc["layers"] if row["overflow"] or row["underflow"]]
+        for row in hit[:limit]:
+            out.append(
+                f"  {row['layer']:<32} overflow {row['overflow']:>8}  underflow "
+                f"{row['underflow']:>8}  non-finite {row['nonfinite']:>8}"
+            )
+        if len(hit) > limit:
+            out.append(f"  … {len(hit) - limit} more layers")
+        return out
+
     def to_json(self) -> dict[str, Any]:
         totals = LayerCounts()
         for c in self.layers.values():
@@ -128,12 +152,42 @@ def iter_arith(
     labels = evaluator.data.labels
     return ArithResult(
         dtype,
-        output_metrics(reference, _finite(outputs), labels),
-        output_metrics(original, _finite(outputs), labels),
+        _metrics(reference, outputs, labels),
+        _metrics(original, outputs, labels),
         rounding.counts,
     )
 
 
-def _finite(outputs: list[np.ndarray]) -> list[np.ndarray]:
-    """NaN outputs as +inf, so they count as infinite error (a SQNR of -inf, not NaN)."""
-    return [np.nan_to_num(o, nan=math.inf, posinf=math.inf, neginf=-math.inf) for o in outputs]
+def _short(m: OutputMetrics) -> str:
+    db = m.sqnr_db
+    parts = ["output SQNR " + ("exact" if db == math.inf else f"{db:.2f} dB")]
+    if m.top1_agreement is not None:
+        parts.append(f"top-1 agreement {100 * m.top1_agreement:.2f} %")
+    if m.metric is not None and m.quantized_score is not None:
+        parts.append(f"{m.metric} {m.quantized_score:.4f}")
+    return ", ".join(parts)
+
+
+def _metrics(
+    reference: list[np.ndarray], outputs: list[np.ndarray], labels: np.ndarray | None
+) -> OutputMetrics:
+    """`output_metrics` with non-finite outputs as infinite error (a SQNR of -inf, not NaN)
+    and a sample whose first output is not all finite counted as a changed prediction (and,
+    with class labels, a wrong one): its argmax means nothing."""
+    finite = [np.nan_to_num(o, nan=math.inf, posinf=math.inf, neginf=-math.inf) for o in outputs]
+    m = output_metrics(reference, finite, labels)
+    first = outputs[0].reshape(outputs[0].shape[0], -1)
+    bad = ~np.all(np.isfinite(first), axis=1)
+    if not bad.any():
+        return m
+    ref = reference[0].reshape(first.shape[0], -1)
+    changes: dict[str, Any] = {}
+    if m.top1_agreement is not None:
+        same = (ref.argmax(axis=1) == np.nan_to_num(first).argmax(axis=1)) & ~bad
+        changes["top1_agreement"] = float(np.mean(same))
+    if m.metric == "accuracy" and labels is not None:
+        y = np.asarray(labels).reshape(first.shape[0], -1)
+        classes = y.argmax(axis=1) if y.shape[1] > 1 else y[:, 0].astype(np.int64)
+        hits = (np.nan_to_num(first).argmax(axis=1) == classes) & ~bad
+        changes["quantized_score"] = float(np.mean(hits))
+    return replace(m, **changes)

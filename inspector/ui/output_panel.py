@@ -50,22 +50,7 @@ def describe_metrics(m: Any) -> dict[str, str]:
 
 def arith_text(result: Any, limit: int = 8) -> str:
     """Lines for an `ArithResult`: error against float32 arithmetic, the layers hit."""
-    doc = result.to_json()
-    total = doc["total"]
-    m = describe_metrics(result.vs_float32)
-    lines = [
-        f"{result.dtype} arithmetic vs float32: output SQNR {m['sqnr']}, top-1 {m['top1']}; "
-        f"overflow to ±inf {format_count(total['overflow'])}, underflow to 0 "
-        f"{format_count(total['underflow'])} of {format_count(total['values'])} activations"
-    ]
-    if result.first_overflow:
-        lines.append(f"first overflow at layer {result.first_overflow}")
-    hit = [r for r in doc["layers"] if r["overflow"] or r["underflow"]]
-    for r in hit[:limit]:
-        lines.append(f"  {r['layer']}: overflow {r['overflow']}, underflow {r['underflow']}")
-    if len(hit) > limit:
-        lines.append(f"  … {len(hit) - limit} more layers")
-    return "\n".join(lines)
+    return "\n".join([f"{result.dtype} arithmetic:", *result.lines(limit)])
 
 
 class OutputPanel(QWidget):

@@ -48,6 +48,7 @@ def test_float16_overflow_is_found_at_the_layer_that_overflows():
     assert layers["blowup"].overflow == int(np.count_nonzero(np.abs(trace["blowup"]) >= 65520))
     assert layers["blowup"].overflow > 0 and layers["probs"].nonfinite > 0
     assert result.vs_float32.sqnr_db == -math.inf
+    assert result.vs_float32.top1_agreement == 0.0  # NaN outputs predict nothing
     doc = result.to_json()
     assert doc["first_overflow_layer"] == "blowup" and doc["total"]["overflow"] > 0
 

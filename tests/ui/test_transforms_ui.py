@@ -70,5 +70,5 @@ def test_float16_arithmetic_in_the_output_tab(qtbot, window, demo_path, open_and
         out.evaluate_button.click()
     result = blocker.args[0]
     assert result.dtype == "float16" and result.first_overflow is None
-    assert "float16 arithmetic vs float32" in out.arith_label.text()
+    assert "vs float32 arithmetic" in out.arith_label.text()
     assert "underflow to 0" in out.arith_label.text()
