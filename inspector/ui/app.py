@@ -15,7 +15,6 @@ SETTINGS_ENV = "QUANT_INSPECTOR_SETTINGS"
 DEMO_MODEL = Path("digits_convnet") / "tfjs" / "model.json"
 """The TF.js copy of the demo: its own format stores uint8 codes, so a first look at the window
 shows what quantizing buys (a Keras .h5 export stores dequantized floats and cannot shrink)."""
-_MODEL_SUFFIXES = (".h5", ".keras", ".safetensors", ".npz", ".onnx")
 
 
 def resources_dir() -> Path:
@@ -32,8 +31,12 @@ def default_model_path() -> Path | None:
         return demo
     if not root.is_dir():
         return None
+    from inspector.formats.registry import model_suffixes
+
     for path in sorted(root.rglob("*")):
-        if path.is_file() and (path.suffix in _MODEL_SUFFIXES or path.name == "model.json"):
+        if path.is_file() and (
+            path.suffix.lower() in model_suffixes() or path.name == "model.json"
+        ):
             return path
     return None
 
@@ -56,15 +59,15 @@ def make_window(path: str | None = None, settings: object = None) -> object:
 def run_gui(path: str | None = None) -> int:
     """Open the window on `path` (or the bundled demo model), run the event loop, return its
     exit code."""
-    from inspector.core import kernels
-    from inspector.display_check import display_problem
+    from inspector.core import jit
+    from inspector.ui.display_check import display_problem
 
     problem = display_problem()
     if problem is not None:
         print(f"quant-inspector: {problem}", file=sys.stderr)
         return 2
-    kernels.get()  # compiled kernels load in the background while the window is built
-    from inspector.formats.h5probe import warm
+    jit.get()  # compiled kernels load in the background while the window is built
+    from inspector.formats.keras.h5probe import warm
 
     warm()  # and the HDF5 probe child starts, so opening an .h5 does not wait for it
     from PySide6.QtWidgets import QApplication

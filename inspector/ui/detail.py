@@ -86,7 +86,6 @@ class TensorDetail:
     scatter_errors: np.ndarray
     channel_min: np.ndarray | None
     channel_max: np.ndarray | None
-    channel_rmse: np.ndarray | None
     curves: CurveSet
     sorted_sample: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
 
@@ -106,7 +105,7 @@ def _channel_axis(tensor: Tensor, scheme: Scheme) -> int | None:
 
 
 def _per_channel(scheme: Scheme) -> bool:
-    return scheme.family in ("int8", "int4")
+    return scheme.family.per_channel
 
 
 def _sample_index(size: int, n: int, seed: int = 0) -> np.ndarray | None:
@@ -123,14 +122,11 @@ def _channel_view(x: np.ndarray, axis: int | None, channel: int | None) -> np.nd
     return np.take(x, channel, axis=axis).reshape(-1)
 
 
-def _channel_stats(
-    x: np.ndarray, err: np.ndarray, axis: int | None
-) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+def _channel_ranges(x: np.ndarray, axis: int | None) -> tuple[np.ndarray | None, np.ndarray | None]:
     if axis is None:
-        return None, None, None
+        return None, None
     xs = np.moveaxis(x, axis, 0).reshape(x.shape[axis], -1)
-    es = np.moveaxis(err, axis, 0).reshape(x.shape[axis], -1).astype(np.float64)
-    return xs.min(axis=1), xs.max(axis=1), np.sqrt(np.mean(es * es, axis=1))
+    return xs.min(axis=1), xs.max(axis=1)
 
 
 def compute_curves(
@@ -195,7 +191,7 @@ def compute_detail(
     )
     sidx = _sample_index(sample.size, MAX_SCATTER, seed=1)
     levels, n_levels, clip = _levels_and_clip(q.skipped, scheme, x, axis, channel)
-    cmin, cmax, crmse = _channel_stats(x, err, axis)
+    cmin, cmax = _channel_ranges(x, axis)
     return TensorDetail(
         name=tensor.name,
         spec=scheme.spec,
@@ -222,7 +218,6 @@ def compute_detail(
         scatter_errors=esample if sidx is None else esample[sidx],
         channel_min=cmin,
         channel_max=cmax,
-        channel_rmse=crmse,
         curves=compute_curves(tensor, scheme, labels, lo, hi, channel, values=x),
         sorted_sample=_sorted_sample(x),
     )
@@ -244,9 +239,9 @@ def clip_spec_for_range(spec: str, sorted_sample: np.ndarray, lo: float, hi: flo
     """
     scheme = parse_scheme(spec)
     n = sorted_sample.size
-    if scheme.family not in ("affine", "int8", "int4") or n == 0:
+    if not takes_clip(scheme) or n == 0:
         return scheme.spec
-    if scheme.family == "affine":
+    if scheme.family.clip_bounds == "range":
         below = np.searchsorted(sorted_sample, lo, side="left")
         above = n - np.searchsorted(sorted_sample, hi, side="right")
         p = 100.0 * (1.0 - 0.5 * (below + above) / n)
@@ -272,10 +267,15 @@ def _levels_and_clip(
     levels = curves.quantization_levels(scheme, x, channel=channel, channel_axis=ch_axis)
     n_levels = None if levels is None else int(np.asarray(levels).size)
     clip = None
-    if scheme.family in ("affine", "int8", "int4"):
+    if takes_clip(scheme):
         lo, hi = curves.clip_range(scheme, x, channel_axis=axis)
         clip = (float(lo), float(hi))
     return (None if levels is None else np.asarray(levels, dtype=np.float64)), n_levels, clip
+
+
+def takes_clip(scheme: Scheme) -> bool:
+    """True when the scheme has a clip range the user can drag (option `clip`)."""
+    return any(o.key == "clip" for o in scheme.family.options(scheme.name))
 
 
 def sine_demo(n: int = 20_000) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
@@ -335,12 +335,6 @@ class DetailController(QObject):
     def set_channel(self, channel: int | None) -> None:
         if channel != self.channel:
             self.channel = channel
-            self._timer.start()
-
-    def set_labels(self, labels: Sequence[str]) -> None:
-        labels = tuple(labels)
-        if labels != self.labels:
-            self.labels = labels
             self._timer.start()
 
     def refresh(self) -> None:

@@ -1,0 +1,333 @@
+"""Headless commands that run the model: `evaluate`, `sensitivity`, `auto` (DESIGN §6).
+
+`inspector.cli.main` adds them from `COMMANDS`.
+Heavy modules are imported inside the command functions so `quant-inspector info` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from inspector.cli.options import add_scheme_options, plan_from_args
+from inspector.core.errors import InspectorError
+
+__all__ = ["COMMANDS"]
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="model file or TF.js folder")
+    p.add_argument("--format", help="export format whose storage to apply (default: input's)")
+    p.add_argument(
+        "--data",
+        metavar="D.npz",
+        help="evaluation data: x (or x0, x1, …) and optional labels y "
+        "(default: the demo model's bundled sample, else a synthetic probe batch)",
+    )
+    p.add_argument(
+        "--max-samples", type=int, metavar="N", help="use only the first N samples (faster)"
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+
+
+def _open(args: argparse.Namespace, stack: Any) -> tuple[Any, Any]:
+    """(model, evaluator) for the command's arguments; the model is closed by `stack`."""
+    from inspector.engine.evaluate import Evaluator
+    from inspector.formats import open_model
+    from inspector.formats.registry import get_target
+
+    if args.max_samples is not None and args.max_samples < 1:
+        raise InspectorError("--max-samples must be at least 1")
+    model = stack.enter_context(open_model(args.model))
+    target = get_target(args.format or model.format)
+    return model, Evaluator.open(model, args.data, target, args.max_samples)
+
+
+def _model_json(model: Any, evaluator: Any) -> dict[str, Any]:
+    return {
+        "path": str(model.path),
+        "format": model.format,
+        "tensors": len(model),
+        "parameters": model.parameter_count,
+        "target": evaluator.target.name,
+    }
+
+
+def _fmt_db(value: float) -> str:
+    return "exact" if math.isinf(value) and value > 0 else f"{value:.2f} dB"
+
+
+def metrics_lines(m: Any) -> list[str]:
+    """Human-readable lines for an `OutputMetrics`."""
+    lines = [f"output SQNR:      {_fmt_db(m.sqnr_db)}"]
+    if m.top1_agreement is not None:
+        lines.append(f"top-1 agreement:  {100 * m.top1_agreement:.2f} %")
+    if m.metric is not None:
+        change = m.quantized_score - m.original_score
+        lines.append(
+            f"{m.metric + ':':<17} original {m.original_score:.4f}, "
+            f"quantized {m.quantized_score:.4f} (change {change:+.4f})"
+        )
+    return lines
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from contextlib import ExitStack
+
+    plan = plan_from_args(args)
+    with ExitStack() as stack:
+        model, evaluator = _open(args, stack)
+        if args.outputs:
+            _check_out_path(Path(args.outputs), args)
+        evaluation = evaluator.evaluate(plan)
+        if args.outputs:
+            _save_outputs(Path(args.outputs), *evaluator.outputs(plan))
+        if args.json:
+            doc = {"model": _model_json(model, evaluator), **evaluation.to_json()}
+            print(json.dumps(doc, indent=2))
+        else:
+            print(f"model: {model.path} ({model.format}), stored as {evaluator.target.name}")
+            print(f"data:  {evaluator.data.describe()}")
+            print("\n".join(metrics_lines(evaluation.metrics)))
+    if args.outputs:
+        print(f"outputs written to {args.outputs}", file=sys.stderr)
+    return 0
+
+
+def _check_out_path(path: Path, args: argparse.Namespace) -> None:
+    inputs = {Path(args.model).resolve()} | ({Path(args.data).resolve()} if args.data else set())
+    if path.resolve() in inputs:
+        raise InspectorError(f"{path}: refusing to overwrite an input file")
+    if path.exists() and not args.force:
+        raise InspectorError(f"{path}: exists (use --force to replace it)")
+
+
+def _save_outputs(path: Path, original: list, quantized: list) -> None:
+    """`original_0`, `quantized_0`, … one pair per model output (plain arrays, no pickle)."""
+    import numpy as np
+
+    arrays = {f"original_{i}": o for i, o in enumerate(original)}
+    arrays |= {f"quantized_{i}": q for i, q in enumerate(quantized)}
+    tmp = path.with_name(path.name + ".part")
+    with open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
+    tmp.replace(path)
+
+
+def _parser_evaluate(sub: argparse._SubParsersAction) -> None:
+
+    p = sub.add_parser(
+        "evaluate", help="run the original and the quantized model; output error and accuracy"
+    )
+    _common(p)
+    add_scheme_options(p)
+    p.add_argument("--outputs", metavar="OUT.npz", help="save original_i / quantized_i outputs")
+    p.add_argument("--force", action="store_true", help="replace an existing --outputs file")
+    p.set_defaults(func=_cmd_evaluate)
+
+
+def _cmd_sensitivity(args: argparse.Namespace) -> int:
+    from contextlib import ExitStack
+
+    from inspector.engine.evaluate import drain
+    from inspector.engine.sensitivity import iter_sensitivity
+
+    with ExitStack() as stack:
+        model, evaluator = _open(args, stack)
+        result = drain(iter_sensitivity(evaluator, args.scheme, args.per, args.mode))
+        if args.json:
+            doc = {"model": _model_json(model, evaluator), "data": evaluator.data.to_json()}
+            print(json.dumps(doc | result.to_json(), indent=2))
+            return 0
+        print(f"model: {model.path} ({model.format}), stored as {evaluator.target.name}")
+        print(f"data:  {evaluator.data.describe()}")
+        what = "only this" if args.mode == "only" else "all but this"
+        print(f"{what} {args.per} at {result.scheme}, most sensitive first:")
+        print(_sensitivity_table(result))
+    return 0
+
+
+def _sensitivity_table(result: Any) -> str:
+    head = f"{'unit':<32} {'params':>9} {'out SQNR':>10} {'top-1':>8} {'score':>8} {'impact':>8}"
+    lines = [head, "-" * len(head)]
+    for row in result.ranked():
+        m = row.metrics
+        agree = "" if m.top1_agreement is None else f"{100 * m.top1_agreement:.1f}%"
+        score = "" if m.quantized_score is None else f"{m.quantized_score:.4f}"
+        impact = "" if row.impact_score is None else f"{row.impact_score:+.4f}"
+        sqnr = "exact" if math.isinf(m.sqnr_db) and m.sqnr_db > 0 else f"{m.sqnr_db:.1f} dB"
+        lines.append(
+            f"{row.unit:<32} {row.parameters:>9} {sqnr:>10} {agree:>8} {score:>8} {impact:>8}"
+        )
+    return "\n".join(lines)
+
+
+def _parser_sensitivity(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "sensitivity", help="rank layers by the output damage one scheme does to each"
+    )
+    _common(p)
+    p.add_argument("--scheme", default="uint8", metavar="SPEC", help="candidate scheme (uint8)")
+    p.add_argument("--per", choices=("layer", "tensor"), default="layer")
+    p.add_argument(
+        "--mode",
+        choices=("only", "keep"),
+        default="only",
+        help="only: quantize just this unit; keep: quantize all but this unit",
+    )
+    p.set_defaults(func=_cmd_sensitivity)
+
+
+AUTO_SAMPLES = 128
+
+
+def _auto_errors(args: argparse.Namespace, model: Any, target: Any, ladder: list[str]) -> Any:
+    """(evaluator or None, output errors or None): output-level when the model runs."""
+    from inspector.engine.errors import EvaluationUnavailable
+    from inspector.engine.evaluate import Evaluator, drain
+    from inspector.engine.sensitivity import iter_output_errors
+
+    if args.weight_level:
+        return None, None
+    try:
+        full = Evaluator.open(model, args.data, target, args.max_samples)
+    except EvaluationUnavailable as exc:
+        print(f"quant-inspector: {exc}; using weight-level error", file=sys.stderr)
+        return None, None
+    probe = Evaluator(model, full.data.head(args.probe_samples), full.runner, target, full.cache)
+    specs = {t.name: ladder for t in model.weights if t.info.is_float and t.info.size}
+    return full, (probe, drain(iter_output_errors(probe, specs)))
+
+
+def _auto_solve(args: argparse.Namespace, model: Any, target: Any, ladders: Any, probe: Any):
+    from dataclasses import replace
+
+    from inspector.core import budget
+    from inspector.engine.evaluate import drain
+
+    weights = model.weights
+    if args.target_sqnr is not None:
+        if probe is not None:
+            signal = sum(
+                float((o.astype("float64") ** 2).sum()) for o in drain(probe.iter_original())
+            )
+        else:
+            signal = sum(args.cache.get(t, _keep(), target).signal_energy for t in weights)
+        sol = budget.solve_error(ladders, budget.error_for_sqnr(signal, args.target_sqnr))
+        over = budget.overhead_bytes(model, sol.plan, target, args.cache)
+        return replace(sol, overhead=over), {"sqnr_db": args.target_sqnr}
+    if args.target_bits is not None:
+        limit = int(args.target_bits * sum(t.info.size for t in weights) / 8)
+        sol = budget.solve_size(ladders, limit)
+        over = budget.overhead_bytes(model, sol.plan, target, args.cache)
+        return replace(sol, overhead=over), {"tensor_bytes": limit}
+    if args.target_size is not None:
+        limit = budget.parse_size(args.target_size, sum(t.info.nbytes for t in weights))
+    else:
+        limit = args.target_bytes
+    sol = budget.solve_total(model, ladders, limit, target, args.cache)
+    return sol, {"quantized_bytes": limit}
+
+
+def _keep() -> Any:
+    from inspector.core.schemes import parse_scheme
+
+    return parse_scheme("float32")
+
+
+def _cmd_auto(args: argparse.Namespace) -> int:
+    from contextlib import ExitStack
+
+    from inspector.core import budget
+    from inspector.core.preview import PreviewCache, run_preview
+    from inspector.engine.evaluate import drain
+    from inspector.formats import open_model
+    from inspector.formats.registry import get_target
+
+    out = Path(args.output) if args.output else None
+    if out is not None and out.exists() and not args.force:
+        raise InspectorError(f"{out}: exists (use --force to replace it)")
+    ladder = [s.strip() for s in args.ladder.split(",") if s.strip()]
+    args.cache = PreviewCache()
+    with ExitStack() as stack:
+        model = stack.enter_context(open_model(args.model))
+        target = get_target(args.format or model.format)
+        full, measured = _auto_errors(args, model, target, ladder)
+        probe, errors = measured if measured else (None, None)
+        ladders = drain(budget.build_ladders(model, ladder, target, args.cache, errors))
+        sol, goal = _auto_solve(args, model, target, ladders, probe)
+        preview = run_preview(model, sol.plan, target, args.cache)
+        evaluation = full.evaluate(sol.plan) if full is not None else None
+        doc = {
+            "model": {"path": str(model.path), "format": model.format, "target": target.name},
+            "goal": goal,
+            "error_level": "output" if errors is not None else "weight",
+            "ladder": ladder,
+            "predicted": {"quantized_bytes": sol.total_bytes, "error": sol.error},
+            "total": {k: v for k, v in preview.to_json(model)["total"].items()},
+            "output": evaluation.metrics.to_json() if evaluation else None,
+            "plan": sol.plan.to_json(),
+            "front": [
+                {"quantized_bytes": p.nbytes, "error": p.error}
+                for p in budget.pareto_front(ladders)
+            ],
+        }
+    if out is not None:
+        tmp = out.with_name(out.name + ".part")
+        tmp.write_text(sol.plan.dumps(), encoding="utf-8")
+        tmp.replace(out)
+    if args.json:
+        print(json.dumps(doc, indent=2))
+    else:
+        _print_auto(doc, evaluation, out)
+    return 0
+
+
+def _print_auto(doc: dict[str, Any], evaluation: Any, out: Path | None) -> None:
+    total, plan = doc["total"], doc["plan"]
+    print(f"goal: {doc['goal']} ({doc['error_level']}-level error, ladder {doc['ladder']})")
+    print(
+        f"plan: default {plan['default']}, {len(plan['overrides'])} overrides; "
+        f"{total['quantized_bytes']} bytes as written "
+        f"(compression {total['compression_ratio']:.2f}x, weight SQNR {total['sqnr_db']:.1f} dB)"
+    )
+    if evaluation is not None:
+        print("\n".join(metrics_lines(evaluation.metrics)))
+    if out is not None:
+        print(f"plan written to {out}")
+
+
+def _parser_auto(sub: argparse._SubParsersAction) -> None:
+    from inspector.core.budget import DEFAULT_LADDER
+
+    p = sub.add_parser("auto", help="choose one scheme per tensor for a size or error target")
+    _common(p)
+    goal = p.add_mutually_exclusive_group(required=True)
+    goal.add_argument("--target-size", metavar="S", help="25%%, 0.25 (of float size) or 40kB")
+    goal.add_argument("--target-bytes", type=int, metavar="N", help="total bytes as written")
+    goal.add_argument("--target-bits", type=float, metavar="B", help="bits per weight")
+    goal.add_argument("--target-sqnr", type=float, metavar="DB", help="output (or weight) SQNR")
+    p.add_argument("--ladder", default=",".join(DEFAULT_LADDER), help="candidate specs, a,b,c")
+    p.add_argument(
+        "--probe-samples",
+        type=int,
+        default=AUTO_SAMPLES,
+        metavar="N",
+        help=f"samples used to measure each tensor's output error ({AUTO_SAMPLES})",
+    )
+    p.add_argument("--weight-level", action="store_true", help="do not run the model")
+    p.add_argument("-o", "--output", metavar="PLAN.json", help="write the plan file")
+    p.add_argument("--force", action="store_true", help="replace an existing plan file")
+    p.set_defaults(func=_cmd_auto)
+
+
+COMMANDS: dict[str, Callable[[argparse._SubParsersAction], None]] = {
+    "evaluate": _parser_evaluate,
+    "sensitivity": _parser_sensitivity,
+    "auto": _parser_auto,
+}

@@ -1,0 +1,175 @@
+"""Export orchestration: a plan applied to a model, written atomically in a chosen format.
+
+Every tensor goes through `quantize_tensor(tensor, scheme, target)`, the function the preview
+uses, so the file holds exactly what the preview measured (DESIGN §7 rule 7). Tensors are
+quantized one at a time in file order and handed to the format's writer as a stream: that is the
+unit of progress and of cancellation. The output appears only when everything succeeded
+(`inspector.formats.atomic`); the input is never written to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from inspector.core.errors import InspectorError
+from inspector.core.model import Model
+from inspector.core.plan import Plan
+from inspector.core.preview import Preview, PreviewCache, QuantizedTensor, quantize_tensor
+from inspector.core.target import Target
+from inspector.formats.atomic import atomic_dir, atomic_path, check_output
+from inspector.formats.base import ExportOptions, load_attr
+from inspector.formats.registry import (
+    default_export,
+    export_choices,
+    export_spec,
+    get_target,
+    spec_for_input,
+)
+
+__all__ = [
+    "ExportCancelled",
+    "ExportOptions",
+    "ExportResult",
+    "default_format",
+    "export_model",
+    "input_paths",
+    "result_json",
+]
+
+Progress = Callable[[int, int, str], None]
+"""`progress(done, total, tensor_name)`: called after each tensor is written."""
+
+
+class ExportCancelled(InspectorError):
+    """The user cancelled an export; nothing was written."""
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What was written: the output path, every file with its size in bytes, and notes as
+    (tensor name, note) pairs, the tensor name "" for a note about the whole model."""
+
+    path: Path
+    format: str
+    files: tuple[tuple[Path, int], ...]
+    notes: tuple[tuple[str, str], ...]
+    preview: Preview | None = None
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(n for _, n in self.files)
+
+
+def default_format(model: Model) -> str:
+    """The export format matching the input's own (DESIGN §6 default)."""
+    return default_export(model)
+
+
+def input_paths(model: Model) -> list[Path]:
+    """Everything an export must never write over: the input file, and for formats whose input
+    is a folder of files (TF.js) the whole folder."""
+    if spec_for_input(model.format).input_folder:
+        folder = model.path if model.path.is_dir() else model.path.parent
+        return [model.path, folder]
+    return [model.path]
+
+
+def _check_expressible(model: Model, fmt: str) -> None:
+    """Refuse, before anything is written, a format that cannot hold this input."""
+    reason = export_spec(fmt).refusal(model)
+    if reason:
+        own = default_export(model)
+        choices = [f for f in (own, *export_choices()) if not export_spec(f).refusal(model)]
+        raise InspectorError(
+            f"{model.path}: {reason}; this is a {model.format} model: choose --format "
+            f"{', '.join(dict.fromkeys(choices))}"
+        )
+
+
+def _stream(
+    model: Model,
+    plan: Plan,
+    target: Target,
+    progress: Progress | None,
+    cancelled: Callable[[], bool] | None,
+    notes: list[tuple[str, str]],
+) -> Iterator[QuantizedTensor]:
+    tensors = list(model)
+    for i, tensor in enumerate(tensors):
+        if cancelled is not None and cancelled():
+            raise ExportCancelled("export cancelled; nothing was written")
+        q = quantize_tensor(tensor, plan.scheme_for(tensor.info), target)
+        if q.note:
+            notes.append((tensor.name, q.note))
+        yield q
+        if progress is not None:
+            progress(i + 1, len(tensors), tensor.name)
+
+
+def export_model(
+    model: Model,
+    plan: Plan,
+    fmt: str | None,
+    out: str | Path,
+    *,
+    force: bool = False,
+    shard_bytes: int = 4 << 20,
+    dequantized: bool = False,
+    weights_only: bool = False,
+    progress: Progress | None = None,
+    cancelled: Callable[[], bool] | None = None,
+    with_preview: bool = False,
+    cache: PreviewCache | None = None,
+) -> ExportResult:
+    """Write `model` under `plan` as `fmt` (None: the input's format) to `out`.
+
+    `out` is a folder for TF.js and a file otherwise. Refuses to replace an existing `out`
+    unless `force`, and always refuses the input itself. `with_preview` also computes the
+    preview (metrics for a report), reusing `cache` when given.
+    """
+    fmt = fmt or default_format(model)
+    spec = export_spec(fmt)
+    _check_expressible(model, fmt)
+    write = load_attr(spec.writer or "")
+    target = get_target(fmt)
+    path = check_output(out, input_paths(model), force)
+    if shard_bytes < 1:
+        raise InspectorError(f"shard size must be positive, got {shard_bytes} bytes")
+    opts = ExportOptions(
+        plan,
+        target,
+        shard_bytes=shard_bytes,
+        dequantized=dequantized,
+        weights_only=weights_only,
+        source=model.path,
+        out=path,
+    )
+    notes: list[tuple[str, str]] = []
+    stream = _stream(model, plan, target, progress, cancelled, notes)
+    multi_file = spec.writes_folder
+    ctx = atomic_dir(path) if multi_file else atomic_path(path)
+    with ctx as tmp:
+        written = write(model, stream, tmp, opts)
+        sizes = [(p, p.stat().st_size) for p in written]
+    notes.extend(("", note) for note in opts.notes)
+    final = tuple((path / p.relative_to(tmp) if multi_file else path, n) for p, n in sizes)
+    preview = None
+    if with_preview:
+        from inspector.core.preview import run_preview
+
+        preview = run_preview(model, plan, target, cache)
+    return ExportResult(path, fmt, final, tuple(notes), preview)
+
+
+def result_json(result: ExportResult) -> dict[str, Any]:
+    """A JSON-able summary of an export (for `--json` and reports)."""
+    return {
+        "path": str(result.path),
+        "format": result.format,
+        "files": [{"path": str(p), "bytes": n} for p, n in result.files],
+        "total_bytes": result.total_bytes,
+        "notes": [{"tensor": t, "note": n} for t, n in result.notes],
+    }

@@ -1,0 +1,368 @@
+"""Keras 3 reader: `.keras` zips (`metadata.json`, `config.json`, `model.weights.h5`) and the
+Keras 3 weights layout (`layers/<class_snake>[_N]/vars/<i>`, nested `layers/…/layers/…`) that
+`.weights.h5` files hold.
+
+Users know their layers by the names they gave them, not by the file's `dense_1`: a tensor is
+named `<user layer name>[/<nested user name>…]/<var>` where the user's name comes from the
+`vars` group's `name` attribute (Keras ≥ 3.x writes it) or, failing that, from the config in
+layer order (the file names layers `to_snake_case(class)` with `_1`, `_2`, … in that order).
+`<var>` is `kernel`, `bias`, `gamma`, … for common layers whose variable count leaves no doubt,
+else the index. Optimizer and other training state (`optimizer/vars/<i>`, …) keep the file
+path as name and have `optimizer=True`.
+
+The inner HDF5 is read straight from the zip (a stored member is a byte range of the zip file;
+a deflated one is streamed), never extracted. Member names that would escape a folder and
+declared sizes far beyond the compressed size (zip bombs) are refused.
+
+Metadata keys (`.keras` and `.weights.h5`):
+- `keras_weights_layout`: `"keras3"`.
+- `h5_paths`: `{tensor name: dataset path in the weights file}`.
+- `keras3_layer_names`: `{layer group path: user layer name}` for every layer group.
+`.keras` only: `keras_config` (config.json), `keras_version` (metadata.json), `keras_metadata`
+(metadata.json dict), `keras_zip_members` (member names in zip order), `weights_member`.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import struct
+import zipfile
+import zlib
+from collections.abc import Callable
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import h5py
+
+from inspector.core.errors import FormatError
+from inspector.core.model import Model, Tensor
+from inspector.formats._common import MAX_JSON_BYTES, load_json_bytes
+from inspector.formats.keras.h5_reader import (
+    attr_str,
+    damaged,
+    dataset_tensor,
+    open_h5,
+    safe_dataset,
+)
+from inspector.formats.keras.h5probe import probe_hdf5
+
+__all__ = ["keras3_weights", "read_keras_zip", "to_snake_case"]
+
+_VAR_NAMES = {
+    "dense": ("kernel", "bias"),
+    "conv1d": ("kernel", "bias"),
+    "conv2d": ("kernel", "bias"),
+    "conv3d": ("kernel", "bias"),
+    "conv1d_transpose": ("kernel", "bias"),
+    "conv2d_transpose": ("kernel", "bias"),
+    "conv3d_transpose": ("kernel", "bias"),
+    "depthwise_conv1d": ("kernel", "bias"),
+    "depthwise_conv2d": ("kernel", "bias"),
+    "separable_conv1d": ("depthwise_kernel", "pointwise_kernel", "bias"),
+    "separable_conv2d": ("depthwise_kernel", "pointwise_kernel", "bias"),
+    "batch_normalization": ("gamma", "beta", "moving_mean", "moving_variance"),
+    "layer_normalization": ("gamma", "beta"),
+    "embedding": ("embeddings",),
+}
+_MAX_RATIO = 200  # declared/compressed size beyond which a deflated member is a zip bomb
+
+
+def to_snake_case(name: str) -> str:
+    """Keras 3's class-name → file-name rule (`BatchNormalization` → `batch_normalization`)."""
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def read_keras_zip(path: str | os.PathLike[str]) -> Model:
+    """Open a Keras 3 `.keras` file, headers only, without extracting it."""
+    p = Path(path)
+    raw = _open_raw(p)
+    closers: list[Callable[[], None]] = [raw.close]
+    try:
+        zf = _zipfile(raw, p)
+        infos = _check_members(zf, p)
+        config = _member_json(zf, infos, "config.json", p, required=True)
+        metadata = _member_json(zf, infos, "metadata.json", p, required=False) or {}
+        weights_member = next((n for n in infos if n.endswith(".weights.h5")), None)
+        if weights_member is None:
+            raise FormatError(p, "archive holds no model.weights.h5")
+        probe_hdf5(p, weights_member)
+        f = open_h5(p, _member_file(raw, zf, infos[weights_member], p))
+        closers.insert(0, f.close)
+        tensors, meta = keras3_weights(f, p, config)
+    except (
+        OSError,
+        RuntimeError,
+        KeyError,
+        ValueError,
+        TypeError,
+        zlib.error,
+        EOFError,
+        NotImplementedError,
+    ) as exc:
+        for close in closers:
+            close()
+        raise damaged(p, exc) from None
+    except BaseException:
+        for close in closers:
+            close()
+        raise
+    meta.update(
+        keras_config=config,
+        keras_metadata=metadata,
+        keras_zip_members=list(infos),
+        weights_member=weights_member,
+    )
+    if isinstance(metadata, dict) and "keras_version" in metadata:
+        meta["keras_version"] = metadata["keras_version"]
+    return Model(p, "keras", tensors, meta, closers)
+
+
+def _open_raw(p: Path) -> io.BufferedReader:
+    try:
+        return open(p, "rb")
+    except OSError as exc:
+        raise FormatError(p, f"cannot read: {exc.strerror or exc}") from None
+
+
+def _zipfile(raw: Any, p: Path) -> zipfile.ZipFile:
+    try:
+        return zipfile.ZipFile(raw)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
+        raise FormatError(p, f"not a readable zip archive: {exc}") from None
+
+
+def _check_members(zf: zipfile.ZipFile, p: Path) -> dict[str, zipfile.ZipInfo]:
+    infos: dict[str, zipfile.ZipInfo] = {}
+    for info in zf.infolist():
+        name = info.filename
+        pure = PurePosixPath(name.replace("\\", "/"))
+        if pure.is_absolute() or ".." in pure.parts or ":" in name:
+            raise FormatError(p, f"archive member {name!r} leaves the archive's folder")
+        if (
+            info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
+            or info.flag_bits & 1
+        ):
+            raise FormatError(p, f"archive member {name!r} is encrypted or oddly compressed")
+        if info.compress_type == zipfile.ZIP_DEFLATED and info.file_size > _MAX_RATIO * max(
+            info.compress_size, 1 << 20
+        ):
+            raise FormatError(p, f"archive member {name!r} declares {info.file_size} bytes")
+        if name in infos:
+            raise FormatError(p, f"archive holds {name!r} twice")
+        infos[name] = info
+    return infos
+
+
+def _member_json(
+    zf: zipfile.ZipFile, infos: dict[str, zipfile.ZipInfo], name: str, p: Path, required: bool
+) -> Any:
+    info = infos.get(name)
+    if info is None:
+        if required:
+            raise FormatError(p, f"archive holds no {name}")
+        return None
+    if info.file_size > MAX_JSON_BYTES:
+        raise FormatError(p, f"{name} declares {info.file_size} bytes")
+    try:
+        with zf.open(info) as fh:
+            data = fh.read(MAX_JSON_BYTES + 1)
+    except (
+        zipfile.BadZipFile,
+        OSError,
+        EOFError,
+        RuntimeError,
+        NotImplementedError,
+        zlib.error,
+    ) as exc:
+        raise FormatError(p, f"cannot read {name}: {exc}") from None
+    doc = load_json_bytes(p, data, name)
+    if not isinstance(doc, dict):
+        raise FormatError(p, f"{name} must be a JSON object")
+    return doc
+
+
+def _member_file(raw: Any, zf: zipfile.ZipFile, info: zipfile.ZipInfo, p: Path) -> Any:
+    """A seekable file object over a member: a byte-range view when stored."""
+    if info.compress_type != zipfile.ZIP_STORED:
+        return zf.open(info)
+    raw.seek(info.header_offset)
+    header = raw.read(30)
+    if len(header) != 30 or header[:4] != b"PK\x03\x04":
+        raise FormatError(p, f"bad local header for {info.filename}")
+    name_len, extra_len = struct.unpack("<HH", header[26:30])
+    start = info.header_offset + 30 + name_len + extra_len
+    if start + info.file_size > os.fstat(raw.fileno()).st_size:
+        raise FormatError(p, f"archive is truncated inside {info.filename}")
+    return _SliceFile(raw, start, info.file_size)
+
+
+class _SliceFile(io.RawIOBase):
+    """Read-only window `[start, start+length)` of an open binary file."""
+
+    def __init__(self, raw: Any, start: int, length: int) -> None:
+        super().__init__()
+        self._raw, self._start, self._len, self._pos = raw, start, length, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._len}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        n = max(0, min(len(buffer), self._len - self._pos))
+        if n == 0:
+            return 0
+        self._raw.seek(self._start + self._pos)
+        got = self._raw.readinto(memoryview(buffer)[:n])
+        self._pos += got
+        return got
+
+
+def keras3_weights(
+    f: h5py.File, source: Path, config: dict[str, Any] | None
+) -> tuple[list[Tensor], dict[str, Any]]:
+    """Tensors of a Keras 3 weights file in model order, with the user's layer names."""
+    walker = _Walker(f, source)
+    walker.walk(f, [], _config_layers(config))
+    for key in sorted(f.keys(), key=_natural):
+        if key not in ("layers", "vars"):
+            walker.training_state(f[key], key)
+    meta = {
+        "keras_weights_layout": "keras3",
+        "h5_paths": walker.paths,
+        "keras3_layer_names": walker.layer_names,
+    }
+    return walker.tensors, meta
+
+
+def _natural(s: str) -> tuple[int | str, ...]:
+    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", s))
+
+
+def _config_layers(config: Any) -> list[dict[str, Any]] | None:
+    """The sub-layer configs of a model config in the order Keras saves them, or None."""
+    if not isinstance(config, dict):
+        return None
+    inner = config.get("config")
+    layers = inner.get("layers") if isinstance(inner, dict) else None
+    if not isinstance(layers, list):
+        return None
+    out = [c for c in layers if isinstance(c, dict)]
+    if config.get("class_name") == "Sequential":
+        out = [c for c in out if c.get("class_name") != "InputLayer"]
+    return out
+
+
+class _Walker:
+    """Depth-first walk of `layers/…` groups collecting `vars` datasets in order."""
+
+    def __init__(self, f: h5py.File, source: Path) -> None:
+        self.source = source
+        self.size = f.id.get_filesize()
+        self.tensors: list[Tensor] = []
+        self.paths: dict[str, str] = {}
+        self.layer_names: dict[str, str] = {}
+
+    def walk(self, group: h5py.Group, chain: list[str], configs: list[Any] | None) -> None:
+        """Emit `group`'s own vars (named under `chain`), then its sub-layers."""
+        vars_group = group.get("vars")
+        if isinstance(vars_group, h5py.Group):
+            self._emit_vars(vars_group, chain, _snake_of(group.name))
+        layers = group.get("layers")
+        if isinstance(layers, h5py.Group):
+            by_file = _map_configs(configs)
+            present = set(layers.keys())
+            ordered = [k for k in by_file if k in present]
+            ordered += sorted(present - set(ordered), key=_natural)
+            for key in ordered:
+                child = layers[key]
+                if isinstance(child, h5py.Group):
+                    self._child(child, chain, by_file.get(key))
+        for key in sorted(group.keys(), key=_natural):
+            child = group[key]
+            if key not in ("vars", "layers") and isinstance(child, h5py.Group) and chain:
+                self._child(child, chain, None)
+
+    def _child(self, group: h5py.Group, chain: list[str], cfg: dict[str, Any] | None) -> None:
+        vars_group = group.get("vars")
+        user = None
+        if isinstance(vars_group, h5py.Group) and "name" in vars_group.attrs:
+            user = attr_str(vars_group.attrs["name"])
+        if not user and cfg is not None:
+            user = cfg.get("name") or (cfg.get("config") or {}).get("name")
+        user = str(user or group.name.rsplit("/", 1)[-1])
+        self.layer_names[group.name] = user
+        self.walk(group, [*chain, user], _config_layers(cfg))
+
+    def _emit_vars(self, vars_group: h5py.Group, chain: list[str], snake: str) -> None:
+        keys = sorted(vars_group.keys(), key=_natural)
+        labels = _var_labels(snake, len(keys))
+        layer = "/".join(chain) or attr_str(vars_group.attrs.get("name", "model"))
+        for key, label in zip(keys, labels, strict=True):
+            name = f"{layer}/{label}"
+            if name in self.paths:
+                name = f"{vars_group.name.lstrip('/')}/{key}"
+            self._add(vars_group, key, {"name": name, "layer": layer})
+
+    def training_state(self, group: Any, key: str) -> None:
+        if not isinstance(group, h5py.Group):
+            return
+        found: list[str] = []
+        group.visititems(lambda n, o: found.append(n) if isinstance(o, h5py.Dataset) else None)
+        for rel in sorted(found, key=_natural):
+            name = f"{key}/{rel}"
+            self._add(group, rel, {"name": name, "layer": key, "optimizer": True})
+
+    def _add(self, group: h5py.Group, rel: str, fields: dict[str, Any]) -> None:
+        name = fields["name"]
+        if name in self.paths:
+            raise FormatError(self.source, "duplicate tensor name", name)
+        ds = safe_dataset(group, rel, self.source, name)
+        self.paths[name] = ds.name
+        self.tensors.append(dataset_tensor(ds, self.source, fields, self.size))
+
+
+def _snake_of(group_path: str) -> str:
+    """`/layers/dense_1` → `dense` (the class part of a file layer name)."""
+    base = group_path.rsplit("/", 1)[-1]
+    return re.sub(r"_\d+$", "", base)
+
+
+def _var_labels(snake: str, count: int) -> list[str]:
+    names = _VAR_NAMES.get(snake)
+    if names and count == len(names):
+        return list(names)
+    if names and names[-1] == "bias" and count == len(names) - 1:
+        return list(names[:-1])
+    return [str(i) for i in range(count)]
+
+
+def _map_configs(configs: list[Any] | None) -> dict[str, dict[str, Any]]:
+    """File layer name (`dense_1`) → its config, replaying Keras's naming in layer order."""
+    if not configs:
+        return {}
+    used: dict[str, int] = {}
+    out: dict[str, dict[str, Any]] = {}
+    for cfg in configs:
+        snake = to_snake_case(str(cfg.get("class_name", "")))
+        if snake in used:
+            used[snake] += 1
+            key = f"{snake}_{used[snake]}"
+        else:
+            used[snake] = 0
+            key = snake
+        out[key] = cfg
+    return out

@@ -1,0 +1,196 @@
+"""ONNX protobuf plumbing shared by the ONNX reader, writer and the ONNX Runtime runner.
+
+`onnx` is an optional extra: it is imported here, on first use, with a clear message when it is
+absent. Graphs nest (If/Loop/Scan bodies are graphs inside node attributes), so a graph is named
+by a `GraphPath`: the steps `(node index, attribute name, graph index)` from the main graph
+(graph index -1 for a single-graph attribute). Tensor bytes are read on demand: inline data from
+the proto, external data memory-mapped from a file that must stay inside the model's folder.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from inspector.core.errors import FormatError, InspectorError
+from inspector.formats._common import contained_path
+
+__all__ = [
+    "MISSING_EXTRA",
+    "GraphPath",
+    "graph_at",
+    "graph_label",
+    "iter_graphs",
+    "materialize_external",
+    "require_onnx",
+    "tensor_dtype_name",
+    "tensor_values",
+]
+
+MISSING_EXTRA = "ONNX support needs the optional extra: pip install 'quant-inspector[onnx]'"
+
+GraphPath = tuple[tuple[int, str, int], ...]
+
+
+def require_onnx() -> ModuleType:
+    """The `onnx` module, or an `InspectorError` telling the user how to install it."""
+    try:
+        import onnx
+        import onnx.numpy_helper
+    except ImportError:
+        raise InspectorError(MISSING_EXTRA) from None
+    return onnx
+
+
+def iter_graphs(graph: Any, path: GraphPath = ()) -> Iterator[tuple[GraphPath, Any]]:
+    """Every graph under `graph` (itself first), depth first, with its path."""
+    onnx = require_onnx()
+    yield path, graph
+    for i, node in enumerate(graph.node):
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.GRAPH:
+                yield from iter_graphs(attr.g, (*path, (i, attr.name, -1)))
+            elif attr.type == onnx.AttributeProto.GRAPHS:
+                for k, g in enumerate(attr.graphs):
+                    yield from iter_graphs(g, (*path, (i, attr.name, k)))
+
+
+def graph_at(graph: Any, path: GraphPath) -> Any:
+    """The (mutable) subgraph of `graph` at `path`."""
+    for node_index, attr_name, k in path:
+        node = graph.node[node_index]
+        attr = next(a for a in node.attribute if a.name == attr_name)
+        graph = attr.g if k < 0 else attr.graphs[k]
+    return graph
+
+
+def graph_label(graph: Any, path: GraphPath) -> str:
+    """A readable name of a subgraph, e.g. `If_3/then_branch` ("" for the main graph)."""
+    parts = []
+    for node_index, attr_name, k in path:
+        node = graph.node[node_index]
+        parts.append(node.name or f"{node.op_type}_{node_index}")
+        parts.append(attr_name if k < 0 else f"{attr_name}[{k}]")
+        graph = graph_at(graph, ((node_index, attr_name, k),))
+    return "/".join(parts)
+
+
+def tensor_dtype_name(data_type: int) -> str:
+    """The numpy name of an ONNX element type (`float32`, `int4`, `bfloat16`, …)."""
+    onnx = require_onnx()
+    try:
+        return np.dtype(onnx.helper.tensor_dtype_to_np_dtype(data_type)).name
+    except (KeyError, TypeError, ValueError):
+        return f"onnx:{data_type}"
+
+
+def _unpack_4bit(packed: np.ndarray, count: int, signed: bool) -> np.ndarray:
+    low = packed & 0x0F
+    high = packed >> 4
+    out = np.empty(packed.size * 2, dtype=np.uint8)
+    out[0::2] = low
+    out[1::2] = high
+    out = out[:count]
+    if signed:
+        return ((out.astype(np.int8) ^ 8) - 8).astype(np.int8)
+    return out
+
+
+def _external_location(
+    tensor: Any, base_dir: Path, source: str | os.PathLike[str]
+) -> tuple[Path, int, int | None]:
+    info = {e.key: e.value for e in tensor.external_data}
+    file = contained_path(base_dir, info.get("location"), source)
+    try:
+        offset = int(info.get("offset", 0))
+        length = int(info["length"]) if "length" in info else None
+    except ValueError:
+        raise FormatError(
+            source, "external data offset/length are not integers", tensor.name
+        ) from None
+    return file, offset, length
+
+
+def _read_external(
+    tensor: Any, base_dir: Path, source: str | os.PathLike[str], name: str
+) -> np.ndarray:
+    """Memory-map an external tensor's bytes (validated against the file's size)."""
+    onnx = require_onnx()
+    file, offset, length = _external_location(tensor, base_dir, source)
+    shape = tuple(int(d) for d in tensor.dims)
+    count = int(np.prod(shape, dtype=np.int64))
+    dtype = tensor_dtype_name(tensor.data_type)
+    four_bit = tensor.data_type in (onnx.TensorProto.INT4, onnx.TensorProto.UINT4)
+    itemsize = (
+        1 if four_bit else np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type)).itemsize
+    )
+    need = (count + 1) // 2 if four_bit else count * itemsize
+    if length is not None and length != need:
+        raise FormatError(
+            source, f"external data length {length} != {need} bytes for shape {list(shape)}", name
+        )
+    try:
+        size = file.stat().st_size
+    except OSError as exc:
+        raise FormatError(file, f"cannot read external data: {exc.strerror or exc}", name) from None
+    if offset < 0 or offset + need > size:
+        raise FormatError(
+            file, f"external data range {offset}+{need} runs past the file ({size} bytes)", name
+        )
+    if need == 0:
+        raw = np.zeros(0, dtype=np.uint8)
+    else:
+        raw = np.memmap(file, dtype=np.uint8, mode="r", offset=offset, shape=(need,))
+    if four_bit:
+        return _unpack_4bit(np.asarray(raw), count, dtype == "int4").reshape(shape)
+    np_dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type)).newbyteorder("<")
+    return raw.view(np_dtype).reshape(shape)
+
+
+def tensor_values(
+    tensor: Any, base_dir: Path, source: str | os.PathLike[str], name: str | None = None
+) -> np.ndarray:
+    """A TensorProto's values as numpy (int4/uint4 widened to int8/uint8); external data is
+    memory-mapped. Every failure is a `FormatError` naming `source` and the tensor."""
+    onnx = require_onnx()
+    name = name or tensor.name
+    try:
+        if tensor.data_location == onnx.TensorProto.EXTERNAL:
+            return _read_external(tensor, base_dir, source, name)
+        arr = onnx.numpy_helper.to_array(tensor)
+    except InspectorError:
+        raise
+    except Exception as exc:
+        raise FormatError(source, f"cannot decode values: {exc}", name) from None
+    if arr.dtype.name in ("int4", "uint4"):
+        arr = arr.astype(np.int8 if arr.dtype.name == "int4" else np.uint8)
+    return arr
+
+
+def materialize_external(model: Any, base_dir: Path, source: str | os.PathLike[str]) -> None:
+    """Replace every external-data reference in `model` (in place) by inline bytes, reading
+    only files inside `base_dir`; used before handing a proto to ONNX Runtime or re-saving it."""
+    onnx = require_onnx()
+    for _, graph in iter_graphs(model.graph):
+        tensors = list(graph.initializer)
+        for node in graph.node:
+            tensors += [a.t for a in node.attribute if a.type == onnx.AttributeProto.TENSOR]
+        for t in tensors:
+            if t.data_location != onnx.TensorProto.EXTERNAL:
+                continue
+            file, offset, _ = _external_location(t, base_dir, source)
+            arr = _read_external(t, base_dir, source, t.name)
+            if t.data_type in (onnx.TensorProto.INT4, onnx.TensorProto.UINT4):
+                with open(file, "rb") as fh:
+                    fh.seek(offset)
+                    data = fh.read((arr.size + 1) // 2)
+            else:
+                data = np.ascontiguousarray(arr).tobytes()
+            t.raw_data = data
+            del t.external_data[:]
+            t.data_location = onnx.TensorProto.DEFAULT
