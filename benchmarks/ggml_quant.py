@@ -1,13 +1,13 @@
 """Q4_K encoding time of inspector.core.ggml.quant against llama-quantize on the same F16 data,
 measured in the same run (issue 13's target: at most 1.5x llama-quantize's time).
 
-Run: python benchmarks/ggml_quant.py [--gb 1.0] [--type Q4_K] [--workdir DIR] [--keep]
+Run: python benchmarks/ggml_quant.py [--gb 1.0] [--type Q4_K] [--repeat 2] [--workdir DIR]
 Needs llama-quantize ($LLAMA_BIN, default /work/tools/llbuild/bin) and the gguf package.
 Writes an F16 GGUF of `--gb` GB (4096-wide matrices of LLM-like weights), then times
 - llama-quantize --pure IN OUT TYPE (its default thread count: all cores), wall clock;
 - ours: each tensor memory-mapped, widened to float32, `quantize(…, threads=2)`, the bytes
   written to one file, wall clock;
-and checks that every tensor's bytes are equal.
+alternately (`--repeat` times each, best of them), and checks that every tensor's bytes are equal.
 """
 
 from __future__ import annotations
@@ -92,6 +92,7 @@ def main() -> None:
     parser.add_argument("--type", default="q4_k")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--repeat", type=int, default=2)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         work = Path(tmp)
@@ -99,10 +100,17 @@ def main() -> None:
         n = make_input(src, args.gb)
         quantize(np.zeros((1, 256), np.float32), args.type)  # compile / load outside the timing
         ref_out, our_out = work / "llama.gguf", work / "ours.bin"
-        t_llama = min(llama(src, ref_out, args.type) for _ in range(2))
-        t_ours = min(ours(src, our_out, args.type) for _ in range(2))
-        equal = same_bytes(our_out, ref_out)
         print(f"{args.type} on {n / 1e6:.0f}M F16 values ({src.stat().st_size / 1e9:.2f} GB)")
+        times: dict[str, list[float]] = {"llama": [], "ours": []}
+        for _ in range(args.repeat):  # interleaved, so both see the same machine load
+            times["llama"].append(llama(src, ref_out, args.type))
+            times["ours"].append(ours(src, our_out, args.type))
+            print(
+                f"  llama-quantize {times['llama'][-1]:6.2f} s   ours {times['ours'][-1]:6.2f} s",
+                flush=True,
+            )
+        t_llama, t_ours = min(times["llama"]), min(times["ours"])
+        equal = same_bytes(our_out, ref_out)
         print(
             f"llama-quantize {t_llama:6.2f} s   ours {t_ours:6.2f} s   "
             f"ratio {t_ours / t_llama:.2f}x (target <= 1.5x)   bytes equal: {equal}"

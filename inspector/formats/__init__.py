@@ -8,6 +8,7 @@ declares and raise `FormatError` naming the file, the tensor and the reason. Ope
 headers only; `Tensor.load()` reads a tensor's bytes on demand.
 """
 
+from inspector.formats.gguf import imatrix as _imatrix  # noqa: F401 (registers imatrix=PATH)
 from inspector.formats.registry import input_kinds, open_model, sniff_format
 
 __all__ = ["input_kinds", "open_model", "sniff_format"]

@@ -15,12 +15,12 @@ __all__ += ["dq_iq3_xxs", "dq_iq4_xs", "dq_tq1_0", "dq_tq2_0"]
 
 
 @inline
-def signed(v, signs, j):  # type: ignore[no-untyped-def]
+def signed(v, signs, j):
     return v * (F(-1.0) if signs & (1 << j) else F(1.0))
 
 
 @jit
-def dq_iq2_xxs(raw, out, grid, ksigns):  # type: ignore[no-untyped-def]
+def dq_iq2_xxs(raw, out, grid, ksigns):
     for b in range(raw.shape[0]):
         d = half(raw, b, 0)
         for ib in range(8):
@@ -34,7 +34,7 @@ def dq_iq2_xxs(raw, out, grid, ksigns):  # type: ignore[no-untyped-def]
 
 
 @jit
-def dq_iq2_xs(raw, out, grid, ksigns):  # type: ignore[no-untyped-def]
+def dq_iq2_xs(raw, out, grid, ksigns):
     for b in range(raw.shape[0]):
         d = half(raw, b, 0)
         for ib in range(8):
@@ -51,7 +51,7 @@ def dq_iq2_xs(raw, out, grid, ksigns):  # type: ignore[no-untyped-def]
 
 
 @jit
-def dq_iq2_s(raw, out, grid):  # type: ignore[no-untyped-def]
+def dq_iq2_s(raw, out, grid):
     for b in range(raw.shape[0]):
         d = half(raw, b, 0)
         for ib in range(8):
@@ -68,7 +68,7 @@ def dq_iq2_s(raw, out, grid):  # type: ignore[no-untyped-def]
 
 
 @jit
-def dq_iq3_xxs(raw, out, grid, ksigns):  # type: ignore[no-untyped-def]
+def dq_iq3_xxs(raw, out, grid, ksigns):
     for b in range(raw.shape[0]):
         d = half(raw, b, 0)
         for ib in range(8):
@@ -85,7 +85,7 @@ def dq_iq3_xxs(raw, out, grid, ksigns):  # type: ignore[no-untyped-def]
 
 
 @jit
-def dq_iq3_s(raw, out, grid):  # type: ignore[no-untyped-def]
+def dq_iq3_s(raw, out, grid):
     for b in range(raw.shape[0]):
         d = half(raw, b, 0)
         for ib in range(8):
@@ -106,7 +106,7 @@ def dq_iq3_s(raw, out, grid):  # type: ignore[no-untyped-def]
 
 
 @jit
-def dq_iq1_s(raw, out, grid):  # type: ignore[no-untyped-def]
+def dq_iq1_s(raw, out, grid):
     for b in range(raw.shape[0]):
         d = half(raw, b, 0)
         for ib in range(8):
@@ -120,7 +120,7 @@ def dq_iq1_s(raw, out, grid):  # type: ignore[no-untyped-def]
 
 
 @jit
-def dq_iq1_m(raw, out, grid):  # type: ignore[no-untyped-def]
+def dq_iq1_m(raw, out, grid):
     for b in range(raw.shape[0]):
         sc0 = np.int64(raw[b, 48]) | (np.int64(raw[b, 49]) << 8)
         sc1 = np.int64(raw[b, 50]) | (np.int64(raw[b, 51]) << 8)
@@ -144,7 +144,7 @@ def dq_iq1_m(raw, out, grid):  # type: ignore[no-untyped-def]
 
 
 @jit
-def dq_iq4_xs(raw, out, kvalues):  # type: ignore[no-untyped-def]
+def dq_iq4_xs(raw, out, kvalues):
     for b in range(raw.shape[0]):
         d = half(raw, b, 0)
         scales_h = np.int64(raw[b, 2]) | (np.int64(raw[b, 3]) << 8)
@@ -159,13 +159,13 @@ def dq_iq4_xs(raw, out, kvalues):  # type: ignore[no-untyped-def]
 
 
 @inline
-def trit(q, n):  # type: ignore[no-untyped-def]
+def trit(q, n):
     p = (np.int64(q) * (1, 3, 9, 27, 81, 243)[n]) & 0xFF
     return ((p * 3) >> 8) - 1
 
 
 @jit
-def dq_tq1_0(raw, out):  # type: ignore[no-untyped-def]
+def dq_tq1_0(raw, out):
     for b in range(raw.shape[0]):
         d = half(raw, b, 52)
         for n in range(5):
@@ -180,7 +180,7 @@ def dq_tq1_0(raw, out):  # type: ignore[no-untyped-def]
 
 
 @jit
-def dq_tq2_0(raw, out):  # type: ignore[no-untyped-def]
+def dq_tq2_0(raw, out):
     for b in range(raw.shape[0]):
         d = half(raw, b, 64)
         for j in range(2):

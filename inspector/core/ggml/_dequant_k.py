@@ -12,7 +12,7 @@ __all__ = ["KERNELS", "q3_scale", "scale_min_k4"]
 
 
 @inline
-def scale_min_k4(raw, b, off, j):  # type: ignore[no-untyped-def]
+def scale_min_k4(raw, b, off, j):
     """get_scale_min_k4: the 6-bit scale and min of sub-block `j` from 12 bytes at `off`."""
     if j < 4:
         return np.int64(raw[b, off + j]) & 63, np.int64(raw[b, off + j + 4]) & 63
@@ -23,7 +23,7 @@ def scale_min_k4(raw, b, off, j):  # type: ignore[no-untyped-def]
 
 
 @inline
-def q3_scale(raw, b, off, j):  # type: ignore[no-untyped-def]
+def q3_scale(raw, b, off, j):
     """The signed 6-bit scale of q3_k sub-block `j` from the 12 bytes at `off`."""
     lo = np.int64(raw[b, off + j]) & 0xF if j < 8 else np.int64(raw[b, off + j - 8]) >> 4
     hi = (np.int64(raw[b, off + 8 + j % 4]) >> (2 * (j // 4))) & 3
@@ -31,7 +31,7 @@ def q3_scale(raw, b, off, j):  # type: ignore[no-untyped-def]
 
 
 @jit
-def dq_q2_k(raw, out):  # type: ignore[no-untyped-def]
+def dq_q2_k(raw, out):
     for b in range(raw.shape[0]):
         d = half(raw, b, 80)
         dmin = half(raw, b, 82)
@@ -48,7 +48,7 @@ def dq_q2_k(raw, out):  # type: ignore[no-untyped-def]
 
 
 @jit
-def dq_q3_k(raw, out):  # type: ignore[no-untyped-def]
+def dq_q3_k(raw, out):
     for b in range(raw.shape[0]):
         d_all = half(raw, b, 108)
         for n in range(2):
@@ -64,7 +64,7 @@ def dq_q3_k(raw, out):  # type: ignore[no-untyped-def]
 
 
 @jit
-def dq_q4_k(raw, out):  # type: ignore[no-untyped-def]
+def dq_q4_k(raw, out):
     for b in range(raw.shape[0]):
         d = half(raw, b, 0)
         dmin = half(raw, b, 2)
@@ -82,7 +82,7 @@ def dq_q4_k(raw, out):  # type: ignore[no-untyped-def]
 
 
 @jit
-def dq_q5_k(raw, out):  # type: ignore[no-untyped-def]
+def dq_q5_k(raw, out):
     for b in range(raw.shape[0]):
         d = half(raw, b, 0)
         dmin = half(raw, b, 2)
@@ -104,7 +104,7 @@ def dq_q5_k(raw, out):  # type: ignore[no-untyped-def]
 
 
 @jit
-def dq_q6_k(raw, out):  # type: ignore[no-untyped-def]
+def dq_q6_k(raw, out):
     for b in range(raw.shape[0]):
         d = half(raw, b, 208)
         for n in range(2):
@@ -125,7 +125,7 @@ def dq_q6_k(raw, out):  # type: ignore[no-untyped-def]
 
 
 @jit
-def dq_q8_k(raw, out):  # type: ignore[no-untyped-def]
+def dq_q8_k(raw, out):
     for b in range(raw.shape[0]):
         w = np.int64(raw[b, 0]) | (np.int64(raw[b, 1]) << 8) | (np.int64(raw[b, 2]) << 16)
         w |= np.int64(raw[b, 3]) << 24

@@ -29,18 +29,18 @@ __all__ = [
 
 
 @inline
-def half(raw, b, off):  # type: ignore[no-untyped-def]
+def half(raw, b, off):
     return f16_value(np.int64(raw[b, off]) | (np.int64(raw[b, off + 1]) << 8))
 
 
 @inline
-def word32(raw, b, off):  # type: ignore[no-untyped-def]
+def word32(raw, b, off):
     w = np.int64(raw[b, off]) | (np.int64(raw[b, off + 1]) << 8)
     return w | (np.int64(raw[b, off + 2]) << 16) | (np.int64(raw[b, off + 3]) << 24)
 
 
 @jit
-def dq_q4_0(raw, out):  # type: ignore[no-untyped-def]
+def dq_q4_0(raw, out):
     for b in range(raw.shape[0]):
         d = half(raw, b, 0)
         for j in range(16):
@@ -50,7 +50,7 @@ def dq_q4_0(raw, out):  # type: ignore[no-untyped-def]
 
 
 @jit
-def dq_q4_1(raw, out):  # type: ignore[no-untyped-def]
+def dq_q4_1(raw, out):
     for b in range(raw.shape[0]):
         d = half(raw, b, 0)
         m = half(raw, b, 2)
@@ -61,7 +61,7 @@ def dq_q4_1(raw, out):  # type: ignore[no-untyped-def]
 
 
 @jit
-def dq_q5_0(raw, out):  # type: ignore[no-untyped-def]
+def dq_q5_0(raw, out):
     for b in range(raw.shape[0]):
         d = half(raw, b, 0)
         qh = word32(raw, b, 2)
@@ -74,7 +74,7 @@ def dq_q5_0(raw, out):  # type: ignore[no-untyped-def]
 
 
 @jit
-def dq_q5_1(raw, out):  # type: ignore[no-untyped-def]
+def dq_q5_1(raw, out):
     for b in range(raw.shape[0]):
         d = half(raw, b, 0)
         m = half(raw, b, 2)
@@ -88,7 +88,7 @@ def dq_q5_1(raw, out):  # type: ignore[no-untyped-def]
 
 
 @jit
-def dq_q8_0(raw, out):  # type: ignore[no-untyped-def]
+def dq_q8_0(raw, out):
     for b in range(raw.shape[0]):
         d = half(raw, b, 0)
         for j in range(32):
@@ -96,7 +96,7 @@ def dq_q8_0(raw, out):  # type: ignore[no-untyped-def]
 
 
 @jit
-def dq_q1_0(raw, out):  # type: ignore[no-untyped-def]
+def dq_q1_0(raw, out):
     for b in range(raw.shape[0]):
         d = half(raw, b, 0)
         for j in range(128):
@@ -104,7 +104,7 @@ def dq_q1_0(raw, out):  # type: ignore[no-untyped-def]
 
 
 @jit
-def dq_q2_0(raw, out):  # type: ignore[no-untyped-def]
+def dq_q2_0(raw, out):
     for b in range(raw.shape[0]):
         d = half(raw, b, 0)
         for j in range(64):
@@ -113,7 +113,7 @@ def dq_q2_0(raw, out):  # type: ignore[no-untyped-def]
 
 
 @jit
-def dq_mxfp4(raw, out, kvalues, scale_of):  # type: ignore[no-untyped-def]
+def dq_mxfp4(raw, out, kvalues, scale_of):
     for b in range(raw.shape[0]):
         d = scale_of[raw[b, 0]]
         for j in range(16):
@@ -123,7 +123,7 @@ def dq_mxfp4(raw, out, kvalues, scale_of):  # type: ignore[no-untyped-def]
 
 
 @jit
-def dq_nvfp4(raw, out, kvalues, scale_of):  # type: ignore[no-untyped-def]
+def dq_nvfp4(raw, out, kvalues, scale_of):
     for b in range(raw.shape[0]):
         for s in range(4):
             d = scale_of[raw[b, s]]
@@ -134,7 +134,7 @@ def dq_nvfp4(raw, out, kvalues, scale_of):  # type: ignore[no-untyped-def]
 
 
 @jit
-def dq_iq4_nl(raw, out, kvalues):  # type: ignore[no-untyped-def]
+def dq_iq4_nl(raw, out, kvalues):
     for b in range(raw.shape[0]):
         d = half(raw, b, 0)
         for j in range(16):

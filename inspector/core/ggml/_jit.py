@@ -21,7 +21,7 @@ from typing import Any, TypeVar, cast
 
 import numba as nb
 import numpy as np
-from llvmlite import ir  # type: ignore[import-untyped]
+from llvmlite import ir
 from numba.extending import intrinsic
 
 __all__ = [
@@ -53,8 +53,7 @@ def inline(fn: _Fn) -> _Fn:
     return cast(_Fn, nb.njit(cache=True, inline="always", error_model="numpy")(fn))
 
 
-@intrinsic
-def f32_bits(typingctx: Any, x: Any) -> Any:
+def _f32_bits(typingctx: Any, x: Any) -> Any:
     """The IEEE bits of a float32 as an int32 (C's memcpy to int)."""
 
     def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
@@ -63,8 +62,7 @@ def f32_bits(typingctx: Any, x: Any) -> Any:
     return nb.int32(nb.float32), codegen
 
 
-@intrinsic
-def bits_f32(typingctx: Any, u: Any) -> Any:
+def _bits_f32(typingctx: Any, u: Any) -> Any:
     """The float32 whose IEEE bits are the int32 `u`."""
 
     def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
@@ -73,33 +71,37 @@ def bits_f32(typingctx: Any, u: Any) -> Any:
     return nb.float32(nb.int32), codegen
 
 
+f32_bits: Any = intrinsic(_f32_bits)
+bits_f32: Any = intrinsic(_bits_f32)
+
+
 @inline
-def nearest_int(fval):  # type: ignore[no-untyped-def]
+def nearest_int(fval):
     val = fval + F(12582912.0)
     return (np.int64(f32_bits(val)) & 0x007FFFFF) - 0x00400000
 
 
 @inline
-def to_i32(f):  # type: ignore[no-untyped-def]
+def to_i32(f):
     if f != f or f >= F(2147483648.0) or f < F(-2147483648.0):
         return np.int64(-2147483648)
     return np.int64(f)
 
 
 @inline
-def wrap8(v):  # type: ignore[no-untyped-def]
+def wrap8(v):
     """C's conversion of an int to int8_t (two's complement wrap)."""
     v = v & 0xFF
     return v - 256 if v > 127 else v
 
 
 @inline
-def u32(x):  # type: ignore[no-untyped-def]
+def u32(x):
     return np.int64(x) & 0xFFFFFFFF
 
 
 @inline
-def f16_bits(f):  # type: ignore[no-untyped-def]
+def f16_bits(f):
     """ggml_compute_fp32_to_fp16: round to nearest even, NaN -> 0x7E00 with the sign."""
     base = (abs(f) * F(5.192296858534828e33)) * F(7.703719777548943e-34)
     w = u32(f32_bits(f))
@@ -117,7 +119,7 @@ def f16_bits(f):  # type: ignore[no-untyped-def]
 
 
 @inline
-def f16_value(h):  # type: ignore[no-untyped-def]
+def f16_value(h):
     """The float32 of half bits `h` (exact; NaN payloads kept as numpy keeps them)."""
     sign = (h & 0x8000) << 16
     exp = (h >> 10) & 0x1F
@@ -131,7 +133,7 @@ def f16_value(h):  # type: ignore[no-untyped-def]
 
 
 @inline
-def bf16_bits(f):  # type: ignore[no-untyped-def]
+def bf16_bits(f):
     """ggml_compute_fp32_to_bf16: round to nearest even, NaN forced quiet."""
     u = u32(f32_bits(f))
     if (u & 0x7FFFFFFF) > 0x7F800000:

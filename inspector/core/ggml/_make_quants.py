@@ -28,7 +28,7 @@ GROUP_MAX_EPS = 1e-15
 
 
 @inline
-def _qx_weight(v, qw, wi, has_qw, rmse_type):  # type: ignore[no-untyped-def]
+def _qx_weight(v, qw, wi, has_qw, rmse_type):
     if has_qw:
         return qw[wi]
     if rmse_type == 1:
@@ -41,7 +41,7 @@ def _qx_weight(v, qw, wi, has_qw, rmse_type):  # type: ignore[no-untyped-def]
 
 
 @inline
-def _absmax(x, xo, n):  # type: ignore[no-untyped-def]
+def _absmax(x, xo, n):
     """The value of largest magnitude (first one on ties) and its magnitude."""
     mx = F(0.0)
     amax = F(0.0)
@@ -54,7 +54,7 @@ def _absmax(x, xo, n):  # type: ignore[no-untyped-def]
 
 
 @inline
-def _qx_sums(x, xo, n, nmax, iscale, qw, wo, has_qw, rmse_type, L, lo, store, tmp):  # type: ignore[no-untyped-def]
+def _qx_sums(x, xo, n, nmax, iscale, qw, wo, has_qw, rmse_type, L, lo, store, tmp):
     """Σ w·x·l and Σ w·l² in index order; the products are formed first (vectorizable)."""
     lx = tmp[:n]
     l2 = tmp[n : 2 * n]
@@ -76,7 +76,7 @@ def _qx_sums(x, xo, n, nmax, iscale, qw, wo, has_qw, rmse_type, L, lo, store, tm
 
 
 @inline
-def make_qx_quants(n, nmax, x, xo, L, lo, rmse_type, qw, wo, has_qw, tmp):  # type: ignore[no-untyped-def]
+def make_qx_quants(n, nmax, x, xo, L, lo, rmse_type, qw, wo, has_qw, tmp):
     """Symmetric levels 0…2·nmax−1 (`L` = l + nmax) and their scale (q3_k/q6_k/q4_0/q5_0)."""
     mx, amax = _absmax(x, xo, n)
     if amax < F(GROUP_MAX_EPS):
@@ -113,7 +113,7 @@ def make_qx_quants(n, nmax, x, xo, L, lo, rmse_type, qw, wo, has_qw, tmp):  # ty
 
 
 @jit
-def make_q3_quants(n, nmax, x, xo, L, lo, do_rmse):  # type: ignore[no-untyped-def]
+def make_q3_quants(n, nmax, x, xo, L, lo, do_rmse):
     """q3_k's symmetric levels with the iterative rmse refinement; `L` = l + nmax."""
     mx, amax = _absmax(x, xo, n)
     if amax < F(GROUP_MAX_EPS):
@@ -160,7 +160,7 @@ def make_q3_quants(n, nmax, x, xo, L, lo, do_rmse):  # type: ignore[no-untyped-d
 
 
 @inline
-def _affine_error(n, x, xo, w, wo, L, lo, scale, mn, use_mad):  # type: ignore[no-untyped-def]
+def _affine_error(n, x, xo, w, wo, L, lo, scale, mn, use_mad):
     err = F(0.0)
     for i in range(n):
         diff = scale * F(L[lo + i]) + mn - x[xo + i]
@@ -170,7 +170,7 @@ def _affine_error(n, x, xo, w, wo, L, lo, scale, mn, use_mad):  # type: ignore[n
 
 
 @jit
-def make_qkx2_quants(n, nmax, x, xo, w, wo, L, lo, Laux, tmp, rmin, rdelta, nstep, use_mad):  # type: ignore[no-untyped-def]
+def make_qkx2_quants(n, nmax, x, xo, w, wo, L, lo, Laux, tmp, rmin, rdelta, nstep, use_mad):
     """Affine levels 0…nmax with a scale/min search (q2_k, q4_k, q5_k without imatrix).
     Returns (scale, the_min) where values ≈ scale·L − the_min."""
     mn = x[xo]
@@ -197,7 +197,7 @@ def make_qkx2_quants(n, nmax, x, xo, w, wo, L, lo, Laux, tmp, rmin, rdelta, nste
 
 
 @jit
-def make_qkx3_quants(n, nmax, x, xo, w, wo, L, lo, Laux, tmp, rmin, rdelta, nstep, use_mad):  # type: ignore[no-untyped-def]
+def make_qkx3_quants(n, nmax, x, xo, w, wo, L, lo, Laux, tmp, rmin, rdelta, nstep, use_mad):
     """make_qkx2_quants as the imatrix paths call it (`max <= min` test); weights given."""
     mn = x[xo]
     mx = x[xo]
@@ -223,7 +223,7 @@ def make_qkx3_quants(n, nmax, x, xo, w, wo, L, lo, Laux, tmp, rmin, rdelta, nste
 
 
 @inline
-def _weighted_error(n, xs, ws, ls, scale, mn, use_mad, tmp):  # type: ignore[no-untyped-def]
+def _weighted_error(n, xs, ws, ls, scale, mn, use_mad, tmp):
     """Σ w·|scale·L + mn − x| (or squared), summed in index order as C does; the products are
     formed in a separate loop so they vectorize (the same roundings, only the sum is serial)."""
     for i in range(n):
@@ -238,7 +238,7 @@ def _weighted_error(n, xs, ws, ls, scale, mn, use_mad, tmp):  # type: ignore[no-
 @jit
 def _qkx_search(
     n, nmax, x, xo, w, wo, L, lo, Laux, tmp, rmin, rdelta, nstep, use_mad, mn, mx, sum_w, sum_x
-):  # type: ignore[no-untyped-def]
+):
     xs = x[xo : xo + n]  # views: loop indices are then provably non-negative
     ws = w[wo : wo + n]
     ls = L[lo : lo + n]
@@ -283,7 +283,7 @@ def _qkx_search(
 
 
 @inline
-def _qp_mse(n, nmax, x, qw, iscale, clamp):  # type: ignore[no-untyped-def]
+def _qp_mse(n, nmax, x, qw, iscale, clamp):
     scale = F(1.0) / iscale
     mse = F(0.0)
     for i in range(n):
@@ -296,7 +296,7 @@ def _qp_mse(n, nmax, x, qw, iscale, clamp):  # type: ignore[no-untyped-def]
 
 
 @jit
-def make_qp_quants(n, nmax, x, L, qw):  # type: ignore[no-untyped-def]
+def make_qp_quants(n, nmax, x, L, qw):
     """Unsigned levels 0…nmax for a super-block's scales or mins (imatrix k-quant paths)."""
     mx = F(0.0)
     for i in range(n):
@@ -345,7 +345,7 @@ def make_qp_quants(n, nmax, x, L, qw):  # type: ignore[no-untyped-def]
 
 
 @inline
-def best_index_int8(values, x):  # type: ignore[no-untyped-def]
+def best_index_int8(values, x):
     """Index of the table value nearest to `x` (16 ascending int8 values, ties upward)."""
     n = values.shape[0]
     if x <= F(values[0]):

@@ -17,13 +17,13 @@ __all__ = ["put_half", "q2_k_rows", "q4_k_rows", "q5_k_rows", "requant_affine", 
 
 
 @jit
-def put_half(out, r, off, h):  # type: ignore[no-untyped-def]
+def put_half(out, r, off, h):
     out[r, off] = h & 0xFF
     out[r, off + 1] = (h >> 8) & 0xFF
 
 
 @jit
-def store_k4_scales(out, r, so, j, ls, lm):  # type: ignore[no-untyped-def]
+def store_k4_scales(out, r, so, j, ls, lm):
     """Pack sub-block `j`'s 6-bit scale and min into the 12 bytes at `so` (j ascending)."""
     if j < 4:
         out[r, so + j] = ls & 0xFF
@@ -35,7 +35,7 @@ def store_k4_scales(out, r, so, j, ls, lm):  # type: ignore[no-untyped-def]
 
 
 @jit
-def requant_affine(x, xo, out, r, bo, L, nmax, dh, dmh):  # type: ignore[no-untyped-def]
+def requant_affine(x, xo, out, r, bo, L, nmax, dh, dmh):
     """Levels of the 8 sub-blocks of 32 against the stored (fp16, 6-bit) scales and mins."""
     for j in range(8):
         sc, m = scale_min_k4(out, r, bo + 4, j)
@@ -48,7 +48,7 @@ def requant_affine(x, xo, out, r, bo, L, nmax, dh, dmh):  # type: ignore[no-unty
 
 
 @jit
-def _k4_block_ref(x, xo, out, r, bo, L, Laux, tmp, w, scales, mins, nmax, rmin, nstep):  # type: ignore[no-untyped-def]
+def _k4_block_ref(x, xo, out, r, bo, L, Laux, tmp, w, scales, mins, nmax, rmin, nstep):
     max_scale = F(0.0)
     max_min = F(0.0)
     for j in range(8):
@@ -82,7 +82,7 @@ def _k4_block_ref(x, xo, out, r, bo, L, Laux, tmp, w, scales, mins, nmax, rmin, 
 
 
 @jit
-def _k4_block_imatrix(x, xo, qw, out, r, bo, L, Laux, tmp, w, scales, mins, nmax, ls_, lm_, sw):  # type: ignore[no-untyped-def]
+def _k4_block_imatrix(x, xo, qw, out, r, bo, L, Laux, tmp, w, scales, mins, nmax, ls_, lm_, sw):
     sum_x2 = F(0.0)
     for lane in range(256):
         sum_x2 += x[xo + lane] * x[xo + lane]
@@ -117,7 +117,7 @@ def _k4_block_imatrix(x, xo, qw, out, r, bo, L, Laux, tmp, w, scales, mins, nmax
 
 
 @inline
-def _k_rows(x, out, qw, has_qw, nmax, rmin, nstep, type_size):  # type: ignore[no-untyped-def]
+def _k_rows(x, out, qw, has_qw, nmax, rmin, nstep, type_size):
     L = np.zeros(256, dtype=np.uint8)
     Laux = np.zeros(32, dtype=np.uint8)
     tmp = np.zeros(3 * 32, dtype=np.float32)
@@ -151,7 +151,7 @@ def _k_rows(x, out, qw, has_qw, nmax, rmin, nstep, type_size):  # type: ignore[n
 
 
 @jit
-def _pack_q5(out, r, bo, L):  # type: ignore[no-untyped-def]
+def _pack_q5(out, r, bo, L):
     for j in range(32):
         out[r, bo + 16 + j] = 0
     for n in range(4):
@@ -169,17 +169,17 @@ def _pack_q5(out, r, bo, L):  # type: ignore[no-untyped-def]
 
 
 @jit
-def q4_k_rows(x, out, qw, has_qw):  # type: ignore[no-untyped-def]
+def q4_k_rows(x, out, qw, has_qw):
     _k_rows(x, out, qw, has_qw, 15, F(-1.0), 20, 144)
 
 
 @jit
-def q5_k_rows(x, out, qw, has_qw):  # type: ignore[no-untyped-def]
+def q5_k_rows(x, out, qw, has_qw):
     _k_rows(x, out, qw, has_qw, 31, F(-0.5), 15, 176)
 
 
 @jit
-def _q2_scales_ref(x, xo, out, r, bo, L, Laux, tmp, w, scales, mins):  # type: ignore[no-untyped-def]
+def _q2_scales_ref(x, xo, out, r, bo, L, Laux, tmp, w, scales, mins):
     max_scale = F(0.0)
     max_min = F(0.0)
     for j in range(16):
@@ -214,7 +214,7 @@ def _q2_scales_ref(x, xo, out, r, bo, L, Laux, tmp, w, scales, mins):  # type: i
 
 
 @jit
-def _q2_scales_imatrix(x, xo, qw, out, r, bo, L, Laux, tmp, w, scales, mins, ls_, lm_, sw):  # type: ignore[no-untyped-def]
+def _q2_scales_imatrix(x, xo, qw, out, r, bo, L, Laux, tmp, w, scales, mins, ls_, lm_, sw):
     sumx2 = F(0.0)
     for j in range(256):
         sumx2 += x[xo + j] * x[xo + j]
@@ -240,7 +240,7 @@ def _q2_scales_imatrix(x, xo, qw, out, r, bo, L, Laux, tmp, w, scales, mins, ls_
 
 
 @jit
-def q2_k_rows(x, out, qw, has_qw):  # type: ignore[no-untyped-def]
+def q2_k_rows(x, out, qw, has_qw):
     L = np.zeros(256, dtype=np.uint8)
     Laux = np.zeros(16, dtype=np.uint8)
     tmp = np.zeros(3 * 16, dtype=np.float32)

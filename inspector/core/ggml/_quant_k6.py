@@ -16,7 +16,7 @@ __all__ = ["q3_k_rows", "q6_k_rows"]
 
 
 @jit
-def _q3_store_scale(out, r, so, j, lv):  # type: ignore[no-untyped-def]
+def _q3_store_scale(out, r, so, j, lv):
     if j < 8:
         out[r, so + j] = lv & 0xF
     else:
@@ -25,7 +25,7 @@ def _q3_store_scale(out, r, so, j, lv):  # type: ignore[no-untyped-def]
 
 
 @jit
-def _q3_scales_ref(x, xo, out, r, bo, L, scales):  # type: ignore[no-untyped-def]
+def _q3_scales_ref(x, xo, out, r, bo, L, scales):
     max_scale = F(0.0)
     amax = F(0.0)
     for j in range(16):
@@ -44,7 +44,7 @@ def _q3_scales_ref(x, xo, out, r, bo, L, scales):  # type: ignore[no-untyped-def
 
 
 @jit
-def _q3_scales_imatrix(x, xo, qw, out, r, bo, L, scales, w, sw, ls_, tmp):  # type: ignore[no-untyped-def]
+def _q3_scales_imatrix(x, xo, qw, out, r, bo, L, scales, w, sw, ls_, tmp):
     sumx2 = F(0.0)
     for j in range(256):
         sumx2 += x[xo + j] * x[xo + j]
@@ -65,7 +65,7 @@ def _q3_scales_imatrix(x, xo, qw, out, r, bo, L, scales, w, sw, ls_, tmp):  # ty
 
 
 @jit
-def q3_k_rows(x, out, qw, has_qw):  # type: ignore[no-untyped-def]
+def q3_k_rows(x, out, qw, has_qw):
     L = np.zeros(256, dtype=np.int8)
     tmp = np.zeros(32, dtype=np.float32)
     scales = np.zeros(16, dtype=np.float32)
@@ -93,7 +93,7 @@ def q3_k_rows(x, out, qw, has_qw):  # type: ignore[no-untyped-def]
 
 
 @jit
-def _pack_q3(out, r, bo, L):  # type: ignore[no-untyped-def]
+def _pack_q3(out, r, bo, L):
     m = 0
     hm = 1
     for j in range(256):
@@ -112,7 +112,7 @@ def _pack_q3(out, r, bo, L):  # type: ignore[no-untyped-def]
 
 
 @jit
-def q6_k_rows(x, out, qw, has_qw):  # type: ignore[no-untyped-def]
+def q6_k_rows(x, out, qw, has_qw):
     """Two compiled paths: the per-value imatrix test would stop the loops vectorizing."""
     if has_qw:
         _q6_k_rows(x, out, qw, True)
@@ -121,7 +121,7 @@ def q6_k_rows(x, out, qw, has_qw):  # type: ignore[no-untyped-def]
 
 
 @inline
-def _q6_k_rows(x, out, qw, has_qw):  # type: ignore[no-untyped-def]
+def _q6_k_rows(x, out, qw, has_qw):
     L = np.zeros(256, dtype=np.int8)
     tmp = np.zeros(32, dtype=np.float32)
     scales = np.zeros(16, dtype=np.float32)
@@ -159,7 +159,7 @@ def _q6_k_rows(x, out, qw, has_qw):  # type: ignore[no-untyped-def]
 
 
 @jit
-def _pack_q6(out, r, bo, L):  # type: ignore[no-untyped-def]
+def _pack_q6(out, r, bo, L):
     for h in range(2):
         for lane in range(32):
             o = 128 * h + lane

@@ -21,7 +21,7 @@ __all__ = ["LEGACY_KERNELS", "iq4_nl_rows", "iq4_xs_rows", "legacy_rows"]
 
 
 @jit
-def _roundf(v):  # type: ignore[no-untyped-def]
+def _roundf(v):
     """C roundf: halves away from zero."""
     t = np.trunc(v)
     if abs(v - t) >= F(0.5):
@@ -30,7 +30,7 @@ def _roundf(v):  # type: ignore[no-untyped-def]
 
 
 @jit
-def _put_q5(out, r, bo, qo, lo, hi):  # type: ignore[no-untyped-def]
+def _put_q5(out, r, bo, qo, lo, hi):
     """Store two 32-value halves' 5-bit codes: nibbles at `qo`, the fifth bits as u32 at bo+2."""
     qh = np.int64(0)
     for j in range(16):
@@ -42,7 +42,7 @@ def _put_q5(out, r, bo, qo, lo, hi):  # type: ignore[no-untyped-def]
 
 
 @inline
-def _ref_block(kind, x, xo, out, r, bo, codes):  # type: ignore[no-untyped-def]
+def _ref_block(kind, x, xo, out, r, bo, codes):
     """quantize_row_{q4_0,q4_1,q5_0,q5_1,q8_0}_ref for one block of 32."""
     if kind == 8:
         amax = F(0.0)
@@ -91,7 +91,7 @@ def _ref_block(kind, x, xo, out, r, bo, codes):  # type: ignore[no-untyped-def]
 
 
 @jit
-def _imatrix_block(kind, x, xo, qw, sigma2, out, r, bo, codes, w, Laux, tmp):  # type: ignore[no-untyped-def]
+def _imatrix_block(kind, x, xo, qw, sigma2, out, r, bo, codes, w, Laux, tmp):
     """quantize_row_{q4_0,q4_1,q5_0,q5_1}_impl for one block of 32 (weights from `qw`)."""
     for j in range(32):
         w[j] = qw[xo + j] * np.sqrt(sigma2 + x[xo + j] * x[xo + j])
@@ -120,7 +120,7 @@ def _imatrix_block(kind, x, xo, qw, sigma2, out, r, bo, codes, w, Laux, tmp):  #
 
 
 @inline
-def legacy_rows(x, out, qw, has_qw, kind):  # type: ignore[no-untyped-def]
+def legacy_rows(x, out, qw, has_qw, kind):
     """kind: 4 = q4_0, 41 = q4_1, 5 = q5_0, 51 = q5_1, 8 = q8_0 (never uses the imatrix);
     Inlined into one kernel per kind (below), so its branches on `kind` fold away."""
     size = 18 if kind == 4 else 20 if kind == 41 else 22 if kind == 5 else 24 if kind == 51 else 34
@@ -154,7 +154,7 @@ def legacy_rows(x, out, qw, has_qw, kind):  # type: ignore[no-untyped-def]
 
 
 @jit
-def _iq4_scale(x, xo, n, w, L, lo, values, ntry):  # type: ignore[no-untyped-def]
+def _iq4_scale(x, xo, n, w, L, lo, values, ntry):
     """The best scale of one block of `n` values for the non-linear grid (0 for a zero block)."""
     amax = F(0.0)
     mx = F(0.0)
@@ -192,7 +192,7 @@ def _iq4_scale(x, xo, n, w, L, lo, values, ntry):  # type: ignore[no-untyped-def
 
 
 @jit
-def _iq4_super(x, xo, qw, wo, has_qw, sb, out, r, bo, L, w, scales, values):  # type: ignore[no-untyped-def]
+def _iq4_super(x, xo, qw, wo, has_qw, sb, out, r, bo, L, w, scales, values):
     """quantize_row_iq4_nl_impl(sb, 32, …, ntry=7): one iq4_nl block (sb 32) or iq4_xs (256)."""
     sigma2 = F(0.0)
     for j in range(sb):
@@ -244,7 +244,7 @@ def _iq4_super(x, xo, qw, wo, has_qw, sb, out, r, bo, L, w, scales, values):  # 
 
 
 @inline
-def iq4_rows(x, out, qw, has_qw, sb, values):  # type: ignore[no-untyped-def]
+def iq4_rows(x, out, qw, has_qw, sb, values):
     """iq4_nl (sb = 32, 18-byte blocks) or iq4_xs (sb = 256, 136-byte blocks)."""
     size = 18 if sb == 32 else 136
     L = np.zeros(sb, dtype=np.uint8)
@@ -259,37 +259,37 @@ def iq4_rows(x, out, qw, has_qw, sb, values):  # type: ignore[no-untyped-def]
 
 
 @jit
-def _q4_0_rows(x, out, qw, has_qw):  # type: ignore[no-untyped-def]
+def _q4_0_rows(x, out, qw, has_qw):
     legacy_rows(x, out, qw, has_qw, 4)
 
 
 @jit
-def _q4_1_rows(x, out, qw, has_qw):  # type: ignore[no-untyped-def]
+def _q4_1_rows(x, out, qw, has_qw):
     legacy_rows(x, out, qw, has_qw, 41)
 
 
 @jit
-def _q5_0_rows(x, out, qw, has_qw):  # type: ignore[no-untyped-def]
+def _q5_0_rows(x, out, qw, has_qw):
     legacy_rows(x, out, qw, has_qw, 5)
 
 
 @jit
-def _q5_1_rows(x, out, qw, has_qw):  # type: ignore[no-untyped-def]
+def _q5_1_rows(x, out, qw, has_qw):
     legacy_rows(x, out, qw, has_qw, 51)
 
 
 @jit
-def _q8_0_rows(x, out, qw, has_qw):  # type: ignore[no-untyped-def]
+def _q8_0_rows(x, out, qw, has_qw):
     legacy_rows(x, out, qw, has_qw, 8)
 
 
 @jit
-def iq4_nl_rows(x, out, qw, has_qw, values):  # type: ignore[no-untyped-def]
+def iq4_nl_rows(x, out, qw, has_qw, values):
     iq4_rows(x, out, qw, has_qw, 32, values)
 
 
 @jit
-def iq4_xs_rows(x, out, qw, has_qw, values):  # type: ignore[no-untyped-def]
+def iq4_xs_rows(x, out, qw, has_qw, values):
     iq4_rows(x, out, qw, has_qw, 256, values)
 
 

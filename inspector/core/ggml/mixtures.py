@@ -89,7 +89,7 @@ def mixture_types(
     result: dict[str, str] = {}
     for item in sorted(tensors, key=lambda t: (_layer(t[0]), t[0])):
         name, shape = item[0], tuple(int(s) for s in item[1])
-        stored = item[2] if len(item) > 2 else "f32"  # type: ignore[misc]
+        stored = item[2] if len(item) > 2 else "f32"
         if not _allows_quantization(name, shape, model.arch):
             result[name] = ggml_type(stored).name
         elif not default.quantized:

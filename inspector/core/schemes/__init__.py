@@ -37,6 +37,6 @@ __all__ = [
     "scheme_names",
 ]
 
-_BUILTIN = ("floats", "affine", "symmetric", "kmeans")
+_BUILTIN = ("floats", "affine", "symmetric", "kmeans", "llama")
 for _module in _BUILTIN:
     import_module(f"inspector.core.schemes.{_module}")

@@ -17,16 +17,20 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from inspector.core.errors import FormatError
+from inspector.core.schemes.llama import register_importance_reader
 
 from ._gguf_min import GGUFError, parse_gguf
 
-__all__ = ["Imatrix", "read_imatrix"]
+__all__ = ["Imatrix", "importances", "read_imatrix"]
 
 _SUMS, _COUNTS = ".in_sum2", ".counts"
 _REQUIRED = ("imatrix.datasets", "imatrix.chunk_count", "imatrix.chunk_size")
@@ -84,7 +88,7 @@ def read_imatrix(path: str | os.PathLike[str]) -> Imatrix:
     return result
 
 
-def _from_gguf(p: Path, gguf: tuple[dict, dict]) -> Imatrix:
+def _from_gguf(p: Path, gguf: tuple[dict[str, Any], dict[str, tuple[int, np.ndarray]]]) -> Imatrix:
     kv, tensors = gguf
     if not tensors:
         raise FormatError(p, "no data (the GGUF file has no tensors)")
@@ -112,7 +116,7 @@ def _from_gguf(p: Path, gguf: tuple[dict, dict]) -> Imatrix:
     )
 
 
-def _u32(p: Path, kv: dict, key: str) -> int:
+def _u32(p: Path, kv: dict[str, Any], key: str) -> int:
     value = kv[key]
     if not isinstance(value, int) or isinstance(value, bool):
         raise FormatError(p, f"{key} is not an integer")
@@ -171,3 +175,21 @@ def _from_legacy(p: Path, data: bytes) -> Imatrix:
             if 0 < n <= len(data) - pos:
                 datasets = (take(n, "the dataset name").split(b"\0")[0].decode("utf-8", "replace"),)
     return Imatrix(str(p), entries, datasets, chunk_count, 0, legacy=True)
+
+
+@lru_cache(maxsize=4)
+def _cached(path: str, mtime_ns: int, size: int) -> Imatrix:
+    return read_imatrix(path)
+
+
+def importances(path: str) -> Mapping[str, np.ndarray]:
+    """{tensor: importances} of an imatrix file, read once per file version (scheme option
+    `imatrix=PATH` of the llama.cpp family reads through this)."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise FormatError(path, f"cannot read: {exc.strerror or exc}") from None
+    return _cached(os.path.abspath(path), st.st_mtime_ns, st.st_size).entries
+
+
+register_importance_reader(importances)
