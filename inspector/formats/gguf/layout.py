@@ -23,6 +23,7 @@ from typing import Any
 from inspector.core.errors import FormatError
 from inspector.core.ggml.types import GGMLType, ggml_type, row_nbytes
 from inspector.core.model import Model, TensorInfo
+from inspector.core.schemes import Scheme
 from inspector.formats.gguf.header import DEFAULT_ALIGNMENT, MAGIC
 from inspector.formats.gguf.reader import field_bytes, is_split_key
 
@@ -39,6 +40,7 @@ __all__ = [
     "main_type",
     "padded",
     "stored_nbytes",
+    "stored_type",
 ]
 
 QUANTIZATION_VERSION = 2
@@ -88,6 +90,18 @@ def ggml_type_for(info: TensorInfo, stored: str | None) -> GGMLType:
             info.name,
         )
     return t
+
+
+def stored_type(info: TensorInfo, scheme: Scheme | None) -> GGMLType:
+    """The ggml type a tensor stored as `scheme` (None: kept as it is) takes in the file. A
+    llama.cpp scheme whose rows do not fit its blocks stores its fallback type (q4_k → q5_0,
+    …), which its family names as the `type` parameter."""
+    if scheme is None:
+        return ggml_type_for(info, None)
+    name = scheme.name
+    if lookup(name) is not None:
+        name = str(scheme.family.dry_params(scheme, info.shape, None).get("type", name))
+    return ggml_type_for(info, name)
 
 
 def lookup(name: str) -> GGMLType | None:

@@ -6,7 +6,9 @@ What each scheme becomes (`gguf_storage`):
   block-quantized input tensor the plan keeps as float32 is written as F32 of its decoded
   values (the bytes the preview counts).
 - llama.cpp's block types (`q8_0`, `q4_k`, …, whatever ggml type a scheme is named after):
-  stored natively, the scheme's bytes being ggml's blocks along each row.
+  stored natively, the scheme's bytes being ggml's blocks along each row — in the fallback
+  type its family chose where rows do not fit the blocks (q4_k → q5_0, …, f16), as
+  llama-quantize stores them.
 - every other scheme (affine, int8, int4, kmeans): GGUF has no such type, so the values are
   *baked*: decoded, then stored as F16 (codes of ≤ 8 bits, which F16 holds to within its
   rounding) or F32 (wider codes, which F16 would blur). The preview applies the same two
@@ -14,12 +16,13 @@ What each scheme becomes (`gguf_storage`):
   8.5 bits/weight) for a llama.cpp-sized file.
 
 Layout as llama.cpp's gguf writer makes it: the header (see `layout.py`), padding to the
-alignment, then every tensor in the model's order, each padded to the alignment (the same
-order the input had: llama.cpp and convert_hf_to_gguf keep the order they are given;
-llama-quantize itself sorts by block number, which a file it wrote already has). The header's
-length does not depend on the stored types, so it is reserved first and written last: the data
-streams straight into the file. Predicted size (`quantized_bytes` plus `overhead_bytes`, which
-holds the header and every padding) equals the written size.
+alignment, then every tensor in the model's order, each padded to the alignment (the order the
+input had: llama.cpp and convert_hf_to_gguf keep the order they are given; llama-quantize
+itself sorts by block number, which a file it wrote already has). The header's length does not
+depend on the stored types, so it is reserved first and written last: the data streams straight
+into the file. Predicted size (`quantized_bytes` plus `overhead_bytes`, which holds the header
+and every padding) equals the written size. A 0-d tensor is stored with `ne = [1]` (llama.cpp
+writes at least one dimension), so it reads back as shape (1,).
 
 Beside OUT the export writes `OUT-stem.llama-quantize.txt`: the `llama-quantize` command that
 gives the same per-tensor types from a GGUF input (see `quantize_args.py`).
@@ -49,6 +52,7 @@ from inspector.formats.gguf.layout import (
     lookup,
     padded,
     stored_nbytes,
+    stored_type,
 )
 from inspector.formats.gguf.quantize_args import args_path, llama_quantize_text
 
@@ -75,10 +79,6 @@ def gguf_storage(info: TensorInfo, scheme: Scheme) -> Storage:
     return Storage((scheme, into), note)
 
 
-def _stored_name(q: QuantizedTensor) -> str | None:
-    return q.encoded.scheme.name if q.encoded is not None else None
-
-
 def _kept_bytes(q: QuantizedTensor) -> np.ndarray:
     arr = np.ascontiguousarray(q.original)
     wide = _WIDEN.get(q.info.dtype)
@@ -91,7 +91,7 @@ def _kept_bytes(q: QuantizedTensor) -> np.ndarray:
 
 def _payload(q: QuantizedTensor) -> tuple[Entry, list[Any]]:
     """The tensor's entry and the buffers holding its stored bytes, in order."""
-    t = ggml_type_for(q.info, _stored_name(q))
+    t = stored_type(q.info, q.encoded.scheme if q.encoded is not None else None)
     views = [_kept_bytes(q)] if q.encoded is None else q.encoded.byte_views()
     entry = Entry(q.info, t, stored_nbytes(q.info, t))
     got = sum(v.nbytes if isinstance(v, np.ndarray) else len(v) for v in views)
@@ -160,8 +160,7 @@ def _notes(model: Model, entries: Sequence[Entry], opts: Any) -> None:
 
 def _row_entry(model: Model, row: Any) -> Entry:
     info = model[row.name].info
-    stored = None if row.skipped is not None else parse_scheme(row.stored).name
-    t = ggml_type_for(info, stored)
+    t = stored_type(info, None if row.skipped is not None else parse_scheme(row.stored))
     return Entry(info, t, stored_nbytes(info, t))
 
 

@@ -19,7 +19,6 @@ import tempfile
 from pathlib import Path
 
 import gguf
-from ggml_stub_family import ensure_registered
 
 from inspector.core.plan import Plan
 from inspector.formats import open_model
@@ -85,7 +84,6 @@ def check(name: str, plan: Plan, work: Path) -> bool:
 
 
 def main() -> int:
-    ensure_registered()
     with tempfile.TemporaryDirectory() as tmp:
         results = [check(name, plan, Path(tmp)) for name, plan in plans().items()]
     return 0 if all(results) else 1

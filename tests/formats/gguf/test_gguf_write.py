@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from ggml_stub_family import ensure_registered
 
 from inspector.core.errors import FormatError
 from inspector.core.plan import Plan
@@ -73,7 +72,6 @@ def test_float_plan_keeps_metadata_and_bytes(tmp_path: Path) -> None:
 
 
 def test_same_data_as_llama_quantize_q8_0(tmp_path: Path) -> None:
-    ensure_registered()
     out = tmp_path / "q8.gguf"
     plan = Plan(default="q8_0").with_rule("*norm*", "float32")
     preview, result = _export(DATA / "tiny_f16.gguf", out, plan)
@@ -89,7 +87,6 @@ def test_same_data_as_llama_quantize_q8_0(tmp_path: Path) -> None:
 
 def test_same_data_as_llama_quantize_q4_k_m_mixture(tmp_path: Path) -> None:
     """The Q4_K_M file's per-tensor types as a plan: the bytes llama-quantize wrote."""
-    ensure_registered()
     theirs = DATA / "tiny_q4_k_m.gguf"
     plan = Plan()
     with open_model(theirs) as m:
@@ -182,3 +179,21 @@ def test_split_input_exports_one_file_without_split_keys(tmp_path: Path) -> None
     keys = list(_fields(out))
     assert not [k for k in keys if k.startswith("split.")]
     assert len(gguf.GGUFReader(out).tensors) == 12
+
+
+def test_llama_schemes_fall_back_where_rows_do_not_fit(tmp_path: Path) -> None:
+    """Rows of 16 and 24 values fit no 32-value block: llama-quantize stores them as F16."""
+    out = tmp_path / "fb.gguf"
+    preview, result = _export(TORCH / "state_dict.bin", out, Plan(default="q4_k"))
+    types = {t.name: t.tensor_type.name for t in gguf.GGUFReader(out).tensors}
+    assert types["embed.weight"] == types["qkv.weight"] == "F16"  # rows of 16
+    assert types["proj.weight"] == "F16"  # rows of 24
+    assert types["position_ids"] == "I64"
+    assert any("f16" in n for _, n in result.notes)
+    with open_model(out) as back, open_model(TORCH / "state_dict.bin") as src:
+        target = get_target("gguf")
+        for t in src:
+            want = quantize_tensor(t, Plan(default="q4_k").scheme_for(t.info), target).decoded
+            got = np.asarray(back[t.name].load(), np.float32)  # a 0-d tensor comes back as (1,)
+            assert np.array_equal(got.reshape(-1), np.asarray(want, np.float32).reshape(-1))
+    assert out.stat().st_size == preview.total["quantized_bytes"] == result.total_bytes
