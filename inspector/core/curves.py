@@ -109,8 +109,15 @@ def clip_range(
     scheme: Scheme, values: np.ndarray, channel_axis: int | None = None
 ) -> tuple[float, float]:
     """[lo, hi] the scheme clips the tensor to: the nudged affine range, ±(largest scale ×
-    top code) for int8/int4, the palette's ends for k-means, ± the format's max for floats."""
-    rng = _Fit(scheme, values, None, channel_axis).fit.clip_range()
-    if rng is None:
-        raise SchemeError(f"{scheme.name} has no clip range")
-    return rng
+    top code) for int8/int4, the palette's ends for k-means, ± the format's max for floats; for
+    a family without one interval (block scales), what the tensor's extremes are stored as."""
+    fit = _Fit(scheme, values, None, channel_axis)
+    rng = fit.fit.clip_range()
+    if rng is not None:
+        return rng
+    # no single clip interval (per-block scales): the values the tensor's extremes store
+    vals = fit.channel_values
+    if vals.size == 0:
+        return 0.0, 0.0
+    ends = fit.stored(np.array([vals.min(), vals.max()], np.float32))
+    return float(ends[0]), float(ends[1])

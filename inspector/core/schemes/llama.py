@@ -195,7 +195,7 @@ class _BlockLevels(CurveFit):
         from inspector.core.ggml.dequant import dequantize
         from inspector.core.ggml.quant import quantize
 
-        ne0 = x.shape[-1] if x.ndim else 1
+        ne0 = x.shape[-1] if x.ndim and x.shape[-1] else 1
         stored = fallback_type(scheme.name, ne0).type
         self._f16 = stored.name == "f16"
         rows = np.asarray(x, np.float32).reshape(-1, ne0)
