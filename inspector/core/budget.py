@@ -232,14 +232,14 @@ def build_ladders(
 
     Bytes are the preview's `quantized_bytes` under `target`. Errors are `output_errors[name]
     [spec]` when given (output noise energy), else the weight noise energy mse·size. A tensor
-    no scheme applies to (integer, empty) gets the single option float32.
+    no scheme applies to (integer, empty, not a weight) gets the single option float32.
     """
     cache = cache if cache is not None else PreviewCache()
     specs = [parse_scheme(s).spec for s in specs]
     ladders = []
     for tensor in model.weights:
         info = tensor.info
-        own = specs if info.is_float and info.size else ["float32"]
+        own = specs if info.is_float and info.size and info.kept is None else ["float32"]
         options = []
         for spec in dict.fromkeys(own):
             tp = cache.get(tensor, parse_scheme(spec), target)

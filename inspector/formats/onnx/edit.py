@@ -59,11 +59,14 @@ def _copy(msg: Any) -> Any:
 
 
 def _as_constants(rep: Replacement) -> list[Any]:
+    """The replacement's initializers as Constant nodes named by their output only (a node
+    name and the inner tensor's name are optional and would repeat it)."""
     helper = require_onnx().helper
-    consts = [
-        helper.make_node("Constant", [], [t.name], name=f"{t.name}_const", value=t)
-        for t in rep.initializers
-    ]
+    consts = []
+    for t in rep.initializers:
+        value = _copy(t)
+        value.ClearField("name")
+        consts.append(helper.make_node("Constant", [], [t.name], value=value))
     return consts + list(rep.nodes)
 
 

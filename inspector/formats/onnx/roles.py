@@ -1,0 +1,397 @@
+"""Which float tensors of an ONNX graph are weights, judged by how the graph consumes them.
+
+A weight is a tensor a compute op multiplies activations by, at a weight input position:
+Conv/ConvTranspose/DeformConv W, Gemm A or B, MatMul/FusedMatMul either operand, LSTM/GRU/RNN W
+and R, the rows of an embedding `Gather` (axis 0, rank ≥ 2), an Einsum operand, and the
+com.microsoft Attention/EmbedLayerNormalization weights (`_WEIGHTS`). Every other float tensor
+is kept as it is by a plan's default and rules, with a reason the preview shows:
+
+- precision-only (`overridable`): biases (Conv/Gemm/RNN B; an Add right after a Conv, MatMul or
+  Gemm, as Paddle2ONNX and tf2onnx write biases), normalization parameters, elementwise
+  arithmetic constants (Mul/Add/Sub/Div, PRelu slope, Where values), graph outputs, unused
+  tensors. Quantizing them changes precision only, so a per-tensor override is honoured. QDQ
+  tools keep biases float (or int32 at input·weight scale, which needs activation scales a
+  weight-only export does not have), so the default does too.
+- structural: sizes, scales, indices, bounds, thresholds, exponents, comparison operands and
+  quantization parameters (Resize/Upsample scales and roi, Reshape/Slice/Pad/Range/Tile/Expand/
+  ConstantOfShape/TopK operands, Clip bounds, Equal/Less/… operands, QuantizeLinear scales, a
+  Cast to an integer type, …). Quantizing them changes shapes, control flow or other tensors'
+  meaning, so nothing quantizes them.
+
+Ops not in the tables are judged by their ONNX schema: an input typed like one of the op's
+outputs is data (precision-only), any other input is a parameter (structural). Ops of unknown
+domains are structural: their inputs cannot be told apart.
+
+A value is followed through Identity, Cast to a float type, Transpose, Reshape, Flatten,
+Squeeze/Unsqueeze and Concat of constants to the positions it reaches, and a weight's channel
+axis is mapped back through them. A tensor used in several ways takes the strictest role: it
+is a weight only when every use is a weight position.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from inspector.formats.onnx.proto import iter_graphs, node_attr, require_onnx, tensor_values
+
+__all__ = ["Role", "RoleFinder"]
+
+_FLOAT_TYPES = frozenset({1, 10, 11, 16})  # FLOAT, FLOAT16, DOUBLE, BFLOAT16
+_MAX_DEPTH = 32
+_MS = "com.microsoft"
+
+AxisFn = Callable[[Any, int], int | None]
+
+
+def _gemm(index: int) -> AxisFn:
+    """Gemm's output channels: rows of A (M) for A, columns of B (N) for B."""
+    if index == 0:
+        return lambda n, nd: (1 if node_attr(n, "transA", 0) else 0) if nd == 2 else None
+    return lambda n, nd: (0 if node_attr(n, "transB", 0) else 1) if nd == 2 else None
+
+
+def _matmul(index: int, flag: str = "") -> AxisFn:
+    """MatMul's output channels: A's rows (…, M, K), B's columns (…, K, N); FusedMatMul's
+    transA/transB swap the last two axes."""
+
+    def axis(node: Any, ndim: int) -> int | None:
+        if ndim < 2:
+            return None
+        last = ndim - 1 if index == 1 else ndim - 2
+        swapped = bool(flag and node_attr(node, flag, 0))
+        return (2 * ndim - 3 - last) if swapped else last
+
+    return axis
+
+
+def _fixed(axis: int | None) -> AxisFn:
+    return lambda n, nd: axis if axis is None or nd > axis else None
+
+
+def _gather(node: Any, ndim: int) -> int | None:
+    return 0 if ndim >= 2 else None
+
+
+_WEIGHTS: dict[tuple[str, str], dict[int, AxisFn]] = {
+    ("", "Conv"): {1: _fixed(0)},
+    ("", "ConvTranspose"): {1: _fixed(1)},
+    ("", "DeformConv"): {1: _fixed(0)},
+    ("", "Gemm"): {0: _gemm(0), 1: _gemm(1)},
+    ("", "MatMul"): {0: _matmul(0), 1: _matmul(1)},
+    ("", "Gather"): {0: _gather},
+    ("", "LSTM"): {1: _fixed(1), 2: _fixed(1)},
+    ("", "GRU"): {1: _fixed(1), 2: _fixed(1)},
+    ("", "RNN"): {1: _fixed(1), 2: _fixed(1)},
+    (_MS, "FusedConv"): {1: _fixed(0)},
+    (_MS, "FusedGemm"): {0: _gemm(0), 1: _gemm(1)},
+    (_MS, "FusedMatMul"): {0: _matmul(0, "transA"), 1: _matmul(1, "transB")},
+    (_MS, "Attention"): {1: _fixed(1)},
+    (_MS, "EmbedLayerNormalization"): {2: _fixed(0), 3: _fixed(0), 4: _fixed(0)},
+}
+_BIASES: dict[tuple[str, str], frozenset[int]] = {
+    ("", "Conv"): frozenset({2}),
+    ("", "ConvTranspose"): frozenset({2}),
+    ("", "DeformConv"): frozenset({3}),
+    ("", "Gemm"): frozenset({2}),
+    ("", "LSTM"): frozenset({3}),
+    ("", "GRU"): frozenset({3}),
+    ("", "RNN"): frozenset({3}),
+    (_MS, "FusedConv"): frozenset({2}),
+    (_MS, "FusedGemm"): frozenset({2}),
+    (_MS, "Attention"): frozenset({2}),
+    (_MS, "BiasGelu"): frozenset({1}),
+    (_MS, "BiasAdd"): frozenset({1}),
+}
+_ALL = frozenset(range(64))
+# Structural inputs the schema rule would call data (typed like the output) or that need a name.
+_STRUCTURAL: dict[tuple[str, str], frozenset[int]] = {
+    ("", "Clip"): frozenset({1, 2}),
+    ("", "Pad"): frozenset({1, 2, 3}),
+    ("", "Range"): frozenset({0, 1, 2}),
+    ("", "Equal"): _ALL,
+    ("", "Less"): _ALL,
+    ("", "LessOrEqual"): _ALL,
+    ("", "Greater"): _ALL,
+    ("", "GreaterOrEqual"): _ALL,
+    ("", "Max"): _ALL,
+    ("", "Min"): _ALL,
+    ("", "Mod"): frozenset({1}),
+    ("", "OneHot"): _ALL,
+    ("", "ConstantOfShape"): _ALL,
+    ("", "Loop"): frozenset({0, 1}),
+    ("", "If"): frozenset({0}),
+    ("", "QuantizeLinear"): frozenset({1, 2}),
+    ("", "DequantizeLinear"): frozenset({1, 2}),
+}
+_NORMS = frozenset(
+    {
+        "BatchNormalization",
+        "LayerNormalization",
+        "InstanceNormalization",
+        "GroupNormalization",
+        "RMSNormalization",
+        "SimplifiedLayerNormalization",
+        "SkipLayerNormalization",
+        "SkipSimplifiedLayerNormalization",
+        "EmbedLayerNormalization",
+    }
+)
+_BIAS_PRODUCERS = frozenset({"Conv", "ConvTranspose", "MatMul", "Gemm", "FusedConv", "FusedMatMul"})
+_FOLLOW = frozenset(
+    {"Identity", "Cast", "CastLike", "Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze"}
+)
+
+WEIGHT, PRECISION, STRUCTURAL = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class Role:
+    """How a tensor is used: the first consumer as `layer` ("<node> (<Op>)"), the output
+    channel axis of a weight, and for non-weights the reason (`kept`) and whether a
+    per-tensor override may still quantize it."""
+
+    layer: str
+    channel_axis: int | None = None
+    kept: str | None = None
+    overridable: bool = False
+
+
+@dataclass(frozen=True)
+class _Use:
+    kind: int
+    layer: str
+    axis: int | None = None
+    reason: str = ""
+
+
+@lru_cache(maxsize=4096)
+def _schema_io(
+    op: str, domain: str, version: int
+) -> tuple[tuple[str, ...], tuple[str, ...], frozenset[str]] | None:
+    """(input names, input type strings, output type strings) of an op's schema, or None."""
+    onnx = require_onnx()
+    try:
+        schema = onnx.defs.get_schema(op, max(version, 1), domain)
+    except Exception:
+        return None
+    names = tuple(i.name for i in schema.inputs)
+    types = tuple(i.type_str for i in schema.inputs)
+    return names, types, frozenset(o.type_str for o in schema.outputs)
+
+
+def _label(node: Any) -> str:
+    name = node.name or (node.output[0] if node.output else node.op_type)
+    return f"{name} ({node.op_type})"
+
+
+class RoleFinder:
+    """Roles of the float tensors of one ModelProto (all graphs; names are global as the reader
+    treats them). `constants` maps constant value names (initializers, Constant outputs) to
+    their TensorProto, read for Reshape/Squeeze/Unsqueeze shapes when mapping axes."""
+
+    def __init__(self, model: Any, path: Path) -> None:
+        self.path = path
+        self.opsets = {op.domain or "": int(op.version) for op in model.opset_import}
+        self.opsets.setdefault("ai.onnx", self.opsets.get("", 1))
+        self.uses: dict[str, list[tuple[Any, int]]] = {}
+        self.producer: dict[str, Any] = {}
+        self.constants: dict[str, Any] = {}
+        self.outputs: set[str] = set()
+        for _, g in iter_graphs(model.graph):
+            self.constants.update((t.name, t) for t in g.initializer)
+            self.outputs.update(v.name for v in g.output)
+            for node in g.node:
+                for i, name in enumerate(node.input):
+                    if name:
+                        self.uses.setdefault(name, []).append((node, i))
+                for out in node.output:
+                    self.producer.setdefault(out, node)
+                if node.op_type == "Constant" and node.domain in ("", "ai.onnx") and node.output:
+                    t = next((a.t for a in node.attribute if a.name == "value"), None)
+                    if t is not None:
+                        self.constants.setdefault(node.output[0], t)
+
+    def role(self, value: str, shape: tuple[int, ...]) -> Role:
+        """The role of the float tensor read under `value` (shape as stored)."""
+        uses = self._uses(value, shape, (), _MAX_DEPTH)
+        first = self.uses.get(value)
+        layer = _label(first[0][0]) if first else "(unused)"
+        if not uses:
+            return Role(layer, None, "unused by the graph: not a weight", True)
+        worst = max(u.kind for u in uses)
+        if worst == WEIGHT:
+            return Role(uses[0].layer, uses[0].axis)
+        reasons = list(dict.fromkeys(u.reason for u in uses if u.kind == worst))
+        reason = reasons[0] + (f" (and {len(reasons) - 1} other uses)" if len(reasons) > 1 else "")
+        if any(u.kind == WEIGHT for u in uses):
+            reason = f"used as a weight and as {reason}"
+        return Role(layer, None, reason, worst == PRECISION)
+
+    def _uses(
+        self, value: str, shape: tuple[int, ...] | None, seen: tuple[str, ...], depth: int
+    ) -> list[_Use]:
+        out: list[_Use] = []
+        if value in self.outputs:
+            out.append(_Use(PRECISION, "", reason="a graph output: not a weight"))
+        if depth <= 0 or value in seen:
+            return out
+        for node, index in self.uses.get(value, ()):
+            followed = self._follow(node, index, shape)
+            if followed is None:
+                out.append(self._use(node, index, shape))
+                continue
+            name, out_shape, back = followed
+            for use in self._uses(name, out_shape, (*seen, value), depth - 1):
+                out.append(_Use(use.kind, use.layer, back(use.axis), use.reason))
+        return out
+
+    def _opset(self, node: Any) -> int:
+        return self.opsets.get(node.domain or "", self.opsets.get("ai.onnx", 1))
+
+    def _input_name(self, node: Any, index: int) -> str:
+        io = _schema_io(node.op_type, node.domain or "", self._opset(node))
+        if io is None or not io[0]:
+            return f"input {index}"
+        return io[0][min(index, len(io[0]) - 1)]
+
+    def _use(self, node: Any, index: int, shape: tuple[int, ...] | None) -> _Use:
+        key = (node.domain if node.domain not in ("", "ai.onnx") else "", node.op_type)
+        layer = _label(node)
+        ndim = len(shape) if shape is not None else 0
+        axis_fn = _WEIGHTS.get(key, {}).get(index)
+        if key == ("", "Einsum"):
+            axis_fn = _fixed(None)
+        elif key == ("", "Gather") and (node_attr(node, "axis", 0) != 0 or ndim < 2):
+            axis_fn = None  # a lookup table, not rows of embeddings
+        if axis_fn is not None:
+            return _Use(WEIGHT, layer, axis_fn(node, ndim) if shape is not None else None)
+        what = f"{node.op_type} {self._input_name(node, index)}"
+        if index in _BIASES.get(key, ()) or self._is_bias_add(node, index):
+            return _Use(PRECISION, layer, reason=f"{what}: a bias, not a weight")
+        if node.op_type in _NORMS and index > 0:
+            return _Use(PRECISION, layer, reason=f"{what}: normalization, not a weight")
+        if key in _STRUCTURAL:
+            kind = STRUCTURAL if index in _STRUCTURAL[key] else PRECISION
+        elif node.op_type == "Cast":
+            kind = STRUCTURAL  # a Cast to an integer type (float Casts are followed)
+        else:
+            kind = self._schema_kind(node, index)
+        return _Use(kind, layer, reason=f"{what}: not a weight")
+
+    def _schema_kind(self, node: Any, index: int) -> int:
+        """Typed like an output: data (precision-only); any other type: a parameter."""
+        if node.domain not in ("", "ai.onnx"):
+            return STRUCTURAL
+        io = _schema_io(node.op_type, "", self._opset(node))
+        if io is None or not io[1]:
+            return STRUCTURAL
+        type_str = io[1][min(index, len(io[1]) - 1)]
+        return PRECISION if type_str in io[2] else STRUCTURAL
+
+    def _is_bias_add(self, node: Any, index: int) -> bool:
+        if node.op_type != "Add" or len(node.input) != 2:
+            return False
+        producer = self.producer.get(node.input[1 - index])
+        return producer is not None and producer.op_type in _BIAS_PRODUCERS
+
+    def _follow(
+        self, node: Any, index: int, shape: tuple[int, ...] | None
+    ) -> tuple[str, tuple[int, ...] | None, Callable[[int | None], int | None]] | None:
+        """(output name, output shape, output axis → input axis) when `node` passes the value
+        on unchanged but for layout or float type; None when `node` is a real consumer."""
+        op = node.op_type
+        if node.domain not in ("", "ai.onnx") or op not in _FOLLOW | {"Concat"} or not node.output:
+            return None
+        if op in ("Identity", "CastLike") or (
+            op == "Cast" and node_attr(node, "to", 0) in _FLOAT_TYPES
+        ):
+            return (node.output[0], shape, lambda a: a) if index == 0 else None
+        if op == "Concat":
+            if not all(self._constant_tree(n) for n in node.input if n):
+                return None
+            return node.output[0], None, lambda a: a
+        if index != 0 or op == "Cast":
+            return None
+        if op == "Transpose":
+            perm = node_attr(node, "perm", None)
+            if shape is None:
+                return node.output[0], None, lambda a: None
+            perm = list(perm) if perm else list(range(len(shape)))[::-1]
+            if sorted(perm) != list(range(len(shape))):
+                return None
+            moved = tuple(shape[p] for p in perm)
+            return node.output[0], moved, lambda a: None if a is None else perm[a]
+        out_shape = self._reshaped(node, shape)
+        return node.output[0], out_shape, _prefix_map(shape, out_shape)
+
+    def _constant_tree(self, name: str, depth: int = 8) -> bool:
+        """True when `name` is computed from constants only (a Concat of weights)."""
+        if name in self.constants:
+            return True
+        node = self.producer.get(name)
+        if node is None or depth <= 0 or node.op_type not in _FOLLOW | {"Concat"}:
+            return False
+        return all(self._constant_tree(n, depth - 1) for n in node.input if n)
+
+    def _reshaped(self, node: Any, shape: tuple[int, ...] | None) -> tuple[int, ...] | None:
+        """The output shape of a Reshape/Flatten/Squeeze/Unsqueeze of a `shape` input."""
+        if shape is None:
+            return None
+        try:
+            op, probe = node.op_type, np.empty(shape, np.int8)
+            if op == "Flatten":
+                axis = int(node_attr(node, "axis", 1)) % (len(shape) + 1)
+                return (int(np.prod(shape[:axis])), int(np.prod(shape[axis:])))
+            arg = self._ints(node.input[1]) if len(node.input) > 1 and node.input[1] else None
+            if op == "Reshape":
+                if arg is None:
+                    return None
+                dims = [
+                    shape[i] if d == 0 and not node_attr(node, "allowzero", 0) else d
+                    for i, d in enumerate(arg)
+                ]
+                return tuple(probe.reshape(dims).shape)
+            axes = arg if arg is not None else node_attr(node, "axes", None)
+            if op == "Squeeze":
+                return tuple(np.squeeze(probe, tuple(axes) if axes else None).shape)
+            return tuple(np.expand_dims(probe, tuple(axes)).shape) if axes else None
+        except (ValueError, TypeError, IndexError, MemoryError):
+            return None
+
+    def _ints(self, name: str) -> list[int] | None:
+        t = self.constants.get(name)
+        if t is None:
+            return None
+        try:
+            values = tensor_values(t, self.path.parent, self.path, name)
+        except Exception:
+            return None
+        if values.dtype.kind not in "iu" or values.size > 64:
+            return None
+        return [int(v) for v in values.reshape(-1)]
+
+
+def _prefix_map(
+    shape: tuple[int, ...] | None, out_shape: tuple[int, ...] | None
+) -> Callable[[int | None], int | None]:
+    """Output axis → input axis for a reshape: the input axis of the same length that starts
+    at the same flat stride (so inserted/removed unit axes and merged neighbours map back)."""
+    if shape is None or out_shape is None:
+        return lambda a: None
+
+    def back(axis: int | None) -> int | None:
+        if axis is None or not 0 <= axis < len(out_shape):
+            return None
+        before = int(np.prod(out_shape[:axis]))
+        for i, d in enumerate(shape):
+            if d == out_shape[axis] and int(np.prod(shape[:i])) == before:
+                return i
+        return None
+
+    return back
