@@ -58,6 +58,11 @@ def proto_type(dtype: str) -> int:
     return onnx.helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
 
 
+def _contiguous(arr: np.ndarray) -> np.ndarray:
+    """C-contiguous with the same shape (np.ascontiguousarray makes a 0-d array 1-d)."""
+    return np.ascontiguousarray(arr).reshape(np.shape(arr))
+
+
 def pack_nibbles(codes: np.ndarray) -> np.ndarray:
     """4-bit codes (0…15) two per byte, element 0 in the low nibble (ONNX's int4 order)."""
     flat = np.ascontiguousarray(codes, dtype=np.uint8).reshape(-1) & 0x0F
@@ -100,7 +105,7 @@ class Decoder:
     def _init(self, rep: Replacement, base: str, arr: np.ndarray, ptype: int | None = None) -> str:
         """A tensor's own stored array (`ptype` INT4/UINT4: packed two codes per byte)."""
         name = self.names.fresh(base)
-        arr = np.ascontiguousarray(arr)
+        arr = _contiguous(arr)
         if ptype is None:
             t = self.onnx.numpy_helper.from_array(arr, name)
         else:
@@ -196,7 +201,7 @@ class Decoder:
         """Plain values, Cast to the tensor's dtype when stored in another float type."""
         v = rep.source.value
         if arr.dtype.name == info.dtype:
-            rep.initializers.append(self.onnx.numpy_helper.from_array(np.ascontiguousarray(arr), v))
+            rep.initializers.append(self.onnx.numpy_helper.from_array(_contiguous(arr), v))
             return
         if arr.dtype.name == "bfloat16" and self.opset < 13:
             self._bfloat16_bits(rep, arr)

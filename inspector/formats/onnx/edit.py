@@ -34,7 +34,10 @@ class NameAllocator:
     """Fresh value names that collide with nothing in the model (graph SSA must hold)."""
 
     def __init__(self, model: Any) -> None:
+        """Names of `model` are taken (None: none are, for size estimates)."""
         self._used: set[str] = set()
+        if model is None:
+            return
         for _, g in iter_graphs(model.graph):
             self._used.update(t.name for t in g.initializer)
             self._used.update(v.name for v in (*g.input, *g.output))

@@ -255,10 +255,15 @@ class RoleFinder:
         return self.opsets.get(node.domain or "", self.opsets.get("ai.onnx", 1))
 
     def _input_name(self, node: Any, index: int) -> str:
+        """The schema's name of the input ("scales", "min"), "operand" for the one-letter names
+        of elementwise ops (A, B, X, Y), "exponent" for Pow's."""
+        if node.op_type == "Pow" and index == 1:
+            return "exponent"
         io = _schema_io(node.op_type, node.domain or "", self._opset(node))
         if io is None or not io[0]:
             return f"input {index}"
-        return io[0][min(index, len(io[0]) - 1)]
+        name = io[0][min(index, len(io[0]) - 1)]
+        return "operand" if len(name) == 1 else name
 
     def _use(self, node: Any, index: int, shape: tuple[int, ...] | None) -> _Use:
         key = (node.domain if node.domain not in ("", "ai.onnx") else "", node.op_type)
@@ -272,8 +277,11 @@ class RoleFinder:
         if axis_fn is not None:
             return _Use(WEIGHT, layer, axis_fn(node, ndim) if shape is not None else None)
         what = f"{node.op_type} {self._input_name(node, index)}"
-        if index in _BIASES.get(key, ()) or self._is_bias_add(node, index):
-            return _Use(PRECISION, layer, reason=f"{what}: a bias, not a weight")
+        if index in _BIASES.get(key, ()):
+            return _Use(PRECISION, layer, reason=f"{node.op_type} bias: not a weight")
+        biased = self._bias_of(node, index)
+        if biased is not None:
+            return _Use(PRECISION, layer, reason=f"bias added to a {biased} output: not a weight")
         if node.op_type in _NORMS and index > 0:
             return _Use(PRECISION, layer, reason=f"{what}: normalization, not a weight")
         if key in _STRUCTURAL:
@@ -294,11 +302,14 @@ class RoleFinder:
         type_str = io[1][min(index, len(io[1]) - 1)]
         return PRECISION if type_str in io[2] else STRUCTURAL
 
-    def _is_bias_add(self, node: Any, index: int) -> bool:
+    def _bias_of(self, node: Any, index: int) -> str | None:
+        """The op type whose output this Add adds a constant to, when it computes one."""
         if node.op_type != "Add" or len(node.input) != 2:
-            return False
+            return None
         producer = self.producer.get(node.input[1 - index])
-        return producer is not None and producer.op_type in _BIAS_PRODUCERS
+        if producer is None or producer.op_type not in _BIAS_PRODUCERS:
+            return None
+        return str(producer.op_type)
 
     def _follow(
         self, node: Any, index: int, shape: tuple[int, ...] | None
@@ -315,7 +326,11 @@ class RoleFinder:
         if op == "Concat":
             if not all(self._constant_tree(n) for n in node.input if n):
                 return None
-            return node.output[0], None, lambda a: a
+            joined = None  # the concatenated axis grows by lengths not known here
+            if shape is not None and shape:
+                joined = list(shape)
+                joined[int(node_attr(node, "axis", 0)) % len(shape)] = -1
+            return node.output[0], None if joined is None else tuple(joined), lambda a: a
         if index != 0 or op == "Cast":
             return None
         if op == "Transpose":
