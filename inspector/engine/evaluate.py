@@ -66,7 +66,8 @@ class Runner(Protocol):
 
 
 def make_executor(model: Model) -> Runner:
-    """ONNX Runtime for ONNX models, the numpy executor for Keras / TF.js layer graphs.
+    """ONNX Runtime for ONNX models, LiteRT for TF-Lite models, the numpy executor for Keras /
+    TF.js layer graphs.
 
     Raises `EvaluationUnavailable` (with the layer and class when one layer is the reason).
     """
@@ -74,6 +75,10 @@ def make_executor(model: Model) -> Runner:
         from inspector.engine.onnx_runner import OnnxExecutor
 
         return OnnxExecutor.from_model(model)
+    if model.format == "tflite":
+        from inspector.engine.tflite_runner import TfliteExecutor
+
+        return TfliteExecutor.from_model(model)
     from inspector.engine.executor import Executor
 
     return Executor.from_model(model)

@@ -30,15 +30,33 @@ from typing import Any
 
 import numpy as np
 
+from inspector.core.errors import FormatError
 from inspector.core.model import TensorInfo
-from inspector.core.schemes import Encoded
+from inspector.core.schemes import Encoded, Scheme
+from inspector.core.schemes.affine import AFFINE
+from inspector.core.schemes.floats import FLOATS
+from inspector.core.schemes.symmetric import SYMMETRIC
 from inspector.formats.onnx.edit import NameAllocator, Replacement
 from inspector.formats.onnx.proto import require_onnx
 
-__all__ = ["NATIVE_AFFINE", "Decoder", "np_dtype", "proto_type"]
+__all__ = ["Decoder", "np_dtype", "onnx_form", "proto_type"]
 
-NATIVE_AFFINE = {"uint8": 8, "affine8": 8, "affine4": 4, "uint16": 16, "affine16": 16}
 _AFFINE_DQ_OPSET = {8: 10, 4: 21, 16: 21}
+
+
+def onnx_form(scheme: Scheme) -> str | None:
+    """How ONNX expresses `scheme` — "cast" (a float initializer + Cast), "int8" (per-channel
+    DequantizeLinear), "int4" (blocked DequantizeLinear), "affine" (codes, scale, zero point +
+    Add), each with its fallback below the opset — or None when it must be baked. The one place
+    families map to ONNX."""
+    family = scheme.family
+    if family is FLOATS:
+        return "cast"
+    if family is SYMMETRIC:
+        return "int8" if scheme.bits == 8 else "int4"
+    if family is AFFINE and scheme.bits in _AFFINE_DQ_OPSET:
+        return "affine"
+    return None
 
 
 def np_dtype(name: str) -> np.dtype:
@@ -249,7 +267,7 @@ class Decoder:
     def int4(self, rep: Replacement, enc: Encoded, info: TensorInfo) -> None:
         """Codes laid out (C, M) for a leading channel axis, else (M, C), blocks of `group`
         along M; then Reshape/Transpose back to the tensor's layout."""
-        from inspector.core.symmetric import as_rows
+        from inspector.core.schemes.symmetric_math import as_rows
 
         v, shape, axis = rep.source.value, enc.shape, enc.params["axis"]
         rows = as_rows(np.asarray(enc.codes, np.int8), axis)  # (M, C)
@@ -317,7 +335,7 @@ class Decoder:
             self._node(rep, "Transpose", [out], "t", perm=perm)
 
     def affine(self, rep: Replacement, enc: Encoded, info: TensorInfo) -> None:
-        v, bits = rep.source.value, NATIVE_AFFINE[enc.scheme.name]
+        v, bits = rep.source.value, enc.scheme.bits
         mn, scale = float(enc.params["min"]), float(enc.params["scale"])
         qmax = (1 << bits) - 1
         zp = int(min(max(round(-mn / scale), 0), qmax)) if scale > 0 else 0
@@ -350,15 +368,17 @@ class Decoder:
     ) -> Replacement:
         """The new producers of `src.value`: `enc` stored, or `values` as plain floats."""
         rep = Replacement(src)
-        fam = enc.scheme.family if enc is not None else None
+        form = onnx_form(enc.scheme) if enc is not None else None
         if enc is None:
             self.plain(rep, np.asarray(values).astype(np_dtype(info.dtype)), info)
-        elif fam == "float":
+        elif form == "cast":
             self.plain(rep, np.asarray(enc.codes), info)
-        elif fam == "int8":
+        elif form == "int8":
             self.int8(rep, enc, info)
-        elif fam == "int4":
+        elif form == "int4":
             self.int4(rep, enc, info)
-        else:
+        elif form == "affine":
             self.affine(rep, enc, info)
+        else:
+            raise FormatError("onnx", f"{enc.scheme.name} has no ONNX form", info.name)
         return rep

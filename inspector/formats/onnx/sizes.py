@@ -26,28 +26,13 @@ __all__ = ["onnx_option_bytes", "onnx_overhead"]
 
 def dry_encoded(info: TensorInfo, spec: str) -> Encoded | None:
     """A zero-valued encoding with the exact shapes the stored spec would have."""
-    from inspector.core.symmetric import as_rows
-
     scheme = parse_scheme(spec)
     if scheme.is_identity:
         return None
     axis = scheme.resolve_axis(info.shape, info.channel_axis)
-    fam = scheme.family
-    codes = np.zeros(info.shape, np_dtype(scheme.name) if fam == "float" else np.uint8)
-    params: dict[str, Any] = {"min": 0.0, "scale": 1.0}
-    if fam in ("int8", "int4"):
-        rows = as_rows(codes, axis)
-        channels = rows.shape[1]
-        if fam == "int8":
-            params = {"scales": np.zeros(channels, np.float32), "axis": axis}
-        else:
-            groups = -(-rows.shape[0] // scheme.group)
-            params = {
-                "scales": np.zeros((channels, groups), np.float16),
-                "axis": axis,
-                "group": scheme.group,
-            }
-    return Encoded(scheme, info.shape, codes, params)
+    dtype = np_dtype(scheme.name) if scheme.stores_values else np.uint8
+    params = scheme.family.dry_params(scheme, info.shape, axis)
+    return Encoded(scheme, info.shape, np.zeros(info.shape, dtype), params)
 
 
 def onnx_overhead(model: Model, previews: Sequence[Any]) -> bytes:

@@ -30,13 +30,14 @@ from inspector.core.errors import FormatError
 from inspector.core.model import Model, TensorInfo
 from inspector.core.preview import QuantizedTensor
 from inspector.core.schemes import Encoded, Scheme, parse_scheme
+from inspector.core.schemes.affine import AFFINE
 from inspector.core.target import Storage, Target
 from inspector.formats._write_common import resolved_plan_json
+from inspector.formats.base import ExportOptions
 from inspector.formats.onnx.build import MIN_OPSET, PLAN_PROP, build_proto, model_opset
-from inspector.formats.onnx.decode import NATIVE_AFFINE
+from inspector.formats.onnx.decode import onnx_form
 from inspector.formats.onnx.proto import require_onnx
 from inspector.formats.onnx.sizes import onnx_option_bytes, onnx_overhead
-from inspector.formats.targets import register_target
 
 __all__ = ["MIN_OPSET", "ONNX_TARGET", "PLAN_PROP", "model_opset", "onnx_storage", "write"]
 
@@ -48,10 +49,10 @@ def onnx_storage(info: TensorInfo, scheme: Scheme) -> Storage:
     Cast/Mul/Add) express it, else baked into uint8/uint16 codes."""
     if scheme.is_identity:
         return Storage(())
-    if scheme.family in ("float", "int8", "int4") or scheme.name in NATIVE_AFFINE:
+    if onnx_form(scheme) is not None:
         return Storage((scheme,))
     into = "uint8" if scheme.bits <= 8 else "uint16"
-    why = "a palette" if scheme.family == "kmeans" else f"{scheme.bits}-bit codes"
+    why = f"{scheme.bits}-bit codes" if scheme.family is AFFINE else f"{scheme.name} layout"
     note = f"{scheme.name} baked to {into}: ONNX DequantizeLinear has no {why}"
     return Storage((scheme, parse_scheme(into)), note)
 
@@ -65,7 +66,9 @@ def _item(
     return src, q.info, q.encoded, q.decoded
 
 
-def write(model: Model, stream: Iterable[QuantizedTensor], dest: Path, opts: Any) -> list[Path]:
+def write(
+    model: Model, stream: Iterable[QuantizedTensor], dest: Path, opts: ExportOptions
+) -> list[Path]:
     """Write the quantized ONNX model to `dest` (a temporary path the caller renames)."""
     onnx = require_onnx()
     pairs: list[tuple[str, str]] = []
@@ -75,7 +78,7 @@ def write(model: Model, stream: Iterable[QuantizedTensor], dest: Path, opts: Any
         item = _item(model, q)
         if item is not None:
             items.append(item)
-    proto = build_proto(model, items, resolved_plan_json(pairs), notes=getattr(opts, "notes", None))
+    proto = build_proto(model, items, resolved_plan_json(pairs), notes=opts.notes)
     try:
         onnx.checker.check_model(proto)
     except Exception as exc:
@@ -90,4 +93,3 @@ def write(model: Model, stream: Iterable[QuantizedTensor], dest: Path, opts: Any
 
 
 ONNX_TARGET = Target("onnx", onnx_storage, onnx_overhead, option_bytes=onnx_option_bytes)
-register_target(ONNX_TARGET)

@@ -18,13 +18,11 @@ float16-underflowing) group stores scale 0 and codes 0; a group whose scale exce
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 
-from . import jit
-from .chunking import CHUNK
-from .metrics import ErrorSums
+from inspector.core import jit
+from inspector.core.chunking import CHUNK, on_two_threads
+from inspector.core.metrics import ErrorSums
 
 __all__ = [
     "as_rows",
@@ -38,7 +36,6 @@ __all__ = [
     "jit_absmax",
     "jit_decode",
     "jit_encode",
-    "on_two_threads",
     "symmetric_decode",
     "symmetric_encode",
     "symmetric_error_sums",
@@ -104,7 +101,9 @@ def _row_step(group: int, channels: int) -> int:
     return max(1, CHUNK // max(1, channels))
 
 
-def _per_row(part: np.ndarray, scales_t: np.ndarray, r0: int, group: int, op: np.ufunc) -> None:
+def _per_row(
+    part: np.ndarray, scales_t: np.ndarray, r0: int, group: int, op: np.ufunc
+) -> np.ndarray:
     """`op(part, scale of each value's group)` into a float32 result, without a full gather
     when the chunk lies in one group (int8) or is made of whole groups (int4).
 
@@ -307,32 +306,6 @@ def _row_halves(
     if r0 == 0:
         return whole
     return [(a[:r0], scales, codes[:r0]), (a[r0:], scales[r0 // g :], codes[r0:])]
-
-
-def on_two_threads(calls: list) -> list:  # type: ignore[type-arg]
-    """Results of the calls (compiled kernels, zlib: code that releases the GIL), the second on
-    another thread: same values, about half the latency when a core is free. An exception in
-    either call is raised here, in the caller's thread."""
-    if len(calls) == 1:
-        return [calls[0]()]
-    out: list = []  # type: ignore[type-arg]
-    errors: list[BaseException] = []
-
-    def second() -> None:
-        try:
-            out.append(calls[1]())
-        except BaseException as exc:  # re-raised in the caller's thread below
-            errors.append(exc)
-
-    worker = threading.Thread(target=second)
-    worker.start()
-    try:
-        first = calls[0]()
-    finally:
-        worker.join()
-    if errors:
-        raise errors[0]
-    return [first, *out]
 
 
 def symmetric_error_sums(

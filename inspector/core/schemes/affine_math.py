@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import jit
-from .chunking import CHUNK, chunk_slices
+from inspector.core import jit
+from inspector.core.chunking import CHUNK, chunk_slices
 
 __all__ = ["AffineParams", "affine_decode", "affine_encode", "affine_params", "code_dtype"]
 

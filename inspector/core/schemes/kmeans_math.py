@@ -18,10 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from . import jit
-from .chunking import chunk_slices
-from .clipping import sample_indices
-from .symmetric import on_two_threads
+from inspector.core import jit
+from inspector.core.chunking import chunk_slices, on_two_threads
+from inspector.core.clipping import sample_indices
 
 __all__ = ["FIT_ALL", "FIT_SAMPLE", "assign_codes", "fit_palette"]
 
