@@ -208,3 +208,21 @@ def test_schema_rule_unknown_ops_and_mixed_uses(tmp_path: Path) -> None:
     assert not infos["cw"].kept_overridable  # an op nobody here knows
     assert infos["spare"].kept == "unused by the graph: not a weight"
     assert infos["gather.rows"].kept is None and infos["gather.rows"].channel_axis == 0
+
+
+def test_layout_shapes_without_allocating() -> None:
+    from inspector.formats.onnx.op_tables import reshape_dims, squeezed, unsqueezed
+
+    huge = (1 << 40, 3)  # never allocated: a hostile dims list costs nothing
+    assert reshape_dims(huge, [0, -1, 1], True) == (1 << 40, 3, 1)
+    assert reshape_dims((4, 6), [-1, 8], True) == (3, 8)
+    assert reshape_dims((4, 6), [-1, 5], True) is None
+    assert reshape_dims((4, 6), [-1, -1], True) is None
+    assert reshape_dims((0, 6), [0, 3], False) == (0, 3)  # allowzero: a real 0
+    assert reshape_dims((2, 6), [0, 5], False) is None
+    assert squeezed((1, 4, 1), None) == (4,)
+    assert squeezed((1, 4, 1), [-1]) == (1, 4)
+    assert squeezed((1, 4, 1), [1]) is None
+    assert unsqueezed((4, 6), [0, -1]) == (1, 4, 6, 1)
+    assert unsqueezed((4, 6), [0, 0]) is None
+    assert unsqueezed(huge, [7]) is None

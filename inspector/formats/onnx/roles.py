@@ -3,7 +3,7 @@
 A weight is a tensor a compute op multiplies activations by, at a weight input position:
 Conv/ConvTranspose/DeformConv W, Gemm A or B, MatMul/FusedMatMul either operand, LSTM/GRU/RNN W
 and R, the rows of an embedding `Gather` (axis 0, rank ≥ 2), an Einsum operand, and the
-com.microsoft Attention/EmbedLayerNormalization weights (`_WEIGHTS`). Every other float tensor
+com.microsoft Attention/EmbedLayerNormalization weights (`WEIGHTS`). Every other float tensor
 is kept as it is by a plan's default and rules, with a reason the preview shows:
 
 - precision-only (`overridable`): biases (Conv/Gemm/RNN B; an Add right after a Conv, MatMul or
@@ -30,122 +30,32 @@ is a weight only when every use is a weight position.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from inspector.formats.onnx.op_tables import (
+    BIAS_PRODUCERS,
+    BIASES,
+    FLOAT_TYPES,
+    FOLLOW,
+    NORMS,
+    STRUCTURAL_INPUTS,
+    WEIGHTS,
+    fixed_axis,
+    prefix_map,
+    reshape_dims,
+    squeezed,
+    unsqueezed,
+)
 from inspector.formats.onnx.proto import iter_graphs, node_attr, require_onnx, tensor_values
 
 __all__ = ["Role", "RoleFinder"]
 
-_FLOAT_TYPES = frozenset({1, 10, 11, 16})  # FLOAT, FLOAT16, DOUBLE, BFLOAT16
 _MAX_DEPTH = 32
-_MS = "com.microsoft"
-
-AxisFn = Callable[[Any, int], int | None]
-
-
-def _gemm(index: int) -> AxisFn:
-    """Gemm's output channels: rows of A (M) for A, columns of B (N) for B."""
-    if index == 0:
-        return lambda n, nd: (1 if node_attr(n, "transA", 0) else 0) if nd == 2 else None
-    return lambda n, nd: (0 if node_attr(n, "transB", 0) else 1) if nd == 2 else None
-
-
-def _matmul(index: int, flag: str = "") -> AxisFn:
-    """MatMul's output channels: A's rows (…, M, K), B's columns (…, K, N); FusedMatMul's
-    transA/transB swap the last two axes."""
-
-    def axis(node: Any, ndim: int) -> int | None:
-        if ndim < 2:
-            return None
-        last = ndim - 1 if index == 1 else ndim - 2
-        swapped = bool(flag and node_attr(node, flag, 0))
-        return (2 * ndim - 3 - last) if swapped else last
-
-    return axis
-
-
-def _fixed(axis: int | None) -> AxisFn:
-    return lambda n, nd: axis if axis is None or nd > axis else None
-
-
-def _gather(node: Any, ndim: int) -> int | None:
-    return 0 if ndim >= 2 else None
-
-
-_WEIGHTS: dict[tuple[str, str], dict[int, AxisFn]] = {
-    ("", "Conv"): {1: _fixed(0)},
-    ("", "ConvTranspose"): {1: _fixed(1)},
-    ("", "DeformConv"): {1: _fixed(0)},
-    ("", "Gemm"): {0: _gemm(0), 1: _gemm(1)},
-    ("", "MatMul"): {0: _matmul(0), 1: _matmul(1)},
-    ("", "Gather"): {0: _gather},
-    ("", "LSTM"): {1: _fixed(1), 2: _fixed(1)},
-    ("", "GRU"): {1: _fixed(1), 2: _fixed(1)},
-    ("", "RNN"): {1: _fixed(1), 2: _fixed(1)},
-    (_MS, "FusedConv"): {1: _fixed(0)},
-    (_MS, "FusedGemm"): {0: _gemm(0), 1: _gemm(1)},
-    (_MS, "FusedMatMul"): {0: _matmul(0, "transA"), 1: _matmul(1, "transB")},
-    (_MS, "Attention"): {1: _fixed(1)},
-    (_MS, "EmbedLayerNormalization"): {2: _fixed(0), 3: _fixed(0), 4: _fixed(0)},
-}
-_BIASES: dict[tuple[str, str], frozenset[int]] = {
-    ("", "Conv"): frozenset({2}),
-    ("", "ConvTranspose"): frozenset({2}),
-    ("", "DeformConv"): frozenset({3}),
-    ("", "Gemm"): frozenset({2}),
-    ("", "LSTM"): frozenset({3}),
-    ("", "GRU"): frozenset({3}),
-    ("", "RNN"): frozenset({3}),
-    (_MS, "FusedConv"): frozenset({2}),
-    (_MS, "FusedGemm"): frozenset({2}),
-    (_MS, "Attention"): frozenset({2}),
-    (_MS, "BiasGelu"): frozenset({1}),
-    (_MS, "BiasAdd"): frozenset({1}),
-}
-_ALL = frozenset(range(64))
-# Structural inputs the schema rule would call data (typed like the output) or that need a name.
-_STRUCTURAL: dict[tuple[str, str], frozenset[int]] = {
-    ("", "Clip"): frozenset({1, 2}),
-    ("", "Pad"): frozenset({1, 2, 3}),
-    ("", "Range"): frozenset({0, 1, 2}),
-    ("", "Equal"): _ALL,
-    ("", "Less"): _ALL,
-    ("", "LessOrEqual"): _ALL,
-    ("", "Greater"): _ALL,
-    ("", "GreaterOrEqual"): _ALL,
-    ("", "Max"): _ALL,
-    ("", "Min"): _ALL,
-    ("", "Mod"): frozenset({1}),
-    ("", "OneHot"): _ALL,
-    ("", "ConstantOfShape"): _ALL,
-    ("", "Loop"): frozenset({0, 1}),
-    ("", "If"): frozenset({0}),
-    ("", "QuantizeLinear"): frozenset({1, 2}),
-    ("", "DequantizeLinear"): frozenset({1, 2}),
-}
-_NORMS = frozenset(
-    {
-        "BatchNormalization",
-        "LayerNormalization",
-        "InstanceNormalization",
-        "GroupNormalization",
-        "RMSNormalization",
-        "SimplifiedLayerNormalization",
-        "SkipLayerNormalization",
-        "SkipSimplifiedLayerNormalization",
-        "EmbedLayerNormalization",
-    }
-)
-_BIAS_PRODUCERS = frozenset({"Conv", "ConvTranspose", "MatMul", "Gemm", "FusedConv", "FusedMatMul"})
-_FOLLOW = frozenset(
-    {"Identity", "Cast", "CastLike", "Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze"}
-)
 
 WEIGHT, PRECISION, STRUCTURAL = 0, 1, 2
 
@@ -269,23 +179,23 @@ class RoleFinder:
         key = (node.domain if node.domain not in ("", "ai.onnx") else "", node.op_type)
         layer = _label(node)
         ndim = len(shape) if shape is not None else 0
-        axis_fn = _WEIGHTS.get(key, {}).get(index)
+        axis_fn = WEIGHTS.get(key, {}).get(index)
         if key == ("", "Einsum"):
-            axis_fn = _fixed(None)
+            axis_fn = fixed_axis(None)
         elif key == ("", "Gather") and (node_attr(node, "axis", 0) != 0 or ndim < 2):
             axis_fn = None  # a lookup table, not rows of embeddings
         if axis_fn is not None:
             return _Use(WEIGHT, layer, axis_fn(node, ndim) if shape is not None else None)
         what = f"{node.op_type} {self._input_name(node, index)}"
-        if index in _BIASES.get(key, ()):
+        if index in BIASES.get(key, ()):
             return _Use(PRECISION, layer, reason=f"{node.op_type} bias: not a weight")
         biased = self._bias_of(node, index)
         if biased is not None:
             return _Use(PRECISION, layer, reason=f"bias added to a {biased} output: not a weight")
-        if node.op_type in _NORMS and index > 0:
+        if node.op_type in NORMS and index > 0:
             return _Use(PRECISION, layer, reason=f"{what}: normalization, not a weight")
-        if key in _STRUCTURAL:
-            kind = STRUCTURAL if index in _STRUCTURAL[key] else PRECISION
+        if key in STRUCTURAL_INPUTS:
+            kind = STRUCTURAL if index in STRUCTURAL_INPUTS[key] else PRECISION
         elif node.op_type == "Cast":
             kind = STRUCTURAL  # a Cast to an integer type (float Casts are followed)
         else:
@@ -307,7 +217,7 @@ class RoleFinder:
         if node.op_type != "Add" or len(node.input) != 2:
             return None
         producer = self.producer.get(node.input[1 - index])
-        if producer is None or producer.op_type not in _BIAS_PRODUCERS:
+        if producer is None or producer.op_type not in BIAS_PRODUCERS:
             return None
         return str(producer.op_type)
 
@@ -317,10 +227,10 @@ class RoleFinder:
         """(output name, output shape, output axis → input axis) when `node` passes the value
         on unchanged but for layout or float type; None when `node` is a real consumer."""
         op = node.op_type
-        if node.domain not in ("", "ai.onnx") or op not in _FOLLOW | {"Concat"} or not node.output:
+        if node.domain not in ("", "ai.onnx") or op not in FOLLOW | {"Concat"} or not node.output:
             return None
         if op in ("Identity", "CastLike") or (
-            op == "Cast" and node_attr(node, "to", 0) in _FLOAT_TYPES
+            op == "Cast" and node_attr(node, "to", 0) in FLOAT_TYPES
         ):
             return (node.output[0], shape, lambda a: a) if index == 0 else None
         if op == "Concat":
@@ -343,41 +253,34 @@ class RoleFinder:
             moved = tuple(shape[p] for p in perm)
             return node.output[0], moved, lambda a: None if a is None else perm[a]
         out_shape = self._reshaped(node, shape)
-        return node.output[0], out_shape, _prefix_map(shape, out_shape)
+        return node.output[0], out_shape, prefix_map(shape, out_shape)
 
     def _constant_tree(self, name: str, depth: int = 8) -> bool:
         """True when `name` is computed from constants only (a Concat of weights)."""
         if name in self.constants:
             return True
         node = self.producer.get(name)
-        if node is None or depth <= 0 or node.op_type not in _FOLLOW | {"Concat"}:
+        if node is None or depth <= 0 or node.op_type not in FOLLOW | {"Concat"}:
             return False
         return all(self._constant_tree(n, depth - 1) for n in node.input if n)
 
     def _reshaped(self, node: Any, shape: tuple[int, ...] | None) -> tuple[int, ...] | None:
-        """The output shape of a Reshape/Flatten/Squeeze/Unsqueeze of a `shape` input."""
+        """The output shape of a Reshape/Flatten/Squeeze/Unsqueeze of a `shape` input (None
+        when it cannot be told from constants), computed without allocating anything."""
         if shape is None:
             return None
-        try:
-            op, probe = node.op_type, np.empty(shape, np.int8)
-            if op == "Flatten":
-                axis = int(node_attr(node, "axis", 1)) % (len(shape) + 1)
-                return (int(np.prod(shape[:axis])), int(np.prod(shape[axis:])))
-            arg = self._ints(node.input[1]) if len(node.input) > 1 and node.input[1] else None
-            if op == "Reshape":
-                if arg is None:
-                    return None
-                dims = [
-                    shape[i] if d == 0 and not node_attr(node, "allowzero", 0) else d
-                    for i, d in enumerate(arg)
-                ]
-                return tuple(probe.reshape(dims).shape)
-            axes = arg if arg is not None else node_attr(node, "axes", None)
-            if op == "Squeeze":
-                return tuple(np.squeeze(probe, tuple(axes) if axes else None).shape)
-            return tuple(np.expand_dims(probe, tuple(axes)).shape) if axes else None
-        except (ValueError, TypeError, IndexError, MemoryError):
-            return None
+        op = node.op_type
+        if op == "Flatten":
+            axis = int(node_attr(node, "axis", 1)) % (len(shape) + 1)
+            return (math.prod(shape[:axis]), math.prod(shape[axis:]))
+        arg = self._ints(node.input[1]) if len(node.input) > 1 and node.input[1] else None
+        if op == "Reshape":
+            zero_copies = not node_attr(node, "allowzero", 0)
+            return None if arg is None else reshape_dims(shape, arg, zero_copies)
+        axes = arg if arg is not None else node_attr(node, "axes", None)
+        if op == "Squeeze":
+            return squeezed(shape, list(axes) if axes else None)
+        return unsqueezed(shape, list(axes)) if axes else None
 
     def _ints(self, name: str) -> list[int] | None:
         t = self.constants.get(name)
@@ -390,23 +293,3 @@ class RoleFinder:
         if values.dtype.kind not in "iu" or values.size > 64:
             return None
         return [int(v) for v in values.reshape(-1)]
-
-
-def _prefix_map(
-    shape: tuple[int, ...] | None, out_shape: tuple[int, ...] | None
-) -> Callable[[int | None], int | None]:
-    """Output axis → input axis for a reshape: the input axis of the same length that starts
-    at the same flat stride (so inserted/removed unit axes and merged neighbours map back)."""
-    if shape is None or out_shape is None:
-        return lambda a: None
-
-    def back(axis: int | None) -> int | None:
-        if axis is None or not 0 <= axis < len(out_shape):
-            return None
-        before = int(np.prod(out_shape[:axis]))
-        for i, d in enumerate(shape):
-            if d == out_shape[axis] and int(np.prod(shape[:i])) == before:
-                return i
-        return None
-
-    return back
