@@ -15,8 +15,10 @@ model's default-domain opset has, natively where a `DequantizeLinear` or `Cast` 
 | affine4 | uint4 DequantizeLinear + Add (21) | nibbles in uint8 → same |
 | uint16 / affine16 | uint16 DequantizeLinear + Add (21) | Cast → Sub zp → Mul → Add |
 
-The file holds the same bytes either way (codes, scales, zero point, offset): the fallback
-stores int4/uint4 codes as packed nibbles (int4 as q + 8, low nibble first) in a uint8 tensor.
+The stored arrays have the same sizes either way (codes, scales, offset), but for the affine
+fallback's float32 zero point: the fallback stores int4/uint4 codes as packed nibbles (int4 as
+q + 8, low nibble first) in a uint8 tensor and bfloat16 as its uint16 bits; helper constants
+(scalars, shapes, the 4 KiB of bfloat16 tables) are shared by all tensors of the model.
 Values equal the preview's: int8/int4 are one float32 product `q · scale` as the preview
 computes; float16/bfloat16 are exact; affine values are `(q − zp) · scale + offset` in float32,
 within a float32 rounding of the preview's float64 `q · scale + min`.
@@ -50,10 +52,10 @@ def onnx_form(scheme: Scheme) -> str | None:
     Add), each with its fallback below the opset — or None when it must be baked. The one place
     families map to ONNX."""
     family = scheme.family
-    if family is FLOATS:
+    if family is FLOATS and scheme.name in ("float32", "float16", "bfloat16"):
         return "cast"
-    if family is SYMMETRIC:
-        return "int8" if scheme.bits == 8 else "int4"
+    if family is SYMMETRIC and scheme.name in ("int8", "int4"):
+        return scheme.name
     if family is AFFINE and scheme.bits in _AFFINE_DQ_OPSET:
         return "affine"
     return None
