@@ -1,7 +1,8 @@
-"""Every scheme × layout exports at every opset ONNX Runtime runs (7…21), without converting
-the model: native DequantizeLinear/Cast where the opset has them, the decode fallbacks of
-decode.py below. Each export is checked by tests/onnx/fidelity.py (size = prediction, full
-checker, ONNX Runtime = evaluate, exported weights = preview)."""
+"""Every scheme × layout exports at every opset ONNX Runtime runs (7…21), weights in
+initializers, Constant nodes, If branches and Loop bodies, without converting the model: native
+DequantizeLinear/Cast where the opset has them, the decode fallbacks of decode.py below. Each
+export is checked by tests/onnx/fidelity.py (size = prediction, full checker, ONNX Runtime =
+evaluate, exported weights = preview)."""
 
 from __future__ import annotations
 
@@ -75,6 +76,50 @@ def test_explicit_bias_overrides_are_per_tensor(opset: int, tmp_path: Path) -> N
     assert check_export(src, plan, [X_IMG], tmp_path / "q.onnx").quantized == 6
     ops = [n.op_type for n in onnx.load(str(tmp_path / "q.onnx")).graph.node]
     assert ("DequantizeLinear" in ops) == (opset >= 10)
+
+
+def loop_proto(opset: int) -> onnx.ModelProto:
+    """y = Loop 3 times: x ← tanh(x @ body.weight), the weight an initializer of the body."""
+    helper, tp = onnx.helper, onnx.TensorProto
+    w = onnx.numpy_helper.from_array(RNG.normal(0, 0.5, (4, 4)).astype(np.float32), "body.weight")
+    body = helper.make_graph(
+        [
+            helper.make_node("Identity", ["cond"], ["cond_out"]),
+            helper.make_node("MatMul", ["x_in", "body.weight"], ["h"], name="body_mm"),
+            helper.make_node("Tanh", ["h"], ["x_out"]),
+        ],
+        "body",
+        [
+            helper.make_tensor_value_info("i", tp.INT64, []),
+            helper.make_tensor_value_info("cond", tp.BOOL, []),
+            helper.make_tensor_value_info("x_in", tp.FLOAT, ["N", 4]),
+        ],
+        [
+            helper.make_tensor_value_info("cond_out", tp.BOOL, []),
+            helper.make_tensor_value_info("x_out", tp.FLOAT, ["N", 4]),
+        ],
+        [w],
+    )
+    graph = helper.make_graph(
+        [helper.make_node("Loop", ["trips", "go", "x"], ["y"], name="loop", body=body)],
+        "looped",
+        [helper.make_tensor_value_info("x", tp.FLOAT, ["N", 4])],
+        [helper.make_tensor_value_info("y", tp.FLOAT, ["N", 4])],
+        [
+            onnx.numpy_helper.from_array(np.array(3, np.int64), "trips"),
+            onnx.numpy_helper.from_array(np.array(True), "go"),
+        ],
+    )
+    ir = 10 if opset >= 21 else 8
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=ir)
+
+
+@pytest.mark.parametrize("opset", (11, 21))
+@pytest.mark.parametrize("spec", ("int8", "int4:group=2", "bfloat16", "uint16"))
+def test_loop_body_weights(opset: int, spec: str, tmp_path: Path) -> None:
+    src = _save(loop_proto(opset), tmp_path / "loop.onnx")
+    x = RNG.normal(size=(3, 4)).astype(np.float32)
+    assert check_export(src, Plan(default=spec), [x], tmp_path / "q.onnx").quantized == 1
 
 
 def test_opset_below_7_is_refused_with_what_would_work(tmp_path: Path) -> None:

@@ -226,3 +226,39 @@ def test_layout_shapes_without_allocating() -> None:
     assert unsqueezed((4, 6), [0, -1]) == (1, 4, 6, 1)
     assert unsqueezed((4, 6), [0, 0]) is None
     assert unsqueezed(huge, [7]) is None
+
+
+def test_split_slice_and_shape_reads(tmp_path: Path) -> None:
+    """A fused QKV weight split into three MatMul operands, a sliced weight and a weight whose
+    shape a Shape node also reads are weights; the exports still equal evaluate."""
+    nodes = [
+        helper.make_node("Split", ["qkv"], ["q", "k", "v"], axis=1),  # (4, 12) → 3 × (4, 4)
+        helper.make_node("MatMul", ["x", "q"], ["hq"], name="q_proj"),
+        helper.make_node("MatMul", ["x", "k"], ["hk"], name="k_proj"),
+        helper.make_node("MatMul", ["x", "v"], ["hv"], name="v_proj"),
+        helper.make_node("Add", ["hq", "hk"], ["s1"]),
+        helper.make_node("Add", ["s1", "hv"], ["s2"]),
+        helper.make_node("Slice", ["wide", "st", "en", "ax"], ["narrow"]),  # (4, 8) → (4, 4)
+        helper.make_node("MatMul", ["s2", "narrow"], ["h"], name="narrow_mm"),
+        helper.make_node("Shape", ["narrow"], ["shp"]),
+        helper.make_node("Reshape", ["h", "shp"], ["y"]),
+    ]
+    inits = {
+        "qkv": _w(4, 12),
+        "wide": _w(4, 8),
+        "st": np.array([0], np.int64),
+        "en": np.array([4], np.int64),
+        "ax": np.array([1], np.int64),
+    }
+    proto = _model(nodes, inits, [("x", [4, 4])], [("y", [4, 4])])
+    infos = _infos(proto, tmp_path)
+    assert infos["qkv"].kept is None and infos["qkv"].channel_axis == 1
+    assert infos["wide"].kept is None and infos["wide"].channel_axis == 1
+    x = RNG.normal(size=(4, 4)).astype(F)
+    for spec in ("int8", "int4:group=2"):
+        assert (
+            check_export(
+                tmp_path / "m.onnx", Plan(default=spec), [x], tmp_path / "q.onnx"
+            ).quantized
+            == 2
+        )

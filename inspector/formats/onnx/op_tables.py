@@ -19,6 +19,7 @@ __all__ = [
     "FLOAT_TYPES",
     "FOLLOW",
     "MS",
+    "NEUTRAL",
     "NORMS",
     "STRUCTURAL_INPUTS",
     "WEIGHTS",
@@ -131,8 +132,31 @@ NORMS = frozenset(
 )
 BIAS_PRODUCERS = frozenset({"Conv", "ConvTranspose", "MatMul", "Gemm", "FusedConv", "FusedMatMul"})
 FOLLOW = frozenset(
-    {"Identity", "Cast", "CastLike", "Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze"}
+    {
+        "Identity",
+        "Cast",
+        "CastLike",
+        "Transpose",
+        "Reshape",
+        "Flatten",
+        "Squeeze",
+        "Unsqueeze",
+        "Concat",
+        "Split",
+        "Slice",
+    }
 )
+NEUTRAL = frozenset(
+    {
+        ("Shape", 0),
+        ("Size", 0),
+        ("CastLike", 1),
+        ("EyeLike", 0),
+        ("RandomNormalLike", 0),
+        ("RandomUniformLike", 0),
+    }
+)
+"""(op, input) pairs that read only a tensor's shape or element type: no use at all."""
 
 
 def prefix_map(

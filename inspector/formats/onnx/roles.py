@@ -42,6 +42,7 @@ from inspector.formats.onnx.op_tables import (
     BIASES,
     FLOAT_TYPES,
     FOLLOW,
+    NEUTRAL,
     NORMS,
     STRUCTURAL_INPUTS,
     WEIGHTS,
@@ -100,6 +101,28 @@ def _label(node: Any) -> str:
     return f"{name} ({node.op_type})"
 
 
+_Next = tuple[str, tuple[int, ...] | None, Callable[[int | None], int | None]]
+
+
+def _same(axis: int | None) -> int | None:
+    return axis
+
+
+def _none(axis: int | None) -> int | None:
+    return None
+
+
+def _unknown(shape: tuple[int, ...] | None, axis: int | None) -> tuple[int, ...] | None:
+    """`shape` with the length of `axis` (every length when None) unknown (-1)."""
+    if shape is None or not shape:
+        return shape
+    if axis is None:
+        return (-1,) * len(shape)
+    out = list(shape)
+    out[axis % len(shape)] = -1
+    return tuple(out)
+
+
 class RoleFinder:
     """Roles of the float tensors of one ModelProto (all graphs; names are global as the reader
     treats them). `constants` maps constant value names (initializers, Constant outputs) to
@@ -152,13 +175,15 @@ class RoleFinder:
         if depth <= 0 or value in seen:
             return out
         for node, index in self.uses.get(value, ()):
+            if (node.op_type, index) in NEUTRAL:
+                continue  # reads only the shape or the type
             followed = self._follow(node, index, shape)
             if followed is None:
                 out.append(self._use(node, index, shape))
                 continue
-            name, out_shape, back = followed
-            for use in self._uses(name, out_shape, (*seen, value), depth - 1):
-                out.append(_Use(use.kind, use.layer, back(use.axis), use.reason))
+            for name, out_shape, back in followed:
+                for use in self._uses(name, out_shape, (*seen, value), depth - 1):
+                    out.append(_Use(use.kind, use.layer, back(use.axis), use.reason))
         return out
 
     def _opset(self, node: Any) -> int:
@@ -221,53 +246,52 @@ class RoleFinder:
             return None
         return str(producer.op_type)
 
-    def _follow(
-        self, node: Any, index: int, shape: tuple[int, ...] | None
-    ) -> tuple[str, tuple[int, ...] | None, Callable[[int | None], int | None]] | None:
-        """(output name, output shape, output axis → input axis) when `node` passes the value
-        on unchanged but for layout or float type; None when `node` is a real consumer."""
-        op = node.op_type
-        if node.domain not in ("", "ai.onnx") or op not in FOLLOW | {"Concat"} or not node.output:
+    def _follow(self, node: Any, index: int, shape: tuple[int, ...] | None) -> list[_Next] | None:
+        """(output name, output shape, output axis → input axis) of each output `node` passes
+        the value on to unchanged but for layout, float type or slicing; None when `node` is a
+        real consumer. Unknown lengths are -1 (the rank is what the weight positions need)."""
+        op, outs = node.op_type, list(node.output)
+        if node.domain not in ("", "ai.onnx") or op not in FOLLOW or not outs:
             return None
+        same: Callable[[int | None], int | None] = _same
         if op in ("Identity", "CastLike") or (
             op == "Cast" and node_attr(node, "to", 0) in FLOAT_TYPES
         ):
-            return (node.output[0], shape, lambda a: a) if index == 0 else None
+            return [(outs[0], shape, same)] if index == 0 else None
         if op == "Concat":
             if not all(self._constant_tree(n) for n in node.input if n):
                 return None
-            joined = None  # the concatenated axis grows by lengths not known here
-            if shape is not None and shape:
-                joined = list(shape)
-                joined[int(node_attr(node, "axis", 0)) % len(shape)] = -1
-            return node.output[0], None if joined is None else tuple(joined), lambda a: a
+            return [(outs[0], _unknown(shape, int(node_attr(node, "axis", 0))), same)]
         if index != 0 or op == "Cast":
             return None
+        if op in ("Split", "Slice"):
+            axis = int(node_attr(node, "axis", 0)) if op == "Split" else None
+            return [(o, _unknown(shape, axis), same) for o in outs if o]
         if op == "Transpose":
             perm = node_attr(node, "perm", None)
             if shape is None:
-                return node.output[0], None, lambda a: None
+                return [(outs[0], None, _none)]
             perm = list(perm) if perm else list(range(len(shape)))[::-1]
             if sorted(perm) != list(range(len(shape))):
                 return None
             moved = tuple(shape[p] for p in perm)
-            return node.output[0], moved, lambda a: None if a is None else perm[a]
+            return [(outs[0], moved, lambda a: None if a is None else perm[a])]
         out_shape = self._reshaped(node, shape)
-        return node.output[0], out_shape, prefix_map(shape, out_shape)
+        return [(outs[0], out_shape, prefix_map(shape, out_shape))]
 
     def _constant_tree(self, name: str, depth: int = 8) -> bool:
         """True when `name` is computed from constants only (a Concat of weights)."""
         if name in self.constants:
             return True
         node = self.producer.get(name)
-        if node is None or depth <= 0 or node.op_type not in FOLLOW | {"Concat"}:
+        if node is None or depth <= 0 or node.op_type not in FOLLOW:
             return False
         return all(self._constant_tree(n, depth - 1) for n in node.input if n)
 
     def _reshaped(self, node: Any, shape: tuple[int, ...] | None) -> tuple[int, ...] | None:
         """The output shape of a Reshape/Flatten/Squeeze/Unsqueeze of a `shape` input (None
         when it cannot be told from constants), computed without allocating anything."""
-        if shape is None:
+        if shape is None or any(d < 0 for d in shape):
             return None
         op = node.op_type
         if op == "Flatten":
