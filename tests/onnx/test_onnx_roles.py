@@ -262,3 +262,18 @@ def test_split_slice_and_shape_reads(tmp_path: Path) -> None:
             ).quantized
             == 2
         )
+
+
+def test_diamonds_of_layout_ops_are_walked_once(tmp_path: Path) -> None:
+    """40 Split → Concat diamonds after a weight: 2⁴⁰ paths, each value visited once."""
+    nodes, x = [], "w"
+    for i in range(40):
+        nodes.append(helper.make_node("Split", [x], [f"a{i}", f"b{i}"], axis=0))
+        nodes.append(helper.make_node("Concat", [f"a{i}", f"b{i}"], [f"c{i}"], axis=0))
+        x = f"c{i}"
+    nodes.append(helper.make_node("MatMul", ["x", x], ["y"], name="mm"))
+    proto = _model(nodes, {"w": _w(4, 4)}, [("x", ["N", 4])], [("y", ["N", 4])])
+    info = _infos(proto, tmp_path)["w"]
+    assert info.layer == "a0 (Split)"  # the first reader
+    assert info.kept == "read through too many layout ops: kept"
+    assert info.kept_overridable

@@ -136,6 +136,7 @@ class RoleFinder:
         self.producer: dict[str, Any] = {}
         self.constants: dict[str, Any] = {}
         self.outputs: set[str] = set()
+        self._trees: dict[str, bool] = {}
         for _, g in iter_graphs(model.graph):
             self.constants.update((t.name, t) for t in g.initializer)
             self.outputs.update(v.name for v in g.output)
@@ -152,7 +153,7 @@ class RoleFinder:
 
     def role(self, value: str, shape: tuple[int, ...]) -> Role:
         """The role of the float tensor read under `value` (shape as stored)."""
-        uses = self._uses(value, shape, (), _MAX_DEPTH)
+        uses = self._uses(value, shape, set(), _MAX_DEPTH)
         first = self.uses.get(value)
         layer = _label(first[0][0]) if first else "(unused)"
         if not uses:
@@ -167,12 +168,18 @@ class RoleFinder:
         return Role(layer, None, reason, worst == PRECISION)
 
     def _uses(
-        self, value: str, shape: tuple[int, ...] | None, seen: tuple[str, ...], depth: int
+        self, value: str, shape: tuple[int, ...] | None, seen: set[str], depth: int
     ) -> list[_Use]:
+        """Every use `value` reaches; each value is visited once per `role` call (`seen`), so
+        diamonds, cycles and fan-out cost one pass over what the value reaches."""
         out: list[_Use] = []
+        if value in seen:
+            return out
+        seen.add(value)
         if value in self.outputs:
             out.append(_Use(PRECISION, "", reason="a graph output: not a weight"))
-        if depth <= 0 or value in seen:
+        if depth <= 0:
+            out.append(_Use(PRECISION, "", reason="read through too many layout ops: kept"))
             return out
         for node, index in self.uses.get(value, ()):
             if (node.op_type, index) in NEUTRAL:
@@ -182,7 +189,7 @@ class RoleFinder:
                 out.append(self._use(node, index, shape))
                 continue
             for name, out_shape, back in followed:
-                for use in self._uses(name, out_shape, (*seen, value), depth - 1):
+                for use in self._uses(name, out_shape, seen, depth - 1):
                     out.append(_Use(use.kind, use.layer, back(use.axis), use.reason))
         return out
 
@@ -280,13 +287,18 @@ class RoleFinder:
         return [(outs[0], out_shape, prefix_map(shape, out_shape))]
 
     def _constant_tree(self, name: str, depth: int = 8) -> bool:
-        """True when `name` is computed from constants only (a Concat of weights)."""
+        """True when `name` is computed from constants only through layout ops (a Concat of
+        weights); memoized, so a wide tree of Concats is walked once."""
         if name in self.constants:
             return True
+        if name in self._trees:
+            return self._trees[name]
+        self._trees[name] = False  # a cycle or the depth limit: not a constant
         node = self.producer.get(name)
         if node is None or depth <= 0 or node.op_type not in FOLLOW:
             return False
-        return all(self._constant_tree(n, depth - 1) for n in node.input if n)
+        self._trees[name] = all(self._constant_tree(n, depth - 1) for n in node.input if n)
+        return self._trees[name]
 
     def _reshaped(self, node: Any, shape: tuple[int, ...] | None) -> tuple[int, ...] | None:
         """The output shape of a Reshape/Flatten/Squeeze/Unsqueeze of a `shape` input (None
