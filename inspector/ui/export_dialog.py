@@ -29,12 +29,12 @@ from PySide6.QtWidgets import (
 )
 
 from inspector.core.errors import InspectorError
+from inspector.core.formatting import format_bytes, format_count
 from inspector.core.model import Model
 from inspector.core.preview import PreviewCache, iter_preview
 from inspector.formats.base import FormatSpec
 from inspector.formats.registry import export_choices, export_spec
 from inspector.ui import dialogs
-from inspector.ui.formatting import format_bytes, format_count
 from inspector.ui.state import AppState
 from inspector.ui.workers import JobRunner
 

@@ -25,8 +25,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from inspector.core.formatting import format_bytes, format_count, format_db, format_ratio
 from inspector.core.preview import summarize
-from inspector.ui.formatting import format_bytes, format_count, format_db, format_ratio
 from inspector.ui.plot_style import CURVE_COLORS, apply_plot_style
 from inspector.ui.state import AppState
 

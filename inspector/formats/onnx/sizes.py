@@ -8,6 +8,7 @@ weighed against the bytes its scheme saves.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -74,16 +75,15 @@ def onnx_option_bytes(model: Model, info: TensorInfo, stored: Scheme) -> int:
     return cache[key]
 
 
-_CACHES: dict[int, tuple[Any, dict[tuple[str, str], int]]] = {}
+_CACHES: weakref.WeakKeyDictionary[Model, dict[tuple[str, str], int]] = weakref.WeakKeyDictionary()
+"""Per open model (dropped with it): (tensor name, stored spec) → option bytes."""
 
 
 def _option_cache(model: Model) -> dict[tuple[str, str], int]:
-    proto = model.metadata["onnx_proto"]
-    held = _CACHES.get(id(model))
-    if held is None or held[0] is not proto:
-        _CACHES.clear()  # one model at a time: the budget solver's
-        held = _CACHES[id(model)] = (proto, {})
-    return held[1]
+    held = _CACHES.get(model)
+    if held is None:
+        held = _CACHES[model] = {}
+    return held
 
 
 def _option_bytes(model: Model, info: TensorInfo, stored: Scheme) -> int:
