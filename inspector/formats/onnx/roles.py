@@ -23,9 +23,11 @@ outputs is data (precision-only), any other input is a parameter (structural). O
 domains are structural: their inputs cannot be told apart.
 
 A value is followed through Identity, Cast to a float type, Transpose, Reshape, Flatten,
-Squeeze/Unsqueeze and Concat of constants to the positions it reaches, and a weight's channel
-axis is mapped back through them. A tensor used in several ways takes the strictest role: it
-is a weight only when every use is a weight position.
+Squeeze/Unsqueeze, Split, Slice and Concat of constants to the positions it reaches (each value
+once, at most 32 ops deep: beyond, the tensor is kept), and a weight's channel axis is mapped
+back through them; Shape/Size and the …Like ops read no values and do not count as uses. A
+tensor used in several ways takes the strictest role: it is a weight only when every use is a
+weight position.
 """
 
 from __future__ import annotations
