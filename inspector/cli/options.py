@@ -47,4 +47,6 @@ def plan_from_args(args: argparse.Namespace) -> Plan:
     for text in args.rule:
         rule = parse_rule(text)
         plan = plan.with_rule(rule.pattern, rule.scheme)
-    return plan
+    from inspector.cli.transforms import transforms_from_args
+
+    return transforms_from_args(args, plan)

@@ -60,6 +60,8 @@ class AppState(QObject):
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.model: Model | None = None
+        self.original_model: Model | None = None
+        """The model as opened when `model` is a transformed version of it (`swap_model`)."""
         self.plan: Plan = Plan(default=START_SPEC)
         self.target_name: str = "native"
         self.selection: tuple[str, ...] = ()
@@ -80,6 +82,7 @@ class AppState(QObject):
     def set_model(self, model: Model, plan: Plan | None = None, target: str | None = None) -> None:
         """Show `model`; the plan starts fresh (undo history belongs to the previous model)."""
         self.model = model
+        self.original_model = None
         self._spec_plan = None
         self.plan = plan if plan is not None else Plan(default=START_SPEC)
         if target is not None:
@@ -95,6 +98,21 @@ class AppState(QObject):
         self.model_changed.emit()
         self.history_changed.emit()
         self.plan_changed.emit()
+        self.selection_changed.emit()
+
+    def swap_model(self, model: Model, original: Model | None) -> None:
+        """Show a transformed version of the current model (`original` is the model as opened,
+        None when `model` is it): plan, history and the selection's surviving names stay."""
+        self.model = model
+        self.original_model = original
+        self._spec_plan = None
+        self.tensor_previews = {}
+        self.preview = None
+        self.preview_plan = None
+        self.selection = tuple(n for n in self.selection if n in model.tensors)
+        self.current = self.current if self.current in model.tensors else None
+        self.sensitivity = {}
+        self.model_changed.emit()
         self.selection_changed.emit()
 
     def tensor(self, name: str | None) -> Tensor | None:
