@@ -25,6 +25,7 @@ def info_json(model: Model) -> dict[str, Any]:
             "original_bytes": i.nbytes,
             "optimizer": i.optimizer,
             "channel_axis": i.channel_axis,
+            "kept": i.kept,
             "stored": None,
         }
         if i.stored is not None:
@@ -83,7 +84,7 @@ def info_table(model: Model) -> str:
     for t in model:
         i = t.info
         stored = i.stored.scheme if i.stored else ""
-        flags = "optimizer" if i.optimizer else ""
+        flags = "optimizer" if i.optimizer else (i.kept or "")
         shape = "×".join(map(str, i.shape)) or "scalar"
         rows.append([i.name, shape, i.dtype, f"{i.size:,}", stored, flags])
     head = ["tensor", "shape", "dtype", "params", "stored as", ""]

@@ -230,16 +230,17 @@ def build_ladders(
 ) -> Generator[str, None, list[TensorLadder]]:
     """One ladder per model weight (file order), yielding each tensor name when done.
 
-    Bytes are the preview's `quantized_bytes` under `target`. Errors are `output_errors[name]
+    Bytes are the preview's `quantized_bytes` under `target` plus the tensor's share of the
+    container (`Target.option_bytes`: ONNX decode nodes). Errors are `output_errors[name]
     [spec]` when given (output noise energy), else the weight noise energy mse·size. A tensor
-    no scheme applies to (integer, empty) gets the single option float32.
+    no scheme applies to (integer, empty, not a weight) gets the single option float32.
     """
     cache = cache if cache is not None else PreviewCache()
     specs = [parse_scheme(s).spec for s in specs]
     ladders = []
     for tensor in model.weights:
         info = tensor.info
-        own = specs if info.is_float and info.size else ["float32"]
+        own = specs if info.is_float and info.size and info.kept is None else ["float32"]
         options = []
         for spec in dict.fromkeys(own):
             tp = cache.get(tensor, parse_scheme(spec), target)
@@ -247,16 +248,23 @@ def build_ladders(
                 error = float(output_errors[tensor.name][spec])
             else:
                 error = 0.0 if tp.skipped else tp.mse * info.size
-            options.append(Option(spec, tp.quantized_bytes, error))
+            extra = 0 if tp.skipped else target.option_bytes(model, info, parse_scheme(tp.stored))
+            options.append(Option(spec, tp.quantized_bytes + extra, error))
         ladders.append(TensorLadder(tensor.name, tuple(options)))
         yield tensor.name
     return ladders
 
 
 def overhead_bytes(model: Model, plan: Plan, target: Target, cache: PreviewCache) -> int:
-    """Container bytes the export adds for `plan` (TF.js model.json, HDF5 headers, …)."""
+    """Container bytes the export adds for `plan` (TF.js model.json, HDF5 headers, …) beyond
+    the options' own bytes (which include each tensor's `Target.option_bytes`)."""
     rows = [cache.get(t, plan.scheme_for(t.info), target) for t in model]
-    return len(target.overhead_bytes(model, rows) or b"")
+    shares = sum(
+        target.option_bytes(model, model[r.name].info, parse_scheme(r.stored))
+        for r in rows
+        if r.skipped is None and not r.optimizer
+    )
+    return len(target.overhead_bytes(model, rows) or b"") - shares
 
 
 def solve_total(

@@ -78,6 +78,13 @@ class TensorInfo:
     optimizer: bool = False
     stored: StoredQuantization | None = None
     channel_axis: int | None = None
+    kept: str | None = None
+    """Why this float tensor is not a weight (e.g. "Resize scales: not a weight"): a plan's
+    default and rules leave it as it is, and the preview says this reason. None for weights."""
+    kept_overridable: bool = False
+    """With `kept`: a per-tensor override may still quantize it, because only precision changes
+    (a bias, a normalization parameter); False where quantizing would change shapes, indices,
+    bounds or comparisons."""
 
     @property
     def size(self) -> int:

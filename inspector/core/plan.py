@@ -4,7 +4,8 @@ A plan is an immutable value: every edit returns a new plan, so undo is a stack 
 the GUI, the CLI and a saved JSON file all mean the same thing by it.
 Resolution order: a per-tensor override beats every rule; among rules the LAST matching one wins
 (so a user appends a more specific rule after a general one, as with the TF.js converter's
-patterns); the default applies to the rest. Integer/bool tensors and optimizer state are kept.
+patterns); the default applies to the rest. Integer/bool tensors and optimizer state are kept,
+and so are float tensors a reader marks as not weights (`TensorInfo.kept`) unless named exactly.
 """
 
 from __future__ import annotations
@@ -79,10 +80,29 @@ class Plan:
                 return rule.scheme
         return self.default
 
+    def explicit_spec(self, info: TensorInfo) -> str | None:
+        """The spec of an override naming this tensor, or of the last rule whose pattern is
+        exactly its name (no wildcard); None when only globs or the default apply."""
+        for name, spec in reversed(self.overrides):
+            if name == info.name:
+                return spec
+        for rule in reversed(self.rules):
+            if rule.pattern == info.name:
+                return rule.scheme
+        return None
+
     def scheme_for(self, info: TensorInfo) -> Scheme:
-        """The scheme this tensor gets; non-float tensors and optimizer state stay float32."""
+        """The scheme this tensor gets; non-float tensors and optimizer state stay float32.
+
+        A tensor that is not a weight (`info.kept`) stays float32 too, unless it may be
+        quantized (`kept_overridable`) and the plan names it explicitly (`explicit_spec`): a
+        glob or the default is never taken as a request to quantize a bias or a Resize scale.
+        """
         if not info.is_float or info.optimizer:
             return parse_scheme(KEEP)
+        if info.kept is not None:
+            explicit = self.explicit_spec(info) if info.kept_overridable else None
+            return parse_scheme(explicit or KEEP)
         return parse_scheme(self.spec_for(info))
 
     def resolve(self, infos: Iterable[TensorInfo]) -> dict[str, Scheme]:

@@ -71,6 +71,8 @@ def _skip_reason(info: TensorInfo, scheme: Scheme) -> str | None:
         return "optimizer state"
     if not info.is_float:
         return f"{info.dtype} tensor"
+    if info.kept is not None and (scheme.is_identity or not info.kept_overridable):
+        return info.kept
     if info.size == 0:
         return "empty tensor"
     if not scheme.applies_to(info):
@@ -82,7 +84,8 @@ def quantize_tensor(tensor: Tensor, scheme: Scheme, target: Target = NATIVE) -> 
     """Apply the target's storage stages for `scheme` to one tensor.
 
     Tensors holding NaN/Inf are kept as they are (and reported with the count) so the rest of
-    the model still previews; integer tensors, optimizer state and tiny tensors are kept too.
+    the model still previews; integer tensors, optimizer state and tiny tensors are kept too,
+    and so are tensors that are not weights (`TensorInfo.kept`) unless they may be overridden.
     """
     info = tensor.info
     values = tensor.load()

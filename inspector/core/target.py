@@ -45,6 +45,10 @@ def _no_overhead(model: Model, previews: Sequence[Any]) -> bytes:
     return b""
 
 
+def _no_option_bytes(model: Model, info: TensorInfo, stored: Scheme) -> int:
+    return 0
+
+
 def _stored_bytes(model: Model, quantized: Any) -> bytes:
     return quantized.stored_bytes()
 
@@ -70,6 +74,10 @@ class Target:
     and the tensors' bytes (file order, optimizer state left out; `stored_total` bytes in all)
     into the byte stream the gzip ratio is defined on: the file itself, or for TF.js the tar of
     model.json and the shards. The exact gzip size is that stream through one deflate.
+
+    `option_bytes(model, info, stored)` is the part of the overhead one tensor brings when it
+    is stored as `stored` (ONNX: the nodes that decode it), so the budget solver can weigh it
+    per tensor; 0 where the container's bytes barely depend on the plan.
     """
 
     name: str
@@ -79,6 +87,7 @@ class Target:
     archive: Callable[[bytes, int, Iterable[bytes | memoryview]], Iterator[bytes | memoryview]] = (
         field(default=single_file_archive)
     )
+    option_bytes: Callable[[Model, TensorInfo, Scheme], int] = field(default=_no_option_bytes)
 
     def storage(self, info: TensorInfo, scheme: Scheme) -> Storage:
         return self.store(info, scheme)

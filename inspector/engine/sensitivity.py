@@ -87,12 +87,13 @@ class SensitivityResult:
 
 
 def units(evaluator: Evaluator, per: str = "layer") -> dict[str, list[Tensor]]:
-    """Float weight tensors grouped by layer (model order), or one group per tensor."""
+    """Float weight tensors grouped by layer (model order), or one group per tensor; tensors a
+    reader marks as not weights (`TensorInfo.kept`) are left out."""
     if per not in ("layer", "tensor"):
         raise ValueError(f"per must be 'layer' or 'tensor', not {per!r}")
     groups: dict[str, list[Tensor]] = {}
     for tensor in evaluator.model.weights:
-        if tensor.info.is_float and tensor.info.size:
+        if tensor.info.is_float and tensor.info.size and tensor.info.kept is None:
             key = tensor.info.layer or tensor.name if per == "layer" else tensor.name
             groups.setdefault(key, []).append(tensor)
     return groups

@@ -17,6 +17,14 @@ OPSET = 17
 IR = 8
 
 
+def _opsets(opset: int) -> dict:
+    """make_model arguments for a default-domain opset (IR 10 from opset 21, as ONNX pairs them)."""
+    return {
+        "opset_imports": [helper.make_opsetid("", opset)],
+        "ir_version": 10 if opset >= 21 else IR,
+    }
+
+
 def _init(name: str, arr: np.ndarray) -> onnx.TensorProto:
     return numpy_helper.from_array(arr, name)
 
@@ -56,10 +64,10 @@ def convnet_proto(seed: int = 0, opset: int = OPSET) -> onnx.ModelProto:
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 5])],
         inits,
     )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=IR)
+    return helper.make_model(graph, **_opsets(opset))
 
 
-def constant_proto(seed: int = 1) -> onnx.ModelProto:
+def constant_proto(seed: int = 1, opset: int = OPSET) -> onnx.ModelProto:
     """x(N,6) → MatMul with a Constant-node weight (6,3) → Gemm(transB=0, (3,2)) → y."""
     rng = np.random.default_rng(seed)
     w = rng.normal(0, 0.5, (6, 3)).astype(np.float32)
@@ -76,10 +84,10 @@ def constant_proto(seed: int = 1) -> onnx.ModelProto:
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2])],
         [g],
     )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR)
+    return helper.make_model(graph, **_opsets(opset))
 
 
-def if_proto(seed: int = 2) -> onnx.ModelProto:
+def if_proto(seed: int = 2, opset: int = OPSET) -> onnx.ModelProto:
     """y = If(sum(x) > 0, x @ then.weight, x @ else.weight), weights inside the branches."""
     rng = np.random.default_rng(seed)
 
@@ -108,7 +116,7 @@ def if_proto(seed: int = 2) -> onnx.ModelProto:
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])],
         [_init("zero", np.array(0.0, np.float32))],
     )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR)
+    return helper.make_model(graph, **_opsets(opset))
 
 
 def dq_proto(seed: int = 3) -> onnx.ModelProto:

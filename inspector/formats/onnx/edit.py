@@ -34,7 +34,10 @@ class NameAllocator:
     """Fresh value names that collide with nothing in the model (graph SSA must hold)."""
 
     def __init__(self, model: Any) -> None:
+        """Names of `model` are taken (None: none are, for size estimates)."""
         self._used: set[str] = set()
+        if model is None:
+            return
         for _, g in iter_graphs(model.graph):
             self._used.update(t.name for t in g.initializer)
             self._used.update(v.name for v in (*g.input, *g.output))
@@ -59,11 +62,14 @@ def _copy(msg: Any) -> Any:
 
 
 def _as_constants(rep: Replacement) -> list[Any]:
+    """The replacement's initializers as Constant nodes named by their output only (a node
+    name and the inner tensor's name are optional and would repeat it)."""
     helper = require_onnx().helper
-    consts = [
-        helper.make_node("Constant", [], [t.name], name=f"{t.name}_const", value=t)
-        for t in rep.initializers
-    ]
+    consts = []
+    for t in rep.initializers:
+        value = _copy(t)
+        value.ClearField("name")
+        consts.append(helper.make_node("Constant", [], [t.name], value=value))
     return consts + list(rep.nodes)
 
 

@@ -27,6 +27,7 @@ __all__ = [
     "graph_label",
     "iter_graphs",
     "materialize_external",
+    "node_attr",
     "require_onnx",
     "tensor_dtype_name",
     "tensor_values",
@@ -58,6 +59,15 @@ def iter_graphs(graph: Any, path: GraphPath = ()) -> Iterator[tuple[GraphPath, A
             elif attr.type == onnx.AttributeProto.GRAPHS:
                 for k, g in enumerate(attr.graphs):
                     yield from iter_graphs(g, (*path, (i, attr.name, k)))
+
+
+def node_attr(node: Any, name: str, default: Any) -> Any:
+    """The value of a node's attribute `name`, or `default` when the node has none."""
+    onnx = require_onnx()
+    for a in node.attribute:
+        if a.name == name:
+            return onnx.helper.get_attribute_value(a)
+    return default
 
 
 def graph_at(graph: Any, path: GraphPath) -> Any:

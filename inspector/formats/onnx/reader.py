@@ -12,12 +12,13 @@ What becomes a tensor, named so the writer can put it back where it came from
   one float32 tensor named by the Cast output with `stored` = float16/bfloat16.
 String tensors are not weights and are not listed.
 
-`layer` is `"<node> (<OpType>)"` of the first node reading the value. `channel_axis` is the
-output-channel axis of that consumer's layout: Conv weight OIHW → 0; ConvTranspose (I, O/g, …)
-→ 1; Gemm B → 0 with transB=1 (N, K), 1 with transB=0 (K, N); MatMul B (…, K, N) → last;
-MatMul A (…, M, K) → second to last; Gather data (embedding rows) → 0; LSTM/GRU/RNN W/R → 1;
-`None` otherwise (biases, shapes). External data is memory-mapped on demand from files that
-must stay inside the model's folder.
+How the graph consumes each value decides its `TensorInfo` (roles.py): a weight gets the
+`layer` of its compute op ("<node> (<OpType>)") and that op's output-channel axis (Conv weight
+OIHW → 0; ConvTranspose (I, O/g, …) → 1; Gemm B → 0 with transB=1 (N, K), 1 with transB=0;
+MatMul B (…, K, N) → last, A (…, M, K) → second to last; Gather embedding rows → 0;
+LSTM/GRU/RNN W/R → 1), mapped back through Transpose/Reshape/Cast; a float tensor that is not a
+weight gets `kept` (the reason) and `kept_overridable`. External data is memory-mapped on
+demand from files that must stay inside the model's folder.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +38,12 @@ from inspector.formats.onnx.proto import (
     GraphPath,
     graph_label,
     iter_graphs,
+    node_attr,
     require_onnx,
     tensor_dtype_name,
     tensor_values,
 )
+from inspector.formats.onnx.roles import RoleFinder
 
 Step = Callable[[np.ndarray], np.ndarray]
 """One numpy step the writer's nodes after a DequantizeLinear apply (reshape, transpose, …)."""
@@ -106,59 +109,17 @@ def _expand(p: np.ndarray, q: np.ndarray, axis: int, block: int) -> np.ndarray:
     return p.reshape(shape)
 
 
-def _uses(graph: Any) -> dict[str, list[tuple[Any, int]]]:
-    """Every (node, input index) reading each value name, in graph order, subgraphs included."""
-    uses: dict[str, list[tuple[Any, int]]] = {}
-    for _, g in iter_graphs(graph):
-        for node in g.node:
-            for i, name in enumerate(node.input):
-                if name:
-                    uses.setdefault(name, []).append((node, i))
-    return uses
-
-
-def _attr(node: Any, name: str, default: Any) -> Any:
-    onnx = require_onnx()
-    for a in node.attribute:
-        if a.name == name:
-            return onnx.helper.get_attribute_value(a)
-    return default
-
-
-def _channel_axis(node: Any, index: int, ndim: int) -> int | None:
-    op = node.op_type
-    if ndim < 2:
-        return None
-    if op in ("Conv", "QLinearConv", "ConvInteger") and index == 1:
-        return 0
-    if op == "ConvTranspose" and index == 1:
-        return 1
-    if op == "Gemm" and index == 1:
-        return 0 if _attr(node, "transB", 0) else 1
-    if op in ("MatMul", "MatMulInteger"):
-        return ndim - 1 if index == 1 else ndim - 2
-    if op == "Gather" and index == 0:
-        return 0
-    if op in ("LSTM", "GRU", "RNN") and index in (1, 2):
-        return 1
-    return None
-
-
 @dataclass
 class _Reader:
     path: Path
     proto: Any
-    uses: dict[str, list[tuple[Any, int]]]
+    roles: RoleFinder
     tensors: list[Tensor]
     sources: dict[str, OnnxSource]
 
-    def _consumer(self, value: str, ndim: int) -> tuple[str, int | None]:
-        first = self.uses.get(value)
-        if not first:
-            return "(unused)", None
-        node, index = first[0]
-        label = node.name or (node.output[0] if node.output else node.op_type)
-        return f"{label} ({node.op_type})", _channel_axis(node, index, ndim)
+    @property
+    def uses(self) -> dict[str, list[tuple[Any, int]]]:
+        return self.roles.uses
 
     def _load(self, proto_tensor: Any, name: str) -> Callable[[], np.ndarray]:
         base, path = self.path.parent, self.path
@@ -171,8 +132,10 @@ class _Reader:
             name = f"{graph_label(self.proto.graph, src.graph)}/{name}"
         if name in self.sources:
             raise FormatError(self.path, "duplicate tensor name", name)
-        layer, axis = self._consumer(src.value, len(info_kw["shape"]))
-        info = TensorInfo(name=name, layer=layer, channel_axis=axis, **info_kw)
+        role = self.roles.role(src.value, tuple(info_kw["shape"]))
+        info = TensorInfo(name=name, layer=role.layer, channel_axis=role.channel_axis, **info_kw)
+        if info.is_float and role.kept is not None:
+            info = replace(info, kept=role.kept, kept_overridable=role.overridable)
         self.tensors.append(Tensor(info, loader))
         self.sources[name] = src
 
@@ -244,7 +207,7 @@ class _Reader:
 
     def _follow(
         self, out: str, inits: dict[str, Any]
-    ) -> tuple[str, list[Callable[[np.ndarray], np.ndarray]], list[str], list[str]]:
+    ) -> tuple[str, list[Step], list[str], list[str]]:
         """Single-consumer Reshape/Transpose/Add(scalar)/Cast after a DequantizeLinear (how the
         writer restores layout, affine offsets and dtypes): final value, numpy steps, parts."""
         steps: list[Step] = []
@@ -258,15 +221,15 @@ class _Reader:
                 dims = tuple(int(d) for d in tensor_values(inits[other[0]], base, self.path))
                 steps.append(functools.partial(_reshape, dims=dims))
             elif node.op_type == "Transpose" and not other:
-                perm = _attr(node, "perm", None)
+                perm = node_attr(node, "perm", None)
                 steps.append(functools.partial(np.transpose, axes=perm))
             elif node.op_type == "Add" and len(other) == 1 and other[0] in inits:
                 off = tensor_values(inits[other[0]], base, self.path)
                 if off.size != 1:
                     break
                 steps.append(functools.partial(_add_scalar, offset=off))
-            elif node.op_type == "Cast" and tensor_dtype_name(_attr(node, "to", 0)) in _FLOATS:
-                dt = tensor_dtype_name(_attr(node, "to", 0))
+            elif node.op_type == "Cast" and tensor_dtype_name(node_attr(node, "to", 0)) in _FLOATS:
+                dt = tensor_dtype_name(node_attr(node, "to", 0))
                 steps.append(functools.partial(_as_dtype, dtype=_np_dtype(dt)))
             else:
                 break
@@ -290,9 +253,9 @@ class _Reader:
             return None
         scale_t, scale_name, cast_out = found
         ndim = max(len(q.dims), 1)
-        axis = int(_attr(node, "axis", 1))
+        axis = int(node_attr(node, "axis", 1))
         axis = axis + ndim if axis < 0 else axis
-        block = int(_attr(node, "block_size", 0))
+        block = int(node_attr(node, "block_size", 0))
         base = self.path.parent
         scale = tensor_values(scale_t, base, self.path, node.output[0])
         scale = scale.astype(np.float32) if cast_out else scale
@@ -317,7 +280,10 @@ class _Reader:
     def _cast(self, path: GraphPath, node: Any, t: Any) -> tuple[Any, ...] | None:
         onnx = require_onnx()
         dtype = tensor_dtype_name(t.data_type)
-        if dtype not in ("float16", "bfloat16") or _attr(node, "to", 0) != onnx.TensorProto.FLOAT:
+        if (
+            dtype not in ("float16", "bfloat16")
+            or node_attr(node, "to", 0) != onnx.TensorProto.FLOAT
+        ):
             return None
         out = node.output[0]
         load = self._load(t, out)
@@ -393,7 +359,7 @@ def read_onnx(path: str | os.PathLike[str]) -> Model:
     """
     path = Path(path)
     proto = _load_proto(path)
-    reader = _Reader(path, proto, _uses(proto.graph), [], {})
+    reader = _Reader(path, proto, RoleFinder(proto, path), [], {})
     for gpath, g in iter_graphs(proto.graph):
         reader.graph(gpath, g)
     imports = {op.domain or "ai.onnx": int(op.version) for op in proto.opset_import}
