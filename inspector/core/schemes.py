@@ -3,8 +3,12 @@
 A spec is `NAME[:key=value[,key=value…]]`. Options: `axis=K` (int8/int4 channel axis),
 `group=G` (int4, default 32), `clip=minmax|percentile:P|mse` (affine, int8, int4; see
 clipping.py), `sparsity=S` (0 ≤ S < 1: the floor(S·n) smallest |w| are zeroed before
-quantizing), `skip=N` (tensors with fewer than N elements are kept as they are). An option a
-scheme does not use is an error, so a typo never passes silently.
+quantizing), `skip=N` (tensors with fewer than N elements are kept as they are),
+`round=nearest|hqq|gptq` (affine, int8, int4: how values meet the grid, see core/rounding/;
+`gptq` needs the model's layer inputs, which `encode` alone does not have: it rounds to nearest
+and the preview applies GPTQ's codes through its target, see core/preview.py), `order=act`
+(with `round=gptq`: columns in decreasing input energy, GPTQ's act-order). An option a scheme
+does not use is an error, so a typo never passes silently.
 
 Non-finite values: every scheme except the identity (float32 without sparsity) raises
 `SchemeError("tensor contains N non-finite values")`; the preview reports and keeps such tensors.
@@ -28,6 +32,7 @@ from .chunking import as_float32, finite_minmax
 from .clipping import prune
 from .errors import SchemeError
 from .model import TensorInfo
+from .rounding.params import ROUNDINGS, refine_hqq
 
 __all__ = ["SCHEME_NAMES", "Encoded", "Scheme", "SchemeError", "parse_scheme"]
 
@@ -46,11 +51,12 @@ _FIXED_BITS = {"float32": 32, "float16": 16, "bfloat16": 16, "uint8": 8, "uint16
 _FIXED_BITS |= {"int8": 8, "int4": 4}
 _OPTIONS = {
     "float": {"sparsity", "skip"},
-    "affine": {"clip", "sparsity", "skip"},
-    "int8": {"axis", "clip", "sparsity", "skip"},
-    "int4": {"axis", "group", "clip", "sparsity", "skip"},
+    "affine": {"clip", "sparsity", "skip", "round", "order"},
+    "int8": {"axis", "clip", "sparsity", "skip", "round", "order"},
+    "int4": {"axis", "group", "clip", "sparsity", "skip", "round", "order"},
     "kmeans": {"sparsity", "skip"},
 }
+_ORDERS = ("natural", "act")
 _DEFAULT_GROUP = 32
 
 
@@ -91,6 +97,8 @@ class Scheme:
     clip: str = "minmax"
     sparsity: float = 0.0
     skip: int = 0
+    round: str = "nearest"
+    order: str = "natural"
 
     def __post_init__(self) -> None:
         if self.name not in SCHEME_NAMES:
@@ -116,6 +124,8 @@ class Scheme:
             "clip": self.clip != "minmax",
             "sparsity": self.sparsity != 0.0,
             "skip": self.skip != 0,
+            "round": self.round != "nearest",
+            "order": self.order != "natural",
         }
         if self.name != "int4" and self.group is not None:
             used["group"] = True
@@ -130,6 +140,17 @@ class Scheme:
             raise SchemeError(f"skip must be a non-negative integer, got {self.skip!r}")
         if self.axis is not None and not isinstance(self.axis, int):
             raise SchemeError(f"axis must be an integer, got {self.axis!r}")
+        self._validate_rounding()
+
+    def _validate_rounding(self) -> None:
+        if self.round not in ROUNDINGS:
+            raise SchemeError(f"round must be one of {', '.join(ROUNDINGS)}, got {self.round!r}")
+        if self.order not in _ORDERS:
+            raise SchemeError(f"order must be natural or act, got {self.order!r}")
+        if self.order != "natural" and self.round != "gptq":
+            raise SchemeError("order=act applies to round=gptq only")
+        if self.round != "nearest" and self.sparsity:
+            raise SchemeError(f"round={self.round} with sparsity: pruned zeros would not stay 0")
 
     @property
     def spec(self) -> str:
@@ -145,6 +166,10 @@ class Scheme:
             opts.append(f"sparsity={self.sparsity!r}")
         if self.skip:
             opts.append(f"skip={self.skip}")
+        if self.round != "nearest":
+            opts.append(f"round={self.round}")
+        if self.order != "natural":
+            opts.append(f"order={self.order}")
         return self.name + (":" + ",".join(opts) if opts else "")
 
     def __str__(self) -> str:
@@ -215,6 +240,8 @@ class Scheme:
         x, value_range = self._prepared(x, value_range)
         axis = self.resolve_axis(x.shape, channel_axis)
         params, state = codecs.fit(self, x, axis, value_range)
+        if self.round == "hqq":
+            params, state = refine_hqq(self, x, axis, params, state)
         codes, overflow = codecs.quantize(self, x, params, axis, state)
         return Encoded(self, tuple(x.shape), codes, params, overflow)
 
@@ -311,6 +338,8 @@ def _option_value(spec: str, key: str, value: str) -> Any:
     except ValueError:
         kind = "a number" if key == "sparsity" else "an integer"
         raise SchemeError(f"{spec!r}: {key} must be {kind}, got {value!r}") from None
-    if key == "clip":
+    if key in ("clip", "round", "order"):
         return value
-    raise SchemeError(f"{spec!r}: unknown option {key!r} (axis, group, clip, sparsity, skip)")
+    raise SchemeError(
+        f"{spec!r}: unknown option {key!r} (axis, group, clip, sparsity, skip, round, order)"
+    )

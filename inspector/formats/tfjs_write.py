@@ -105,7 +105,13 @@ class _TfjsEncoded(Encoded):
 
 def _as_tfjs(scheme: Scheme) -> TfjsAffine:
     return TfjsAffine(
-        scheme.name, scheme.bits, clip=scheme.clip, sparsity=scheme.sparsity, skip=scheme.skip
+        scheme.name,
+        scheme.bits,
+        clip=scheme.clip,
+        sparsity=scheme.sparsity,
+        skip=scheme.skip,
+        round=scheme.round,
+        order=scheme.order,
     )
 
 
