@@ -19,6 +19,7 @@ from inspector.core.errors import InspectorError
 from inspector.core.model import Model
 from inspector.core.plan import Plan
 from inspector.core.preview import Preview, PreviewCache, QuantizedTensor, quantize_tensor
+from inspector.core.rounding.data import DataRounding
 from inspector.core.target import Target
 from inspector.formats.atomic import atomic_dir, atomic_path, check_output
 from inspector.formats.targets import get_target
@@ -140,8 +141,9 @@ def _stream(
         if cancelled is not None and cancelled():
             raise ExportCancelled("export cancelled; nothing was written")
         q = quantize_tensor(tensor, plan.scheme_for(tensor.info), target)
-        if q.storage.note:
-            notes.append((tensor.name, q.storage.note))
+        for note in (q.storage.note, q.rounding_note):
+            if note:
+                notes.append((tensor.name, note))
         yield q
         if progress is not None:
             progress(i + 1, len(tensors), tensor.name)
@@ -161,17 +163,19 @@ def export_model(
     cancelled: Callable[[], bool] | None = None,
     with_preview: bool = False,
     cache: PreviewCache | None = None,
+    rounding: DataRounding | None = None,
 ) -> ExportResult:
     """Write `model` under `plan` as `fmt` (None: the input's format) to `out`.
 
     `out` is a folder for TF.js and a file otherwise. Refuses to replace an existing `out`
     unless `force`, and always refuses the input itself. `with_preview` also computes the
-    preview (metrics for a report), reusing `cache` when given.
+    preview (metrics for a report), reusing `cache` when given. `rounding` chooses the codes of
+    `round=gptq` tensors (pass the preview's object to reuse the codes it already computed).
     """
     fmt = fmt or default_format(model)
     _check_expressible(model, fmt)
     write = _writer(fmt)
-    target = get_target(fmt)
+    target = get_target(fmt).with_rounding(rounding)
     path = check_output(out, input_paths(model), force)
     if shard_bytes < 1:
         raise InspectorError(f"shard size must be positive, got {shard_bytes} bytes")

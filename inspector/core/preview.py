@@ -13,7 +13,7 @@ import zlib
 from collections import deque
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import cached_property, lru_cache
 from typing import Any
 
@@ -36,6 +36,7 @@ from inspector.core.metrics import (
 )
 from inspector.core.model import Model, Tensor, TensorInfo
 from inspector.core.plan import Plan
+from inspector.core.rounding.data import NO_DATA
 from inspector.core.schemes import Encoded, Scheme
 from inspector.core.symmetric import on_two_threads, symmetric_error_sums
 from inspector.core.target import NATIVE, Storage, Target
@@ -77,6 +78,7 @@ class QuantizedTensor:
     decoded_values: np.ndarray | None
     skipped: str | None
     nonfinite: int = 0
+    rounding_note: str = ""
 
     @cached_property
     def decoded(self) -> np.ndarray:
@@ -131,7 +133,7 @@ def quantize_tensor(tensor: Tensor, scheme: Scheme, target: Target = NATIVE) -> 
         return QuantizedTensor(
             info, scheme, Storage(()), None, None, values, values, reason, nonfinite
         )
-    decoded, first, enc = x, None, None
+    decoded, first, enc, note = x, None, None, ""
     for i, stage in enumerate(storage.stages):
         if i:
             decoded = storage.stages[i - 1].decode(enc)
@@ -142,8 +144,22 @@ def quantize_tensor(tensor: Tensor, scheme: Scheme, target: Target = NATIVE) -> 
                 return QuantizedTensor(info, scheme, Storage(()), None, None, values, values, why)
         known = (mn, mx) if decoded.size and decoded.dtype == np.float32 else None
         enc = stage.encode(decoded, channel_axis=info.channel_axis, value_range=known)
+        if stage.round == "gptq":
+            enc, note = _data_rounded(tensor, enc, decoded, target)
         first = first or enc
-    return QuantizedTensor(info, scheme, storage, enc, first, x, None, None)
+    return QuantizedTensor(info, scheme, storage, enc, first, x, None, None, 0, note)
+
+
+def _data_rounded(
+    tensor: Tensor, enc: Encoded, values: np.ndarray, target: Target
+) -> tuple[Encoded, str]:
+    """`enc` with the codes the target's data rounding chooses, or as is with the reason."""
+    if target.rounding is None:
+        return enc, NO_DATA
+    codes, why = target.rounding.choose(tensor, enc, values)
+    if codes is None:
+        return enc, f"round=gptq: {why}; rounded to nearest"
+    return replace(enc, codes=codes), ""
 
 
 @dataclass(frozen=True)
@@ -213,7 +229,7 @@ def preview_tensor(tensor: Tensor, scheme: Scheme, target: Target = NATIVE) -> T
         optimizer=info.optimizer,
         scheme=scheme.spec,
         stored=q.storage.stored.spec if q.storage.stored is not None else info.dtype,
-        note=q.storage.note,
+        note="; ".join(n for n in (q.storage.note, q.rounding_note) if n),
         skipped=q.skipped,
         original_bytes=info.nbytes,
         quantized_bytes=nbytes,
@@ -304,7 +320,7 @@ def _affine_numbers(enc: Encoded | None) -> tuple[float, ...]:
 
 
 class PreviewCache:
-    """Previews keyed by (tensor name, scheme spec, target name), reused across plan edits so
+    """Previews keyed by (tensor name, scheme spec, `target.cache_key`), reused across plan edits so
     changing one tensor's scheme recomputes one tensor. Not thread-safe for writers racing on
     the same key, which only costs a recomputation."""
 
@@ -312,7 +328,7 @@ class PreviewCache:
         self._items: dict[tuple[str, str, str], TensorPreview] = {}
 
     def get(self, tensor: Tensor, scheme: Scheme, target: Target) -> TensorPreview:
-        key = (tensor.name, scheme.spec, target.name)
+        key = (tensor.name, scheme.spec, target.cache_key(scheme))
         hit = self._items.get(key)
         if hit is None:
             hit = self._items[key] = preview_tensor(tensor, scheme, target)

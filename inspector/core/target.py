@@ -9,7 +9,7 @@ and the preview applies exactly them, so what the preview reports is what the ex
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from inspector.core.model import TensorInfo
@@ -17,6 +17,7 @@ from inspector.core.schemes import Scheme
 
 if TYPE_CHECKING:
     from inspector.core.model import Model
+    from inspector.core.rounding.data import DataRounding
 
 __all__ = ["NATIVE", "Storage", "Target", "native_storage", "single_file_archive"]
 
@@ -70,6 +71,10 @@ class Target:
     and the tensors' bytes (file order, optimizer state left out; `stored_total` bytes in all)
     into the byte stream the gzip ratio is defined on: the file itself, or for TF.js the tar of
     model.json and the shards. The exact gzip size is that stream through one deflate.
+
+    `rounding` chooses the codes of `round=gptq` stages from calibration data (None: they
+    round to nearest, with a note); `with_rounding` attaches one, `cache_key` tells caches
+    apart.
     """
 
     name: str
@@ -80,8 +85,20 @@ class Target:
         field(default=single_file_archive)
     )
 
+    rounding: DataRounding | None = field(default=None, compare=False)
+
     def storage(self, info: TensorInfo, scheme: Scheme) -> Storage:
         return self.store(info, scheme)
+
+    def with_rounding(self, rounding: DataRounding | None) -> Target:
+        """This target with `rounding` choosing the codes of `round=gptq` stages."""
+        return replace(self, rounding=rounding)
+
+    def cache_key(self, scheme: Scheme) -> str:
+        """What, besides tensor and spec, a cached result under this target depends on."""
+        if scheme.round == "gptq" and self.rounding is not None:
+            return f"{self.name}+{self.rounding.key}"
+        return self.name
 
 
 NATIVE = Target("native")

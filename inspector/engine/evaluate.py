@@ -207,7 +207,7 @@ def output_metrics(
 
 
 class DecodedCache:
-    """Decoded (dequantized) tensor values keyed by (tensor name, scheme spec, target name), so
+    """Decoded (dequantized) tensor values keyed by (tensor name, scheme spec, target key), so
     sensitivity runs, the budget solver and evaluations quantize each tensor once per scheme.
     `None` is stored when the scheme leaves the tensor as it is."""
 
@@ -215,7 +215,7 @@ class DecodedCache:
         self._items: dict[tuple[str, str, str], np.ndarray | None] = {}
 
     def get(self, tensor: Tensor, scheme: Scheme, target: Target) -> np.ndarray | None:
-        key = (tensor.name, scheme.spec, target.name)
+        key = (tensor.name, scheme.spec, target.cache_key(scheme))
         if key not in self._items:
             q = quantize_tensor(tensor, scheme, target)
             self._items[key] = None if q.skipped is not None else q.decoded
