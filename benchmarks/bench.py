@@ -30,7 +30,7 @@ import numpy as np  # noqa: E402
 from naive import naive_preview, naive_uint8  # noqa: E402
 from synth import bert_shapes, write_safetensors  # noqa: E402
 
-from inspector.core import kernels  # noqa: E402
+from inspector.core import jit  # noqa: E402
 from inspector.core.plan import Plan  # noqa: E402
 from inspector.core.preview import (  # noqa: E402
     PreviewCache,
@@ -40,7 +40,8 @@ from inspector.core.preview import (  # noqa: E402
     summarize,
 )
 from inspector.core.schemes import parse_scheme  # noqa: E402
-from inspector.formats import h5probe, open_model  # noqa: E402
+from inspector.formats import open_model  # noqa: E402
+from inspector.formats.keras import h5probe  # noqa: E402
 from inspector.formats.targets import get_target  # noqa: E402
 
 TF_VENV = Path("/work/venvs/tf/bin")
@@ -105,7 +106,7 @@ def target1(work: Path, st_path: Path) -> None:
     tfjs_dir = work / "tfjs_f32"
     if not tfjs_dir.exists():
         with open_model(st_path) as m:
-            from inspector.export import export_model
+            from inspector.formats.export import export_model
 
             export_model(m, Plan(), "tfjs", tfjs_dir)
     cases = [("safetensors", st_path, [st_path])]
@@ -368,7 +369,7 @@ import resource, sys, time
 from pathlib import Path
 from inspector.core.plan import Plan
 from inspector.core.preview import iter_preview
-from inspector.export import export_model
+from inspector.formats.export import export_model
 from inspector.formats import open_model
 from inspector.formats.targets import get_target
 path, out, spec, fmt = sys.argv[1:5]
@@ -458,8 +459,8 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     print(f"machine: {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}; workdir {work}")
     t = time.perf_counter()
-    jit = kernels.wait()  # timed targets measure the compiled path (numpy serves until then)
-    print(f"compiled kernels: {jit is not None} (loaded in {time.perf_counter() - t:.2f} s)")
+    fast = jit.wait()  # timed targets measure the compiled path (numpy serves until then)
+    print(f"compiled kernels: {fast is not None} (loaded in {time.perf_counter() - t:.2f} s)")
     try:
         if args.big_only:
             run_big(work)

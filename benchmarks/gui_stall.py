@@ -24,13 +24,13 @@ def main(path: str) -> dict[str, float]:
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
-    from inspector.core import kernels
+    from inspector.core import jit
     from inspector.ui.gap_meter import GapMeter
     from inspector.ui.main_window import MainWindow
     from inspector.ui.plot_style import configure_pyqtgraph
 
     app = QApplication.instance() or QApplication([])
-    kernels.wait(300)  # measure a preview, not numba's one-time load
+    jit.wait(300)  # measure a preview, not numba's one-time load
     configure_pyqtgraph()
     with tempfile.TemporaryDirectory() as tmp:
         settings = QSettings(str(Path(tmp) / "settings.ini"), QSettings.Format.IniFormat)

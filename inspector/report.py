@@ -87,7 +87,7 @@ def report_json(model: Model, plan: Plan, preview: Preview, result: Any = None) 
     doc = preview.to_json(model)
     doc["plan"] = plan.to_json()
     if result is not None:
-        from inspector.export import result_json
+        from inspector.formats.export import result_json
 
         doc["export"] = result_json(result)
     return doc
@@ -160,7 +160,7 @@ def write_report(
     force: bool = False,
 ) -> Path:
     """Write the report; the format follows the suffix (.html, .json, .csv)."""
-    from inspector.export import input_paths
+    from inspector.formats.export import input_paths
 
     out = check_output(path, input_paths(model), force)
     if preview is None:

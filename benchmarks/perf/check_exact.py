@@ -19,7 +19,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from inspector.core import kernels, metrics
+from inspector.core import jit, metrics
 from inspector.core.metrics import affine_error_sums, error_sums
 from inspector.core.schemes import parse_scheme
 
@@ -105,5 +105,5 @@ def check_parallel_gzip() -> int:
 
 if __name__ == "__main__":
     # QUANT_INSPECTOR_NO_JIT=1 checks the numpy path; otherwise the compiled kernels
-    print("compiled kernels:", kernels.wait() is not None)
+    print("compiled kernels:", jit.wait() is not None)
     sys.exit(check_affine() + check_parallel_gzip())

@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from . import kernels
+from . import jit
 from .chunking import chunk_slices
 
 __all__ = [
@@ -95,13 +95,13 @@ def prune(flat: np.ndarray, sparsity: float) -> np.ndarray:
     no partition).
     """
     k = int(np.floor(sparsity * flat.size))
-    jit = kernels.get()
-    if jit is not None and k > 0 and flat.dtype == np.float32 and flat.ndim == 1:
+    fast = jit.get()
+    if fast is not None and k > 0 and flat.dtype == np.float32 and flat.ndim == 1:
         src = np.ascontiguousarray(flat)
         bits = src.view(np.uint32)
-        thr, ties = jit.radix_select(bits, k)
+        thr, ties = fast.radix_select(bits, k)
         out = np.empty_like(src)
-        jit.prune(src, bits, thr, ties, out)
+        fast.prune(src, bits, thr, ties, out)
         return out
     out = np.array(flat, dtype=np.float32, copy=True)
     if k <= 0:

@@ -15,16 +15,11 @@ from __future__ import annotations
 
 import re
 
-import ml_dtypes
 import numpy as np
 
-from . import affine, codecs, kmeans, symmetric
-from .schemes import Scheme, SchemeError, parse_scheme
+from inspector.core.schemes import Scheme, SchemeError, parse_scheme
 
 __all__ = ["bit_width_scheme", "clip_range", "discretization_curve", "quantization_levels"]
-
-_FLOAT_VIEW = {"float32": (np.float32, np.uint32), "float16": (np.float16, np.uint16)}
-_FLOAT_VIEW["bfloat16"] = (ml_dtypes.bfloat16, np.uint16)
 
 
 def bit_width_scheme(label: str) -> Scheme:
@@ -54,34 +49,13 @@ class _Fit:
         self.original = x
         x = scheme.prepare(x)
         self.axis = scheme.resolve_axis(x.shape, axis)
-        self.params, self.state = codecs.fit(scheme, x, self.axis)
+        self.fit = scheme.family.curve_fit(scheme, x, self.axis, channel)
         self.threshold = _prune_threshold(self.original, scheme.sparsity)
-        self.step: float | None = None
-        if scheme.family in ("int8", "int4"):
-            channels = x.shape[self.axis] if self.axis is not None else 1
-            scales = codecs.scales_2d(self.params["scales"], channels).astype(np.float32)
-            if channel is not None and self.axis is not None and 0 <= channel < channels:
-                scales = scales[channel]
-            self.step = float(scales.max()) if scales.size else 1.0
         self.channel_values = _channel_values(self.original, self.axis, channel)
 
     def stored(self, grid: np.ndarray) -> np.ndarray:
         """float32 stored value of each float32 grid value."""
-        fam = self.scheme.family
-        if fam == "affine":
-            codes, _ = affine.affine_encode(grid, self.state, self.scheme.bits)
-            y = affine.affine_decode(codes, self.state)
-        elif fam in ("int8", "int4"):
-            rows = grid.reshape(-1, 1)
-            s = np.array([[self.step]], np.float32)
-            q = codecs.symmetric_qmax(self.scheme)
-            codes, _ = symmetric.symmetric_encode(rows, s, max(1, rows.shape[0]), q)
-            y = symmetric.symmetric_decode(codes, s, max(1, rows.shape[0])).reshape(-1)
-        elif fam == "kmeans":
-            palette = self.params["palette"]
-            y = palette[kmeans.assign_codes(grid, palette)]
-        else:
-            y = codecs.float_cast(grid, self.scheme.name)[0].astype(np.float32)
+        y = self.fit.stored(grid)
         if self.threshold > 0:
             y = np.where(np.abs(grid) < self.threshold, np.float32(0), y)
         return y
@@ -128,46 +102,7 @@ def quantization_levels(
     vals = fit.channel_values
     if vals.size == 0:
         return np.zeros(0, np.float32)
-    vmin, vmax = float(vals.min()), float(vals.max())
-    fam = scheme.family
-    if fam == "affine":
-        p = fit.state
-        count = 1 if p.constant else p.qmax + 1
-        if count > max_levels:
-            return None
-        levels = affine.affine_decode(np.arange(count, dtype=np.float64), p)
-        return np.unique(levels)
-    if fam in ("int8", "int4"):
-        q = codecs.symmetric_qmax(scheme)
-        with np.errstate(over="ignore"):  # a top level past float32's max is ±inf, cut below
-            levels = np.arange(-q, q + 1, dtype=np.float32) * np.float32(fit.step)
-        half = fit.step / 2
-        wide = levels.astype(np.float64)
-        return levels[(wide >= vmin - half) & (wide <= vmax + half)]
-    if fam == "kmeans":
-        return np.unique(fit.params["palette"])
-    return _float_levels(scheme.name, vmin, vmax, max_levels)
-
-
-def _float_levels(name: str, vmin: float, vmax: float, max_levels: int) -> np.ndarray | None:
-    """Every finite value of the float format in [vmin, vmax], enumerated by bit pattern.
-
-    Sign-magnitude patterns map to ordered integers (negative values to −magnitude), so the
-    values between two floats are the integers between their keys.
-    """
-    ftype, utype = _FLOAT_VIEW[name]
-    width = np.dtype(utype).itemsize * 8
-    magnitude = (1 << (width - 1)) - 1
-    top = codecs.FLOAT_MAX[name]
-    ends = np.clip(np.array([vmin, vmax], np.float64), -top, top).astype(np.float32)
-    ends = ends.astype(ftype).view(utype).astype(np.int64)
-    keys = np.where(ends >> (width - 1), -(ends & magnitude), ends)
-    if keys[1] - keys[0] + 1 > max_levels:
-        return None
-    ordered = np.arange(keys[0], keys[1] + 1, dtype=np.int64)
-    patterns = np.where(ordered >= 0, ordered, (-ordered) | (1 << (width - 1)))
-    out = patterns.astype(utype).view(ftype).astype(np.float32)
-    return np.unique(out[np.isfinite(out)])
+    return fit.fit.levels(float(vals.min()), float(vals.max()), max_levels)
 
 
 def clip_range(
@@ -175,16 +110,7 @@ def clip_range(
 ) -> tuple[float, float]:
     """[lo, hi] the scheme clips the tensor to: the nudged affine range, ±(largest scale ×
     top code) for int8/int4, the palette's ends for k-means, ± the format's max for floats."""
-    fam = scheme.family
-    if fam == "float":
-        top = codecs.FLOAT_MAX[scheme.name]
-        return -top, top
-    fit = _Fit(scheme, values, None, channel_axis)
-    if fam == "affine":
-        p = fit.state
-        return (p.min, p.min) if p.constant else (p.lo, p.hi)
-    if fam == "kmeans":
-        palette = fit.params["palette"]
-        return float(palette[0]), float(palette[-1])
-    top = float(np.float32(fit.step)) * codecs.symmetric_qmax(scheme)
-    return -top, top
+    rng = _Fit(scheme, values, None, channel_axis).fit.clip_range()
+    if rng is None:
+        raise SchemeError(f"{scheme.name} has no clip range")
+    return rng

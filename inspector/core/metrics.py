@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from . import kernels
+from . import jit
 from .bitpack import pack_codes, packed_nbytes
 from .cancel import Cancelled
 from .chunking import CHUNK, chunk_slices
@@ -141,9 +141,9 @@ def affine_error_sums(
     c = np.asarray(codes).reshape(-1)
     if a.size != c.size:
         raise ValueError(f"original has {a.size} values, codes {c.size}")
-    jit = kernels.get()
-    if jit is not None and a.dtype == np.float32 and a.flags.c_contiguous and c.flags.c_contiguous:
-        signal, noise, dec, worst = jit.affine_sums(a, c, scale, minimum)
+    fast = jit.get()
+    if fast is not None and a.dtype == np.float32 and a.flags.c_contiguous and c.flags.c_contiguous:
+        signal, noise, dec, worst = fast.affine_sums(a, c, scale, minimum)
         with np.errstate(invalid="ignore"):
             cross = (signal + dec - noise) / 2
         return ErrorSums(a.size, signal, noise, dec, cross, worst)
@@ -181,11 +181,11 @@ def lut_error_sums(original: np.ndarray, codes: np.ndarray, lut: np.ndarray) -> 
     if a.size != c.size:
         raise ValueError(f"original has {a.size} values, codes {c.size}")
     table = np.ascontiguousarray(lut, dtype=np.float32)
-    jit = kernels.get()
+    fast = jit.get()
     fits = a.dtype == np.float32 and c.dtype in (np.uint8, np.uint16) and a.flags.c_contiguous
-    if jit is None or not fits or not c.flags.c_contiguous:
+    if fast is None or not fits or not c.flags.c_contiguous:
         return error_sums(a, c, codes_lut=table)
-    signal, noise, dec, worst = jit.lut_sums(a, c, table)
+    signal, noise, dec, worst = fast.lut_sums(a, c, table)
     with np.errstate(invalid="ignore"):
         cross = (signal + dec - noise) / 2
     return ErrorSums(a.size, signal, noise, dec, cross, worst)

@@ -14,22 +14,17 @@ from collections import deque
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
-from functools import cached_property, lru_cache
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 
-from inspector.core import kernels
 from inspector.core.cancel import Cancelled
-from inspector.core.chunking import finite_minmax
-from inspector.core.codecs import params_bytes
+from inspector.core.chunking import finite_minmax, on_two_threads
 from inspector.core.metrics import (
     ErrorSums,
-    PackedCodes,
-    affine_error_sums,
     error_sums,
     gzip_estimate,
-    lut_error_sums,
     metrics_from_sums,
     parallel_gzip_nbytes,
     sqnr_db,
@@ -37,8 +32,8 @@ from inspector.core.metrics import (
 from inspector.core.model import Model, Tensor, TensorInfo
 from inspector.core.plan import Plan
 from inspector.core.rounding.data import NO_DATA
+from inspector.core.rounding.options import rounding_of
 from inspector.core.schemes import Encoded, Scheme
-from inspector.core.symmetric import on_two_threads, symmetric_error_sums
 from inspector.core.target import NATIVE, Storage, Target
 
 __all__ = [
@@ -144,7 +139,7 @@ def quantize_tensor(tensor: Tensor, scheme: Scheme, target: Target = NATIVE) -> 
                 return QuantizedTensor(info, scheme, Storage(()), None, None, values, values, why)
         known = (mn, mx) if decoded.size and decoded.dtype == np.float32 else None
         enc = stage.encode(decoded, channel_axis=info.channel_axis, value_range=known)
-        if stage.round == "gptq":
+        if rounding_of(stage) == "gptq":
             enc, note = _data_rounded(tensor, enc, decoded, target)
         first = first or enc
     return QuantizedTensor(info, scheme, storage, enc, first, x, None, None, 0, note)
@@ -256,40 +251,19 @@ def _gzip_and_sums(q: QuantizedTensor) -> tuple[tuple[int, float], ErrorSums]:
 
 def _error_sums(q: QuantizedTensor) -> ErrorSums:
     """Error sums of the stored encoding, from the codes without a full decoded array where
-    the family allows: affine codes with the float64 maths of `affine_decode`, palettes and
-    float16/bfloat16 bit patterns through a lookup table, int8/int4 as float32 `q·scale`."""
+    the family allows (`Family.error_sums`), else against the decoded values."""
     enc, stored = q.encoded, q.storage.stored
     fast = "decoded" not in q.__dict__ and enc is not None and stored is not None
-    sums = _sums_from_codes(q.original, enc, stored.family) if fast else None
+    sums = enc.scheme.family.error_sums(q.original, enc) if fast and enc is not None else None
     return sums if sums is not None else error_sums(q.original, q.decoded)
-
-
-def _sums_from_codes(x: np.ndarray, enc: Encoded, family: str) -> ErrorSums | None:
-    codes, p = enc.codes, enc.params
-    if family == "affine" and codes.dtype.kind == "u":
-        return affine_error_sums(x, codes, float(p["min"]), float(p["scale"]))
-    if kernels.get() is None:  # numpy: a table gather is no faster than the decoded array
-        return None
-    if family == "kmeans":
-        return lut_error_sums(x, codes, p["palette"])
-    if family == "float" and codes.dtype.itemsize == 2:
-        return lut_error_sums(x, codes.view(np.uint16), _float_lut(codes.dtype))
-    if family in ("int8", "int4"):
-        return symmetric_error_sums(x, codes, p["scales"], p.get("group"), p["axis"])
-    return None
-
-
-@lru_cache(maxsize=4)
-def _float_lut(dtype: np.dtype) -> np.ndarray:
-    """float32 value of every bit pattern of a 16-bit float dtype."""
-    return np.arange(1 << 16, dtype=np.uint16).view(dtype).astype(np.float32)
 
 
 def _gzip_views(q: QuantizedTensor) -> tuple[int, float]:
     """Estimated gzip size of the tensor's stored bytes, from views of its codes (no copy);
     tiny parameter blocks count as their raw size."""
     if q.encoded is not None:
-        views = _packed_views(q.encoded) or q.encoded.byte_views()
+        family = q.encoded.scheme.family
+        views = family.packed_views(q.encoded) or q.encoded.byte_views()
     else:
         views = [np.ascontiguousarray(q.original).reshape(-1).view(np.uint8)]
     size, var = 0, 0.0
@@ -301,16 +275,6 @@ def _gzip_views(q: QuantizedTensor) -> tuple[int, float]:
         est, rel = gzip_estimate(v)
         size, var = size + est, var + (rel * est) ** 2
     return size, math.sqrt(var) / size if size else 0.0
-
-
-def _packed_views(enc: Encoded) -> list[Any] | None:
-    """Sub-byte codes as a lazily packed stream plus the parameter bytes (the stored bytes in
-    order), so the gzip estimate packs only its sampled blocks; None for unpacked codes."""
-    fam, bits = enc.scheme.family, enc.scheme.bits
-    if fam not in ("affine", "kmeans", "int4") or bits in (8, 16):
-        return None
-    offset = 8 if fam == "int4" else 0
-    return [PackedCodes(enc.codes, bits, offset), params_bytes(enc.scheme, enc.params)]
 
 
 def _affine_numbers(enc: Encoded | None) -> tuple[float, ...]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from inspector.core.model import TensorInfo
+from inspector.core.rounding.options import rounding_of
 from inspector.core.schemes import Scheme
 
 if TYPE_CHECKING:
@@ -96,7 +97,7 @@ class Target:
 
     def cache_key(self, scheme: Scheme) -> str:
         """What, besides tensor and spec, a cached result under this target depends on."""
-        if scheme.round == "gptq" and self.rounding is not None:
+        if rounding_of(scheme) == "gptq" and self.rounding is not None:
             return f"{self.name}+{self.rounding.key}"
         return self.name
 

@@ -23,8 +23,8 @@ import numpy as np
 from inspector.core.errors import InspectorError
 from inspector.core.model import Model
 from inspector.engine.errors import EvaluationUnavailable
-from inspector.formats._onnx_edit import Replacement, apply_replacements
-from inspector.formats._onnx_proto import MISSING_EXTRA, materialize_external, require_onnx
+from inspector.formats.onnx.edit import Replacement, apply_replacements
+from inspector.formats.onnx.proto import MISSING_EXTRA, materialize_external, require_onnx
 
 __all__ = ["OnnxExecutor"]
 

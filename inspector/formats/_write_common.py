@@ -9,13 +9,13 @@ rows know and which applies identically with `Plan.from_json`.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 
 from inspector.core.model import TensorInfo
+from inspector.core.preview import QuantizedTensor
 from inspector.core.schemes import Scheme, parse_scheme
 from inspector.core.target import Storage
 
@@ -24,6 +24,8 @@ __all__ = [
     "PLAN_KEY",
     "dequantized_storage",
     "dry_params",
+    "plain_dtype",
+    "plain_values",
     "resolved_plan",
     "resolved_plan_json",
 ]
@@ -46,10 +48,11 @@ def resolved_plan_json(pairs: Iterable[tuple[str, str]]) -> str:
 
 def dequantized_storage(info: TensorInfo, scheme: Scheme) -> Storage:
     """Formats holding plain values (Keras, npz): the scheme's decoded values re-stored as
-    float32 (exact: decode returns float32), float16 kept as float16."""
+    float32 (exact: decode returns float32); values that float16 holds exactly stay float16
+    (every format holding plain values has float16; bfloat16 it rarely has)."""
     if scheme.is_identity:
         return Storage(())
-    if scheme.name == "float16":
+    if scheme.exact_dtype == "float16":
         return Storage((scheme,))
     return Storage((scheme, FLOAT32), "")
 
@@ -57,18 +60,19 @@ def dequantized_storage(info: TensorInfo, scheme: Scheme) -> Storage:
 def dry_params(info: TensorInfo, scheme: Scheme) -> dict[str, Any]:
     """Zero-valued `Encoded.params` of `scheme` for `info`, with the real keys, types and shapes
     (layout-only predictions of container bytes: the values do not change their size)."""
-    fam = scheme.family
     axis = scheme.resolve_axis(info.shape, info.channel_axis)
-    if fam == "affine":
-        return {"min": 0.0, "scale": 1.0}
-    if fam in ("int8", "int4"):
-        channels = 1 if axis is None else info.shape[axis]
-        rows = math.prod(info.shape) // channels if channels else 0
-        if fam == "int8":
-            return {"scales": np.zeros(channels, np.float32), "axis": axis}
-        groups = -(-rows // scheme.group)
-        scales = np.zeros((channels, groups), np.float16)
-        return {"scales": scales, "axis": axis, "group": scheme.group}
-    if fam == "kmeans":
-        return {"palette": np.zeros(1 << scheme.bits, np.float32)}
-    return {}
+    return scheme.family.dry_params(scheme, info.shape, axis)
+
+
+def plain_values(q: QuantizedTensor) -> np.ndarray:
+    """What a format holding plain arrays (Keras, npz) stores for one quantized tensor: the
+    input's own values when kept, else the decoded values — float16 when that holds them
+    exactly, float32 otherwise."""
+    if q.encoded is None:
+        return np.asarray(q.original)
+    return np.asarray(q.decoded, dtype=plain_dtype(q.encoded.scheme)).reshape(q.info.shape)
+
+
+def plain_dtype(stored: Scheme) -> np.dtype:
+    """The dtype `plain_values` uses for a tensor stored as `stored`."""
+    return np.dtype("float16" if stored.exact_dtype == "float16" else "float32")

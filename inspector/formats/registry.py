@@ -37,13 +37,13 @@ _JSON_SNIFF_BYTES = 64 * 1024 * 1024
 
 
 _READERS = {
-    "tfjs": ("tfjs", "read_tfjs"),
-    "tfjs-weights": ("tfjs", "read_tfjs_weights"),
-    "keras-h5": ("keras_h5", "read_keras_h5"),
-    "keras": ("keras_zip", "read_keras_zip"),
-    "safetensors": ("safetensors", "read_safetensors"),
-    "npz": ("npz", "read_npz"),
-    "onnx": ("onnx", "read_onnx"),
+    "tfjs": ("tfjs.reader", "read_tfjs"),
+    "tfjs-weights": ("tfjs.reader", "read_tfjs_weights"),
+    "keras-h5": ("keras.h5_reader", "read_keras_h5"),
+    "keras": ("keras.zip_reader", "read_keras_zip"),
+    "safetensors": ("safetensors.reader", "read_safetensors"),
+    "npz": ("npz.reader", "read_npz"),
+    "onnx": ("onnx.reader", "read_onnx"),
 }
 # When the content is damaged, the suffix still says which reader gives the precise reason.
 _BY_SUFFIX = {
@@ -85,7 +85,7 @@ def sniff_format(path: str | os.PathLike) -> str | None:
         fmt = _sniff_json(p, size)
         if fmt is not None:
             return fmt
-    from inspector.formats.onnx import looks_like_onnx
+    from inspector.formats.onnx.reader import looks_like_onnx
 
     if looks_like_onnx(p):
         return "onnx"
@@ -149,7 +149,7 @@ def _sniff_json(p: Path, size: int) -> str | None:
         doc = load_json_bytes(p, data)
     except (OSError, FormatError):
         return "tfjs" if p.name == "model.json" else None
-    from inspector.formats.tfjs import is_weights_manifest
+    from inspector.formats.tfjs.reader import is_weights_manifest
 
     if isinstance(doc, dict) and ("weightsManifest" in doc or "modelTopology" in doc):
         return "tfjs"

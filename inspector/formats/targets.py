@@ -41,7 +41,13 @@ def get_target(name: str) -> Target:
 def _load_writers() -> None:
     import importlib
 
-    for module in ("tfjs_write", "keras_write", "safetensors_write", "npz_write", "onnx_write"):
+    for module in (
+        "tfjs.writer",
+        "keras.writer",
+        "safetensors.writer",
+        "npz.writer",
+        "onnx.writer",
+    ):
         full = f"inspector.formats.{module}"
         try:
             importlib.import_module(full)

@@ -56,15 +56,15 @@ def make_window(path: str | None = None, settings: object = None) -> object:
 def run_gui(path: str | None = None) -> int:
     """Open the window on `path` (or the bundled demo model), run the event loop, return its
     exit code."""
-    from inspector.core import kernels
-    from inspector.display_check import display_problem
+    from inspector.core import jit
+    from inspector.ui.display_check import display_problem
 
     problem = display_problem()
     if problem is not None:
         print(f"quant-inspector: {problem}", file=sys.stderr)
         return 2
-    kernels.get()  # compiled kernels load in the background while the window is built
-    from inspector.formats.h5probe import warm
+    jit.get()  # compiled kernels load in the background while the window is built
+    from inspector.formats.keras.h5probe import warm
 
     warm()  # and the HDF5 probe child starts, so opening an .h5 does not wait for it
     from PySide6.QtWidgets import QApplication

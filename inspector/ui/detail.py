@@ -106,7 +106,7 @@ def _channel_axis(tensor: Tensor, scheme: Scheme) -> int | None:
 
 
 def _per_channel(scheme: Scheme) -> bool:
-    return scheme.family in ("int8", "int4")
+    return scheme.family.per_channel
 
 
 def _sample_index(size: int, n: int, seed: int = 0) -> np.ndarray | None:
@@ -244,9 +244,9 @@ def clip_spec_for_range(spec: str, sorted_sample: np.ndarray, lo: float, hi: flo
     """
     scheme = parse_scheme(spec)
     n = sorted_sample.size
-    if scheme.family not in ("affine", "int8", "int4") or n == 0:
+    if not takes_clip(scheme) or n == 0:
         return scheme.spec
-    if scheme.family == "affine":
+    if scheme.family.clip_bounds == "range":
         below = np.searchsorted(sorted_sample, lo, side="left")
         above = n - np.searchsorted(sorted_sample, hi, side="right")
         p = 100.0 * (1.0 - 0.5 * (below + above) / n)
@@ -272,10 +272,15 @@ def _levels_and_clip(
     levels = curves.quantization_levels(scheme, x, channel=channel, channel_axis=ch_axis)
     n_levels = None if levels is None else int(np.asarray(levels).size)
     clip = None
-    if scheme.family in ("affine", "int8", "int4"):
+    if takes_clip(scheme):
         lo, hi = curves.clip_range(scheme, x, channel_axis=axis)
         clip = (float(lo), float(hi))
     return (None if levels is None else np.asarray(levels, dtype=np.float64)), n_levels, clip
+
+
+def takes_clip(scheme: Scheme) -> bool:
+    """True when the scheme has a clip range the user can drag (option `clip`)."""
+    return any(o.key == "clip" for o in scheme.family.options(scheme.name))
 
 
 def sine_demo(n: int = 20_000) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:

@@ -76,7 +76,7 @@ class ExportActions(QObject):
             self.export(request)
 
     def export(self, request: ExportRequest) -> None:
-        from inspector.export import export_model
+        from inspector.formats.export import export_model
 
         model, plan = self.state.model, self.state.plan
 

@@ -93,8 +93,8 @@ def default_output(model: Model, fmt: str) -> Path:
 def output_problem(model: Model, out: str) -> str:
     """Why `out` cannot be written ("" when it can); an existing output is not a problem here
     (the user is asked), the input itself always is."""
-    from inspector.export import input_paths
     from inspector.formats.atomic import check_output
+    from inspector.formats.export import input_paths
 
     if not out.strip():
         return "choose where to write"
@@ -171,7 +171,7 @@ class ExportDialog(QDialog):
         layout.addWidget(self.buttons)
 
     def _own_format(self) -> str:
-        from inspector.export import default_format
+        from inspector.formats.export import default_format
 
         try:
             return default_format(self.model)

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from inspector.core.errors import InspectorError
-from inspector.core.schemes import SCHEME_NAMES
+from inspector.core.schemes import scheme_names
 from inspector.ui.evaluation import EvaluationController
 from inspector.ui.formatting import format_bytes, format_count, format_db
 from inspector.ui.sensitivity_panel import SensitivityPanel
@@ -103,7 +103,7 @@ class OutputPanel(QWidget):
     def _build_analysis_box(self) -> QGroupBox:
         box = QGroupBox("Sensitivity and size budget")
         self.scheme_combo = QComboBox(editable=True)
-        self.scheme_combo.addItems(list(SCHEME_NAMES))
+        self.scheme_combo.addItems(list(scheme_names()))
         self.scheme_combo.setCurrentText("uint8")
         self.sens_button = QPushButton("Run sensitivity")
         self.sens_button.setToolTip("Quantize one layer at a time with this scheme; rank layers")

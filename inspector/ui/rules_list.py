@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 
 from inspector.core.errors import InspectorError
 from inspector.core.plan import Rule
-from inspector.core.schemes import SCHEME_NAMES, parse_scheme
+from inspector.core.schemes import parse_scheme, scheme_names
 from inspector.ui.state import AppState
 from inspector.ui.tensor_table import SchemeDelegate, SchemeValidator
 
@@ -120,7 +120,7 @@ class RulesList(QGroupBox):
         self.state = state
         self.default_combo = QComboBox()
         self.default_combo.setEditable(True)
-        self.default_combo.addItems(list(SCHEME_NAMES))
+        self.default_combo.addItems(list(scheme_names()))
         self.default_combo.setValidator(SchemeValidator(self.default_combo))
         self.default_combo.lineEdit().editingFinished.connect(self._default_edited)
         self.default_combo.activated.connect(lambda _: self._default_edited())

@@ -1,13 +1,15 @@
-"""Scheme editor for the selected tensors: preset, bits, axis, group, clip, sparsity, skip.
+"""Scheme editor for the selected tensors: preset, bits and the scheme's options.
 
-The widgets build a spec (shown and editable as text); "Apply to selection" writes per-tensor
-overrides, "Set as default" the plan's default, "Add rule" a glob rule — each one undo step.
-Spin edits are debounced (~150 ms) before the spec is rebuilt or, with "Live", applied.
+The option widgets are built from the scheme families' option declarations (`Family.options`:
+kind, range, default), so a new family's options appear here without an edit. The widgets build
+a spec (shown and editable as text); "Apply to selection" writes per-tensor overrides, "Set as
+default" the plan's default, "Add rule" a glob rule — each one undo step. Spin edits are
+debounced (~150 ms) before the spec is rebuilt or, with "Live", applied.
 """
 
 from __future__ import annotations
 
-import dataclasses
+from typing import Any
 
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import (
@@ -26,12 +28,117 @@ from PySide6.QtWidgets import (
 )
 
 from inspector.core.errors import InspectorError
-from inspector.core.schemes import SCHEME_NAMES, Scheme, parse_scheme
+from inspector.core.schemes import (
+    COMMON_OPTIONS,
+    Option,
+    Scheme,
+    families,
+    parse_scheme,
+    scheme_names,
+)
 from inspector.ui.state import AppState
 
 __all__ = ["SchemeEditor"]
 
-_AXIS_DEFAULT = "layout's output axis"
+_DEFAULT = "default"
+
+
+class _OptionWidget(QWidget):
+    """One option's control, built from its declaration; `value()` None means the default."""
+
+    def __init__(self, option: Option, changed: Any) -> None:
+        super().__init__()
+        self.option = option
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        self.main: QWidget
+        self.percentile: QDoubleSpinBox | None = None
+        if option.kind == "clip":
+            combo = QComboBox()
+            combo.addItems(["minmax", "percentile", "mse"])
+            self.percentile = QDoubleSpinBox(minimum=50.01, maximum=100.0, decimals=2, value=99.9)
+            self.percentile.setSuffix(" %")
+            self.percentile.valueChanged.connect(changed)
+            combo.currentIndexChanged.connect(changed)
+            combo.currentIndexChanged.connect(self._enable_percentile)
+            row.addWidget(combo, 1)
+            row.addWidget(self.percentile)
+            self.main = combo
+        elif option.kind == "int" and option.default is None:
+            combo = QComboBox()
+            combo.addItems([_DEFAULT, *(str(i) for i in range(-1, 6))])
+            combo.setEditable(True)
+            combo.currentTextChanged.connect(changed)
+            self.main = combo
+        elif option.kind == "int":
+            spin = QSpinBox(minimum=int(option.minimum or 0), maximum=int(option.maximum or 2**30))
+            spin.valueChanged.connect(changed)
+            self.main = spin
+        elif option.kind == "float":
+            fspin = QDoubleSpinBox(decimals=3, singleStep=0.05)
+            fspin.setRange(option.minimum or 0.0, (option.maximum or 1e9) - 1e-3)
+            fspin.valueChanged.connect(changed)
+            self.main = fspin
+        elif option.kind == "choice":
+            choice = QComboBox()
+            choice.addItems(list(option.choices))
+            choice.currentIndexChanged.connect(changed)
+            self.main = choice
+        else:
+            line = QLineEdit(placeholderText=str(option.default or ""))
+            line.editingFinished.connect(changed)
+            self.main = line
+        if option.kind != "clip":
+            row.addWidget(self.main, 1)
+        self.setToolTip(option.help)
+
+    def _enable_percentile(self) -> None:
+        if self.percentile is not None:
+            on = self.isEnabled() and self.main.currentText() == "percentile"  # type: ignore[attr-defined]
+            self.percentile.setEnabled(on)
+
+    def set_value(self, value: Any) -> None:
+        o, w = self.option, self.main
+        if o.kind == "clip":
+            head, _, pct = str(value).partition(":")
+            w.setCurrentText(head)  # type: ignore[attr-defined]
+            if pct and self.percentile is not None:
+                self.percentile.setValue(float(pct))
+        elif o.kind == "int" and o.default is None:
+            w.setCurrentText(_DEFAULT if value is None else str(value))  # type: ignore[attr-defined]
+        elif isinstance(w, QSpinBox | QDoubleSpinBox):
+            w.setValue(value if value is not None else o.default)
+        elif isinstance(w, QComboBox):
+            w.setCurrentText(str(value))
+        elif isinstance(w, QLineEdit):
+            w.setText("" if value in (None, o.default) else str(value))
+        self._enable_percentile()
+
+    def value(self) -> Any:
+        o, w = self.option, self.main
+        if o.kind == "clip":
+            head = w.currentText()  # type: ignore[attr-defined]
+            pct = self.percentile.value() if self.percentile is not None else 99.9
+            return f"percentile:{pct:g}" if head == "percentile" else head
+        if o.kind == "int" and o.default is None:
+            text = w.currentText().strip()  # type: ignore[attr-defined]
+            return None if text in ("", _DEFAULT) else int(text)
+        if isinstance(w, QSpinBox | QDoubleSpinBox):
+            return w.value()
+        if isinstance(w, QComboBox):
+            return w.currentText()
+        text = w.text().strip()  # type: ignore[attr-defined]
+        return text or None
+
+
+def _all_options() -> list[Option]:
+    """Every option some family declares (first declaration wins), then the common ones."""
+    seen: dict[str, Option] = {}
+    for family in families():
+        for name in family.names():
+            for option in family.options(name):
+                seen.setdefault(option.key, option)
+    return [*seen.values(), *COMMON_OPTIONS]
 
 
 class SchemeEditor(QGroupBox):
@@ -42,18 +149,9 @@ class SchemeEditor(QGroupBox):
         self.state = state
         self._loading = False
         self.preset = QComboBox()
-        self.preset.addItems(list(SCHEME_NAMES))
+        self.preset.addItems(list(scheme_names()))
         self.bits = QSpinBox(minimum=1, maximum=32, suffix=" bits")
-        self.axis = QComboBox()
-        self.axis.addItems([_AXIS_DEFAULT, "0", "1", "2", "3"])
-        self.group = QSpinBox(minimum=1, maximum=4096, value=32)
-        self.clip = QComboBox()
-        self.clip.addItems(["minmax", "percentile", "mse"])
-        self.percentile = QDoubleSpinBox(minimum=50.01, maximum=100.0, decimals=2, value=99.9)
-        self.percentile.setSuffix(" %")
-        self.sparsity = QDoubleSpinBox(minimum=0.0, maximum=0.99, decimals=2, singleStep=0.05)
-        self.skip = QSpinBox(minimum=0, maximum=1 << 30, singleStep=64)
-        self.skip.setToolTip("Keep tensors with fewer elements than this as they are (0 = never)")
+        self.options = {o.key: _OptionWidget(o, self._schedule) for o in _all_options()}
         self.spec_edit = QLineEdit()
         self.spec_edit.setToolTip("The scheme spec, DESIGN §3: NAME[:key=value,…]")
         self.error = QLabel("")
@@ -71,18 +169,22 @@ class SchemeEditor(QGroupBox):
         state.plan_changed.connect(self.load_selection)
         self.load_selection()
 
+    @property
+    def clip(self) -> QComboBox:
+        return self.options["clip"].main  # type: ignore[return-value]
+
+    @property
+    def percentile(self) -> QDoubleSpinBox:
+        spin = self.options["clip"].percentile
+        assert spin is not None
+        return spin
+
     def _build_layout(self) -> None:
         form = QFormLayout()
         form.addRow("Preset", self.preset)
         form.addRow("Bits", self.bits)
-        form.addRow("Channel axis", self.axis)
-        form.addRow("Group size", self.group)
-        clip_row = QHBoxLayout()
-        clip_row.addWidget(self.clip, 1)
-        clip_row.addWidget(self.percentile)
-        form.addRow("Clip", clip_row)
-        form.addRow("Sparsity", self.sparsity)
-        form.addRow("Skip below", self.skip)
+        for widget in self.options.values():
+            form.addRow(widget.option.label, widget)
         form.addRow("Spec", self.spec_edit)
         self.apply_button = QPushButton("Apply to selection")
         self.apply_button.setToolTip("Per-tensor override for every selected tensor (Ctrl+Return)")
@@ -107,12 +209,7 @@ class SchemeEditor(QGroupBox):
 
     def _connect(self) -> None:
         self.preset.currentIndexChanged.connect(self._preset_changed)
-        for spin in (self.bits, self.group, self.skip):
-            spin.valueChanged.connect(self._schedule)
-        for spin in (self.percentile, self.sparsity):
-            spin.valueChanged.connect(self._schedule)
-        self.axis.currentIndexChanged.connect(self._schedule)
-        self.clip.currentIndexChanged.connect(self._schedule)
+        self.bits.valueChanged.connect(self._schedule)
         self.spec_edit.editingFinished.connect(self._spec_typed)
         self.apply_button.clicked.connect(self.apply)
         self.default_button.clicked.connect(self.set_default)
@@ -141,29 +238,20 @@ class SchemeEditor(QGroupBox):
         try:
             self.preset.setCurrentText(scheme.name)
             self.bits.setValue(scheme.bits)
-            self.axis.setCurrentIndex(0 if scheme.axis is None else min(scheme.axis + 1, 4))
-            self.group.setValue(scheme.group or 32)
-            head, _, p = scheme.clip.partition(":")
-            self.clip.setCurrentText(head)
-            if p:
-                self.percentile.setValue(float(p))
-            self.sparsity.setValue(scheme.sparsity)
-            self.skip.setValue(scheme.skip)
+            takes = self._taken(scheme)
+            for key, widget in self.options.items():
+                widget.setEnabled(key in takes)
+                if key in takes:
+                    widget.set_value(scheme.option(key))
+            self.bits.setEnabled(len(scheme.family.bit_choices(scheme.name)) > 1)
             self.spec_edit.setText(scheme.spec)
             self.error.setText("")
-            self._enable(scheme)
         finally:
             self._loading = False
 
-    def _enable(self, scheme: Scheme) -> None:
-        family = scheme.family
-        self.bits.setEnabled(family in ("affine", "kmeans"))
-        self.axis.setEnabled(family in ("int8", "int4"))
-        self.group.setEnabled(family == "int4")
-        self.clip.setEnabled(family in ("affine", "int8", "int4"))
-        self.percentile.setEnabled(
-            self.clip.isEnabled() and self.clip.currentText() == "percentile"
-        )
+    @staticmethod
+    def _taken(scheme: Scheme) -> set[str]:
+        return {o.key for o in (*scheme.family.options(scheme.name), *COMMON_OPTIONS)}
 
     # -- widgets → spec ---------------------------------------------------------------------
     def _preset_changed(self) -> None:
@@ -182,33 +270,17 @@ class SchemeEditor(QGroupBox):
         if not self._loading:
             self._debounce.start()
 
-    def _name_for_bits(self) -> str:
-        name = self.preset.currentText()
-        family, bits = Scheme(name).family, self.bits.value()
-        if family == "affine" and Scheme(name).bits != bits:
-            return {8: "uint8", 16: "uint16"}.get(bits, f"affine{min(max(bits, 2), 16)}")
-        if family == "kmeans":
-            return f"kmeans{min(max(bits, 1), 8)}"
-        return name
-
     def build_scheme(self) -> Scheme:
         """The scheme the widgets describe; options a scheme does not take are left out."""
-        scheme = Scheme(self._name_for_bits())
-        family = scheme.family
-        kw: dict[str, object] = {"sparsity": self.sparsity.value(), "skip": self.skip.value()}
-        if family in ("int8", "int4") and self.axis.currentIndex() > 0:
-            kw["axis"] = self.axis.currentIndex() - 1
-        if family == "int4":
-            kw["group"] = self.group.value()
-        if family in ("affine", "int8", "int4"):
-            clip = self.clip.currentText()
-            kw["clip"] = f"percentile:{self.percentile.value():g}" if clip == "percentile" else clip
-        return dataclasses.replace(scheme, **kw)
+        name = self.preset.currentText()
+        name = Scheme(name).family.name_for_bits(name, self.bits.value())
+        takes = self._taken(Scheme(name))
+        return Scheme.build(name, {k: w.value() for k, w in self.options.items() if k in takes})
 
     def _widgets_changed(self) -> None:
         try:
             scheme = self.build_scheme()
-        except InspectorError as exc:
+        except (InspectorError, ValueError) as exc:
             self.error.setText(str(exc))
             return
         self.set_scheme(scheme)

@@ -14,7 +14,7 @@ from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import QComboBox, QStyledItemDelegate, QStyleOptionViewItem, QWidget
 
 from inspector.core.errors import InspectorError
-from inspector.core.schemes import SCHEME_NAMES, parse_scheme
+from inspector.core.schemes import parse_scheme, scheme_names
 
 __all__ = [
     "NAME_ROLE",
@@ -95,7 +95,7 @@ class SchemeDelegate(QStyledItemDelegate):
         combo = QComboBox(parent)
         combo.setEditable(True)
         combo.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
-        combo.addItems(list(SCHEME_NAMES))
+        combo.addItems(list(scheme_names()))
         combo.setValidator(SchemeValidator(combo))
         return combo
 

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-import inspector.display_check as dc
+import inspector.ui.display_check as dc
 from inspector.cli import main
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only")

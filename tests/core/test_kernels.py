@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from inspector.core import kernels
+from inspector.core import jit
 from inspector.core.model import Tensor, TensorInfo
 from inspector.core.preview import preview_tensor
 from inspector.core.schemes import parse_scheme
 from tests.core.conftest import jit_and_numpy as _both
 
-pytestmark = pytest.mark.skipif(kernels.wait(120) is None, reason="numba not available")
+pytestmark = pytest.mark.skipif(jit.wait(120) is None, reason="numba not available")
 
 SPECS = [
     "float16",
@@ -83,14 +83,14 @@ def test_float16_every_pattern() -> None:
     bits = np.concatenate([bits, edges, bits | np.uint32(0x80000000)])
     x = bits.view(np.float32)
     out = np.empty(x.size, dtype=np.uint16)
-    kernels.wait().f16_encode(x, x.view(np.uint32), out)
+    jit.wait().f16_encode(x, x.view(np.uint32), out)
     np.testing.assert_array_equal(out, x.astype(np.float16).view(np.uint16))
 
 
 def test_disabled_by_env(monkeypatch) -> None:
     monkeypatch.setenv("QUANT_INSPECTOR_NO_JIT", "1")
-    assert kernels.get() is None
-    assert kernels.wait() is None
+    assert jit.get() is None
+    assert jit.wait() is None
 
 
 @pytest.mark.parametrize("bits", [1, 2, 3, 4, 5, 7, 9, 12])

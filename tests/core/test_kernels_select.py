@@ -7,12 +7,13 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from inspector.core import clipping, codecs, kernels, kmeans
-from inspector.core.schemes import parse_scheme
-from inspector.core.symmetric import symmetric_error_sums
+from inspector.core import clipping, jit
+from inspector.core.schemes import affine, floats, kmeans, parse_scheme, symmetric
+from inspector.core.schemes import kmeans_math as kmeans_math
+from inspector.core.schemes.symmetric_math import symmetric_error_sums
 from tests.core.conftest import jit_and_numpy as _both
 
-pytestmark = pytest.mark.skipif(kernels.wait(120) is None, reason="numba not available")
+pytestmark = pytest.mark.skipif(jit.wait(120) is None, reason="numba not available")
 
 
 @pytest.mark.parametrize("n", [1000, 600_001])
@@ -48,7 +49,7 @@ def test_affine_mse_grid_same_choice(monkeypatch, bits) -> None:
     rng = np.random.default_rng(bits)
     sample = rng.standard_t(3, 20_000) * 0.02
     mn, mx = float(sample.min()), float(sample.max())
-    fast, slow = _both(monkeypatch, lambda: codecs._affine_best_shrink(sample, mn, mx, bits))
+    fast, slow = _both(monkeypatch, lambda: affine._best_shrink(sample, mn, mx, bits))
     assert fast == slow
     assert fast < 1.0  # heavy tails: some clipping pays
 
@@ -61,9 +62,7 @@ def test_symmetric_mse_grid_same_choice(monkeypatch, name, qmax) -> None:
     absmax[:5] = 0  # an all-zero group
     absmax[5:9] = [1e-7, 3e-5, 2e6, 7e5]  # float16 subnormal and saturated scales
     scheme = SimpleNamespace(name=name)
-    fast, slow = _both(
-        monkeypatch, lambda: codecs._symmetric_best_shrink(scheme, vals, absmax, qmax)
-    )
+    fast, slow = _both(monkeypatch, lambda: symmetric._best_shrink(scheme, vals, absmax, qmax))
     assert fast == slow
     assert fast < 1.0
 
@@ -83,9 +82,9 @@ def test_int4_grid_scales_round_like_numpy_float16() -> None:
     absmax = np.concatenate([absmax, cands[tie][:300]])
     vals = (absmax * rng.uniform(-1, 1, absmax.size)).astype(np.float32)
     grid = np.ones(1, dtype=np.float32)
-    jit = kernels.get()
+    compiled = jit.get()
     for i in [*range(0, 12_000, 7), *range(12_000, absmax.size)]:
-        got = jit.sym_mse_grid(vals[i : i + 1], absmax[i : i + 1], grid, np.float32(7), True)
+        got = compiled.sym_mse_grid(vals[i : i + 1], absmax[i : i + 1], grid, np.float32(7), True)
         s = np.minimum(absmax[i : i + 1].astype(np.float64) / 7, 65504).astype(np.float16)
         s = s.astype(np.float32)
         q = np.clip(np.rint(vals[i : i + 1] / np.where(s > 0, s, 1)), -7, 7)
@@ -97,12 +96,12 @@ def test_kmeans_seed_and_assign_identical(monkeypatch, k) -> None:
     rng = np.random.default_rng(k)
     x = (rng.standard_normal(1_100_000) * 0.05).astype(np.float32)  # > 1M: two halves
     x[::997] *= 60
-    vals = kmeans._fit_values(x, 0)
-    fast, slow = _both(monkeypatch, lambda: kmeans._seed_centers(vals, k, 0))
+    vals = kmeans_math._fit_values(x, 0)
+    fast, slow = _both(monkeypatch, lambda: kmeans_math._seed_centers(vals, k, 0))
     assert np.array_equal(fast, slow)
-    palette = kmeans.fit_palette(x, k)
-    fast, slow = _both(monkeypatch, lambda: kmeans.assign_codes(x, palette))
-    exact = np.searchsorted(kmeans._boundaries_float32(palette), x, side="left")
+    palette = kmeans_math.fit_palette(x, k)
+    fast, slow = _both(monkeypatch, lambda: kmeans_math.assign_codes(x, palette))
+    exact = np.searchsorted(kmeans_math._boundaries_float32(palette), x, side="left")
     assert np.array_equal(fast, exact) and np.array_equal(slow, exact)
 
 
@@ -110,9 +109,9 @@ def test_kmeans_seed_and_assign_identical(monkeypatch, k) -> None:
 def test_lloyd_identical(monkeypatch, k) -> None:
     rng = np.random.default_rng(k + 1)
     x = (rng.standard_t(4, 300_000) * 0.05).astype(np.float32)
-    vals = kmeans._fit_values(x, 0)
-    seeds = kmeans._seed_centers(vals, k, 0)
-    fast, slow = _both(monkeypatch, lambda: kmeans._lloyd(vals, seeds.copy()))
+    vals = kmeans_math._fit_values(x, 0)
+    seeds = kmeans_math._seed_centers(vals, k, 0)
+    fast, slow = _both(monkeypatch, lambda: kmeans_math._lloyd(vals, seeds.copy()))
     assert fast.tobytes() == slow.tobytes()
 
 
@@ -120,7 +119,7 @@ def test_palette_decode_identical(monkeypatch) -> None:
     rng = np.random.default_rng(5)
     palette = np.sort(rng.standard_normal(16)).astype(np.float32)
     codes = rng.integers(0, 16, (300, 70)).astype(np.uint8)
-    fast, slow = _both(monkeypatch, lambda: codecs._palette_decode(codes, palette))
+    fast, slow = _both(monkeypatch, lambda: kmeans.palette_decode(codes, palette))
     assert fast.dtype == np.float32 and fast.shape == codes.shape
     assert fast.tobytes() == slow.tobytes() == palette[codes].tobytes()
 
@@ -153,13 +152,13 @@ def test_bfloat16_cast_identical_at_every_rounding_boundary(monkeypatch) -> None
     lows = np.array([0, 1, 0x7FFF, 0x8000, 0x8001, 0xFFFF], dtype=np.uint32)
     x = (high[:, None] | lows[None, :]).reshape(-1).view(np.float32)
     x = x[np.isfinite(x)]
-    fast, slow = _both(monkeypatch, lambda: codecs.float_cast(x, "bfloat16"))
+    fast, slow = _both(monkeypatch, lambda: floats.float_cast(x, "bfloat16"))
     assert fast[1] == slow[1] > 0  # values beyond bfloat16's max are counted, saturated
     assert fast[0].view(np.uint16).tobytes() == slow[0].view(np.uint16).tobytes()
 
 
 def test_on_two_threads_raises_the_second_calls_error() -> None:
-    from inspector.core.symmetric import on_two_threads
+    from inspector.core.chunking import on_two_threads
 
     def broken() -> int:
         raise ValueError("second half failed")

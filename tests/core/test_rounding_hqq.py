@@ -16,7 +16,7 @@ from inspector.core.rounding.hqq import (
     symmetric_objective,
 )
 from inspector.core.schemes import parse_scheme
-from inspector.core.symmetric import as_rows, group_absmax, int4_scales, int8_scales
+from inspector.core.schemes.symmetric_math import as_rows, group_absmax, int4_scales, int8_scales
 
 
 def _tensors(seed: int) -> list[np.ndarray]:
@@ -112,15 +112,14 @@ def test_round_hqq_is_an_ordinary_encoding(spec):
     decoded = tuned.decode(enc)
     assert decoded.dtype == np.float32 and decoded.shape == x.shape
     # decoding the same codes with the same parameters is what every writer stores
-    fam = plain.family
-    if fam == "affine":
+    if plain.family.id == "affine":
         expect = (enc.codes.astype(np.float64) * enc.params["scale"] + enc.params["min"]).astype(
             np.float32
         )
         assert np.array_equal(decoded, expect)
         assert enc.codes.max() <= (1 << plain.bits) - 1
     else:
-        qmax = 127 if fam == "int8" else 7
+        qmax = 127 if plain.name == "int8" else 7
         assert np.abs(enc.codes).max() <= qmax
 
 

@@ -78,7 +78,7 @@ def test_diabetes_mae_equals_real_keras_measurement():
 
 def test_evaluation_runs_what_the_export_writes(tmp_path, depthwise):
     """Export uint8 as TF.js, reopen it, run it plainly: same outputs as the evaluator's."""
-    from inspector.export import export_model
+    from inspector.formats.export import export_model
 
     plan = Plan(default="uint8").with_rule("*dw*", "int8")
     out = tmp_path / "out"

@@ -1,4 +1,4 @@
-"""Sensitivity on the depthwise demo: uint8 per tensor breaks the BN-folded depthwise kernels."""
+"""Sensitivity on the depthwise demo: uint8 per tensor breaks the BN-folded depthwise jit."""
 
 from __future__ import annotations
 

@@ -4,7 +4,8 @@ Run with the TensorFlow environment (TOOLING.md) and stock TF.js installed in no
     mkdir -p /tmp/tfjs && (cd /tmp/tfjs && npm install @tensorflow/tfjs@4.22.0)
     /work/venvs/tf/bin/python tests/export/check_real_loaders.py [--tfjs-dir /tmp/tfjs] [--json]
 Each check is skipped (and says so) when its library is absent. For every plan it exports the
-demo convnet with `inspector.export.export_model`, loads the result with tf_keras (.h5), Keras 3
+demo convnet with `inspector.formats.export.export_model`, loads the result with tf_keras
+(.h5), Keras 3
 (.keras), the `safetensors` package and stock TF.js in node (model.json + shards read with fs,
 `tf.io.fromMemory`, `loadLayersModel`, `predict`), and prints accuracy on the held-out sample,
 top-1 agreement and max |Δ output| against the unquantized model, and the TF.js gzip ratio
@@ -82,8 +83,8 @@ def _have(module: str) -> bool:
 def _export(plan_doc: dict, src: Path, fmt: str, out: Path):
     from inspector.core.plan import Plan
     from inspector.core.preview import run_preview
-    from inspector.export import export_model
     from inspector.formats import open_model
+    from inspector.formats.export import export_model
     from inspector.formats.targets import get_target
 
     plan = Plan.from_json(plan_doc)

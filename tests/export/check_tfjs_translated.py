@@ -26,8 +26,8 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from inspector.core.plan import Plan  # noqa: E402
-from inspector.export import export_model  # noqa: E402
 from inspector.formats import open_model  # noqa: E402
+from inspector.formats.export import export_model  # noqa: E402
 from tests.export.test_tfjs_layers import keras_reference, translatable_h5  # noqa: E402
 
 

@@ -158,8 +158,8 @@ def _hdf5(h: Any, data: bytes) -> None:
 
 def export_digest(src: Path, fmt: str, spec: str, tmp: Path) -> str:
     from inspector.core.plan import Plan
-    from inspector.export import export_model
     from inspector.formats import open_model
+    from inspector.formats.export import export_model
 
     suffix = ".keras" if fmt == "keras" and src.suffix == ".keras" else _SUFFIX[fmt]
     out = tmp / f"out{suffix}"

@@ -14,8 +14,9 @@ import pytest
 
 from inspector.core.plan import Plan
 from inspector.core.preview import run_preview
-from inspector.export import export_model
-from inspector.formats import keras_write, open_model
+from inspector.formats import open_model
+from inspector.formats.export import export_model
+from inspector.formats.keras import writer as keras_write
 from inspector.formats.targets import get_target
 
 RES = Path(__file__).resolve().parents[2] / "resources"

@@ -12,8 +12,8 @@ from test_roundtrip import _size, _tfjs_names, _written
 from inspector.core.plan import Plan
 from inspector.core.preview import quantize_tensor, run_preview
 from inspector.engine.rounding import GptqRounding
-from inspector.export import export_model
 from inspector.formats import open_model
+from inspector.formats.export import export_model
 from inspector.formats.targets import get_target
 
 DEMO = Path(__file__).resolve().parents[2] / "resources" / "digits_convnet"

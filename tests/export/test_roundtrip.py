@@ -10,9 +10,9 @@ import pytest
 
 from inspector.core.plan import Plan
 from inspector.core.preview import quantize_tensor, run_preview
-from inspector.export import export_model
 from inspector.formats import open_model
-from inspector.formats.safetensors_write import load_dequantized
+from inspector.formats.export import export_model
+from inspector.formats.safetensors.writer import load_dequantized
 from inspector.formats.targets import get_target
 
 DEMO = Path(__file__).resolve().parents[2] / "resources" / "digits_convnet"
@@ -79,7 +79,7 @@ def test_round_trip_bit_identical_and_sizes_exact(tmp_path, fmt, spec):
 
 
 def _tfjs_names(model) -> dict[str, str]:
-    from inspector.formats.tfjs_write import manifest_names
+    from inspector.formats.tfjs.writer import manifest_names
 
     return manifest_names(model)
 

@@ -13,8 +13,8 @@ import pytest
 from inspector.cli import main
 from inspector.core.errors import InspectorError
 from inspector.core.plan import Plan
-from inspector.export import ExportCancelled, export_model
 from inspector.formats import open_model
+from inspector.formats.export import ExportCancelled, export_model
 from inspector.report import encode_png
 
 DEMO = Path(__file__).resolve().parents[2] / "resources" / "digits_convnet"
@@ -56,7 +56,7 @@ def _leftovers(folder: Path) -> list[str]:
 
 
 def test_failure_after_first_shard_leaves_no_partial_output(tmp_path, monkeypatch):
-    from inspector.formats import tfjs_write
+    from inspector.formats.tfjs import writer as tfjs_write
 
     real_next = tfjs_write._Shards._next
 
@@ -73,7 +73,7 @@ def test_failure_after_first_shard_leaves_no_partial_output(tmp_path, monkeypatc
 
 
 def test_failure_keeps_previous_output_when_forcing(tmp_path, monkeypatch):
-    from inspector.formats import npz_write
+    from inspector.formats.npz import writer as npz_write
 
     out = tmp_path / "o.npz"
     out.write_bytes(b"previous")

@@ -11,8 +11,8 @@ import pytest
 
 from inspector.core.plan import Plan
 from inspector.core.preview import drain, exact_gzip, iter_preview, run_preview
-from inspector.export import export_model
 from inspector.formats import open_model
+from inspector.formats.export import export_model
 from inspector.formats.targets import get_target
 
 DEMO = Path(__file__).resolve().parents[2] / "resources" / "digits_convnet"

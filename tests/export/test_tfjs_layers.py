@@ -16,9 +16,9 @@ import pytest
 from inspector.core.errors import FormatError
 from inspector.core.plan import Plan
 from inspector.core.preview import run_preview
-from inspector.export import export_model
 from inspector.formats import open_model
-from inspector.formats.keras_topology import TopologyError, tfjs_model_topology
+from inspector.formats.export import export_model
+from inspector.formats.keras.topology import TopologyError, tfjs_model_topology
 from inspector.formats.targets import get_target
 
 EVERY_LAYER = (

@@ -13,7 +13,7 @@ import pytest
 
 from inspector.core.errors import FormatError
 from inspector.formats import open_model, sniff_format
-from inspector.formats.tfjs import read_tfjs
+from inspector.formats.tfjs.reader import read_tfjs
 
 _ITEM = {"float32": 4, "int32": 4, "bool": 1}
 _QITEM = {"uint8": 1, "uint16": 2, "float16": 2}

@@ -73,7 +73,7 @@ def test_constant_node_weights_of_a_real_file():
 )
 def test_onnx_export_holds_the_previewed_values(tmp_path, convnet, spec):
     from inspector.core.preview import quantize_tensor
-    from inspector.export import export_model
+    from inspector.formats.export import export_model
     from inspector.formats.targets import get_target
 
     plan = Plan().with_default(spec)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from inspector.core.errors import FormatError
-from inspector.formats.onnx import OnnxSource, looks_like_onnx, read_onnx
+from inspector.formats.onnx.reader import OnnxSource, looks_like_onnx, read_onnx
 from inspector.formats.registry import open_model, sniff_format
 from tests.onnx.conftest import convnet_proto, onnx
 

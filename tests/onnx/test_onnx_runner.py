@@ -10,7 +10,7 @@ import pytest
 
 from inspector.engine.errors import EvaluationUnavailable
 from inspector.engine.onnx_runner import OnnxExecutor
-from inspector.formats.onnx import read_onnx
+from inspector.formats.onnx.reader import read_onnx
 from tests.onnx.conftest import constant_proto, convnet_proto, if_proto, onnx, ort_run
 
 numpy_helper = onnx.numpy_helper

@@ -11,9 +11,9 @@ import pytest
 from inspector.core.plan import Plan
 from inspector.core.preview import quantize_tensor, run_preview
 from inspector.engine.onnx_runner import OnnxExecutor
-from inspector.export import export_model
-from inspector.formats.onnx import read_onnx
-from inspector.formats.onnx_write import ONNX_TARGET, PLAN_PROP
+from inspector.formats.export import export_model
+from inspector.formats.onnx.reader import read_onnx
+from inspector.formats.onnx.writer import ONNX_TARGET, PLAN_PROP
 from tests.onnx.conftest import onnx, ort_run
 
 RNG = np.random.default_rng(11)

@@ -306,7 +306,7 @@ class ForkedRunner:
     """Runs HDF5 cases in a long-lived forked worker, as the product isolates libhdf5.
 
     libhdf5 can crash or hang inside C code on damaged files, which no in-process check can
-    survive; the product walks HDF5 metadata in a child process first (formats/h5probe.py),
+    survive; the product walks HDF5 metadata in a child process first (formats/keras/h5probe.py),
     which costs an interpreter start per file. To run thousands of cases, the worker opens
     each case's files with that probe off; when it crashes or hangs, the case is replayed in a
     fresh fork with the probe on, where it must end as a clean error, and a new worker starts.

@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 from robust_helpers import MLP
 
-import inspector.export as export_mod
+import inspector.formats.export as export_mod
 from inspector.core.errors import InspectorError
 from inspector.core.plan import Plan
-from inspector.export import ExportCancelled, export_model
+from inspector.formats.export import ExportCancelled, export_model
 from inspector.formats.registry import open_model
 
 TENSORS = 50

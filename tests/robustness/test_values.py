@@ -21,7 +21,7 @@ from inspector.core.metrics import error_metrics, gzip_estimate
 from inspector.core.model import Model, Tensor
 from inspector.core.plan import Plan
 from inspector.core.preview import TensorPreview, preview_tensor, run_preview
-from inspector.core.schemes import SCHEME_NAMES, parse_scheme
+from inspector.core.schemes import parse_scheme, scheme_names
 from inspector.core.target import NATIVE
 from inspector.formats.registry import open_model
 from inspector.formats.targets import TARGET_NAMES, get_target
@@ -62,7 +62,7 @@ OTHER_DTYPES: dict[str, np.ndarray] = {
     "float16_inf": np.array([np.inf, 1.0, 2.0], np.float16),
 }
 SCHEMES = [
-    *SCHEME_NAMES,
+    *scheme_names(),
     "int8:axis=0",
     "int4:group=4",
     "int4:axis=0,group=1",

@@ -26,9 +26,9 @@ DEMOS = {
 def _compiled_kernels_loaded():
     """The app starts loading its compiled kernels at launch; the UI timing tests measure a
     running preview, not numba's one-time import and compilation, so wait for it here."""
-    from inspector.core import kernels
+    from inspector.core import jit
 
-    kernels.wait(300)
+    jit.wait(300)
 
 
 def _demo_path(name: str) -> Path:

@@ -5,10 +5,10 @@ It implements `core.rounding.data.DataRounding`: attached to the export `Target`
 every writer the same codes for a `round=gptq` stage — computed once per (tensor, scheme spec)
 for this model and data, so what the preview measured is what the file holds.
 
-The grid is the scheme's own, as `encode` fitted it (clip options included): affine min/scale
-per tensor, int8 per-channel scales, int4 per-group scales (float16, as stored). GPTQ only
-chooses codes on it. The layers' Hessians come from one forward pass over the data, on first
-use (see capture.py).
+The grid is the scheme's own, as `encode` fitted it (clip options included), element by element
+from its family (`Family.grid`: affine min/scale per tensor, int8 per-channel scales, int4
+per-group float16 scales as stored). GPTQ only chooses codes on it. The layers' Hessians come
+from one forward pass over the data, on first use (see capture.py).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import hashlib
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -29,26 +28,7 @@ from inspector.engine.errors import EvaluationUnavailable
 from inspector.engine.rounding.capture import BATCH, Capture, capture_hessians
 from inspector.engine.rounding.gptq import BLOCK, PERCDAMP, GptqError, Grid, gptq_codes
 
-__all__ = ["GptqRounding", "scheme_grid"]
-
-
-def scheme_grid(enc: Encoded, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, int]:
-    """(step, offset, lowest code, highest code) of `enc`'s grid, step and offset shaped like
-    the tensor: code q decodes to q·step + offset. Raises ValueError for a grid GPTQ cannot use.
-    """
-    fam, shape = enc.scheme.family, enc.shape
-    if fam == "affine":
-        if values.size and float(values.min()) == float(values.max()):
-            raise ValueError("the tensor is constant")
-        step = np.full(shape, float(enc.params["scale"]))
-        offset = np.full(shape, float(enc.params["min"]))
-        return step, offset, 0, (1 << enc.scheme.bits) - 1
-    if fam in ("int8", "int4"):
-        ones = replace(enc, codes=np.ones(shape, dtype=np.int8))
-        step = enc.scheme.decode(ones).astype(np.float64)
-        qmax = 127 if fam == "int8" else 7
-        return step, np.zeros(shape), -qmax, qmax
-    raise ValueError(f"round=gptq does not apply to {enc.scheme.name}")
+__all__ = ["GptqRounding"]
 
 
 def _data_key(model: Model, inputs: Sequence[np.ndarray]) -> str:
@@ -126,10 +106,10 @@ class GptqRounding:
             return None, cap.reason
         if cap.hessian.n == 0:
             return None, "its layer did not run on the data"
-        try:
-            step, offset, lo, hi = scheme_grid(enc, values)
-        except ValueError as exc:
-            return None, str(exc)
+        grid_of = enc.scheme.family.grid(enc)
+        if grid_of is None:
+            return None, f"{enc.scheme.name} has no grid of codes here (a constant tensor?)"
+        step, offset, lo, hi = grid_of
         start = time.perf_counter()
         view = cap.view
         grid = Grid(view.to_matrix(step), view.to_matrix(offset), lo, hi)
@@ -141,7 +121,7 @@ class GptqRounding:
                 grid,
                 block=self._block,
                 percdamp=self._percdamp,
-                act_order=enc.scheme.order == "act",
+                act_order=enc.scheme.option("order") == "act",
             )
         except GptqError as exc:
             return None, str(exc)

@@ -32,7 +32,7 @@ import numpy as np
 
 from inspector.core.errors import FormatError, InspectorError
 from inspector.core.model import Model, StoredQuantization, Tensor, TensorInfo
-from inspector.formats._onnx_proto import (
+from inspector.formats.onnx.proto import (
     GraphPath,
     graph_label,
     iter_graphs,

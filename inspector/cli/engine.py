@@ -1,6 +1,6 @@
 """Headless commands that run the model: `evaluate`, `sensitivity`, `auto` (DESIGN §6).
 
-They register themselves in `inspector.cli.COMMANDS` (see `cli._register_optional_commands`).
+`inspector.cli.main` adds them from `COMMANDS`.
 Heavy modules are imported inside the command functions so `quant-inspector info` stays fast.
 """
 
@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from inspector.cli.options import add_scheme_options, plan_from_args
 from inspector.core.errors import InspectorError
 
 __all__ = ["COMMANDS"]
@@ -78,8 +79,6 @@ def metrics_lines(m: Any) -> list[str]:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from contextlib import ExitStack
 
-    from inspector.cli import plan_from_args
-
     plan = plan_from_args(args)
     with ExitStack() as stack:
         model, evaluator = _open(args, stack)
@@ -121,7 +120,6 @@ def _save_outputs(path: Path, original: list, quantized: list) -> None:
 
 
 def _parser_evaluate(sub: argparse._SubParsersAction) -> None:
-    from inspector.cli import add_scheme_options
 
     p = sub.add_parser(
         "evaluate", help="run the original and the quantized model; output error and accuracy"

@@ -23,7 +23,6 @@ the preview's overhead, built from the preview rows.
 from __future__ import annotations
 
 import json
-import math
 import struct
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -31,12 +30,10 @@ from typing import Any
 
 import numpy as np
 
-from inspector.core import codecs
-from inspector.core.bitpack import unpack_codes
 from inspector.core.errors import FormatError
 from inspector.core.model import Model, TensorInfo
 from inspector.core.preview import QuantizedTensor
-from inspector.core.schemes import Encoded, Scheme, parse_scheme
+from inspector.core.schemes import Scheme, parse_scheme
 from inspector.core.target import Target, native_storage
 from inspector.formats._write_common import PLAN_KEY, resolved_plan_json
 from inspector.formats.targets import register_target
@@ -62,35 +59,27 @@ Component = tuple[str, str, tuple[int, ...], int]
 
 
 def components(info: TensorInfo, scheme: Scheme | None) -> list[Component]:
-    """(entry name, dtype code, shape, bytes) of every array stored for one tensor, in order.
-
-    `scheme` None means the tensor is stored as it is, in its own dtype.
-    """
-    name, shape, n = info.name, info.shape, info.size
+    """(entry name, dtype code, shape, bytes) of every array stored for one tensor, in order:
+    the scheme's stored arrays (`Scheme.stored_arrays`), codes under the tensor's name and each
+    parameter array under `<name>.<role>`. `scheme` None means the tensor is stored as it is."""
+    name = info.name
     if scheme is None:
-        code = _DTYPE_CODE.get(info.dtype)
-        if code is None:
-            raise FormatError("safetensors", f"dtype {info.dtype} cannot be stored", name)
-        return [(name, code, shape, info.nbytes)]
-    fam, bits = scheme.family, scheme.bits
-    if fam == "float":
-        return [(name, _DTYPE_CODE[scheme.name], shape, n * bits // 8)]
-    packed = codecs.codes_nbytes(scheme, n)
-    axis = scheme.resolve_axis(shape, info.channel_axis)
-    pbytes = codecs.params_nbytes(scheme, shape, axis)
-    if fam == "int8":
-        codes = (name, "I8", shape, n)
-    elif fam == "int4" or bits not in (8, 16):
-        codes = (name, "U8", (packed,), packed)
-    else:
-        codes = (name, "U8" if bits == 8 else "U16", shape, packed)
-    if fam == "affine":
-        return [codes, (f"{name}.min", "F64", (), 8), (f"{name}.scale", "F64", (), 8)]
-    if fam == "int8":
-        return [codes, (f"{name}.scale", "F32", (pbytes // 4,), pbytes)]
-    if fam == "int4":
-        return [codes, (f"{name}.scale", "F16", (pbytes // 2,), pbytes)]
-    return [codes, (f"{name}.palette", "F32", (pbytes // 4,), pbytes)]
+        return [(name, _code(info.dtype, name), info.shape, info.nbytes)]
+    return [
+        (_key(name, a.role), _code(a.dtype, name), a.shape, a.nbytes)
+        for a in scheme.stored_arrays(info)
+    ]
+
+
+def _key(name: str, role: str) -> str:
+    return name if role == "codes" else f"{name}.{role}"
+
+
+def _code(dtype: str, name: str) -> str:
+    code = _DTYPE_CODE.get(dtype)
+    if code is None:
+        raise FormatError("safetensors", f"dtype {dtype} cannot be stored", name)
+    return code
 
 
 def _tensor_record(info: TensorInfo, scheme: Scheme) -> dict[str, Any]:
@@ -130,7 +119,7 @@ def _header(
 def _stored_scheme(q: QuantizedTensor, dequantized: bool) -> Scheme | None:
     if q.encoded is None:
         return None
-    if dequantized and q.encoded.scheme.family != "float":
+    if dequantized and not q.encoded.scheme.stores_values:
         return parse_scheme("float32")
     return q.encoded.scheme
 
@@ -189,60 +178,35 @@ def safetensors_overhead(model: Model, previews: Sequence[Any]) -> bytes:
 
 def load_dequantized(path: str | Path) -> dict[str, np.ndarray]:
     """Decode a file this writer produced into float32 values per original tensor name."""
-    from inspector.formats.safetensors import read_safetensors
+    from inspector.formats.safetensors.reader import read_safetensors
 
     with read_safetensors(path) as m:
         meta = m.metadata.get("safetensors_metadata", {})
         records = json.loads(meta.get("quant_inspector_tensors", "{}"))
-        params_of = {c for r in records for c in (f"{r}.min", f"{r}.scale", f"{r}.palette")}
+        layouts = {name: _layout(name, rec) for name, rec in records.items()}
+        params_of = {k for keys in layouts.values() for k in keys[1:]}
         out: dict[str, np.ndarray] = {}
         for t in m:
             if t.name in params_of:
                 continue
-            rec = records.get(t.name)
-            if rec is None:
+            if t.name not in records:
                 out[t.name] = np.array(t.load())
                 continue
-            out[t.name] = _decode(m, t.name, rec)
+            scheme, shape, axis = _record(records[t.name])
+            arrays = [np.asarray(m[key].load()) for key in layouts[t.name]]
+            enc = scheme.family.from_arrays(scheme, shape, axis, arrays)
+            out[t.name] = scheme.decode(enc)
         return out
 
 
-def _decode(m: Model, name: str, rec: dict[str, Any]) -> np.ndarray:
-    scheme = parse_scheme(rec["scheme"])
-    shape = tuple(rec["shape"])
-    n = math.prod(shape)
-    raw = np.asarray(m[name].load())
-    fam = scheme.family
-    params: dict[str, Any] = {}
-    if fam == "float":
-        return raw.astype(np.float32)
-    if fam == "affine":
-        params = {"min": float(m[f"{name}.min"].load()), "scale": float(m[f"{name}.scale"].load())}
-    elif fam in ("int8", "int4"):
-        params = {"scales": np.asarray(m[f"{name}.scale"].load()), "axis": rec["axis"]}
-        if fam == "int4":
-            params["group"] = scheme.group
-            params["scales"] = params["scales"].reshape(
-                _int4_scale_shape(shape, rec["axis"], scheme.group or 32)
-            )
-    else:
-        params = {"palette": np.asarray(m[f"{name}.palette"].load())}
-    if fam == "int8":
-        codes = raw.reshape(shape)
-    elif fam == "int4":
-        codes = unpack_codes(raw.tobytes(), 4, n).astype(np.int8) - 8
-    elif scheme.bits in (8, 16):
-        codes = raw.reshape(shape)
-    else:
-        codes = unpack_codes(raw.tobytes(), scheme.bits, n)
-    enc = Encoded(scheme, shape, np.asarray(codes).reshape(shape), params)
-    return scheme.decode(enc)
+def _record(rec: dict[str, Any]) -> tuple[Scheme, tuple[int, ...], int | None]:
+    return parse_scheme(rec["scheme"]), tuple(rec["shape"]), rec["axis"]
 
 
-def _int4_scale_shape(shape: tuple[int, ...], axis: int | None, group: int) -> tuple[int, int]:
-    channels = shape[axis] if axis is not None else 1
-    rows = math.prod(shape) // channels if channels else 0
-    return channels, -(-rows // group) if rows else 0
+def _layout(name: str, rec: dict[str, Any]) -> list[str]:
+    """The entry names of a recorded tensor's stored arrays, codes first."""
+    scheme, shape, axis = _record(rec)
+    return [_key(name, a.role) for a in scheme.family.stored_arrays(scheme, shape, axis)]
 
 
 SAFETENSORS = Target("safetensors", native_storage, safetensors_overhead)

@@ -43,7 +43,13 @@ from inspector.core.model import Model, TensorInfo
 from inspector.core.preview import QuantizedTensor
 from inspector.core.schemes import parse_scheme
 from inspector.core.target import Target
-from inspector.formats._write_common import dequantized_storage, dry_params, resolved_plan_json
+from inspector.formats._write_common import (
+    dequantized_storage,
+    dry_params,
+    plain_dtype,
+    plain_values,
+    resolved_plan_json,
+)
 from inspector.formats.targets import register_target
 
 __all__ = ["EXACT_LIMIT", "KERAS", "keras_overhead", "params_json", "stored_values", "write"]
@@ -59,11 +65,7 @@ Attrs = tuple[str, str] | None
 
 def stored_values(q: QuantizedTensor) -> np.ndarray:
     """The values a Keras file holds for one tensor (its dequantized values)."""
-    if q.encoded is None:
-        return np.asarray(q.original)
-    if q.encoded.scheme.name == "float16":
-        return np.asarray(q.encoded.codes, dtype=np.float16).reshape(q.info.shape)
-    return np.asarray(q.decoded, dtype=np.float32).reshape(q.info.shape)
+    return plain_values(q)
 
 
 def _num(value: Any) -> str:
@@ -246,7 +248,7 @@ def _dry_items(model: Model, rows: Sequence[Any]) -> Iterable[Item]:
         if row.skipped is not None or scheme.is_identity:
             yield info, np.zeros(info.shape, np.dtype(info.dtype)), None
             continue
-        dtype = np.float16 if parse_scheme(row.stored).name == "float16" else np.float32
+        dtype = plain_dtype(parse_scheme(row.stored))
         attrs = (row.scheme, params_json(row.stored, dry_params(info, scheme)))
         yield info, np.zeros(info.shape, dtype), attrs
 

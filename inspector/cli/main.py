@@ -10,54 +10,20 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
-from inspector.core.errors import InspectorError, PlanError
+from inspector.cli import engine as _engine
+from inspector.cli import export as _export
+from inspector.cli.options import add_scheme_options, plan_from_args
+from inspector.core.errors import InspectorError
 
-__all__ = ["COMMANDS", "add_scheme_options", "main", "plan_from_args"]
+__all__ = ["COMMANDS", "build_parser", "main"]
 
 EXIT_ERROR = 2
 
 
-def add_scheme_options(p: argparse.ArgumentParser) -> None:
-    """The SCHEME OPTIONS of DESIGN §6, shared by every command that applies a plan."""
-    p.add_argument("--scheme", metavar="SPEC", help="default scheme for all tensors, e.g. uint8")
-    p.add_argument(
-        "--rule",
-        metavar="GLOB=SPEC",
-        action="append",
-        default=[],
-        help="scheme for tensors whose name matches GLOB (repeatable; a later rule wins)",
-    )
-    p.add_argument("--plan", metavar="PLAN.json", help="plan file (rules and overrides)")
-
-
-def plan_from_args(args: argparse.Namespace):  # -> Plan (import kept lazy for start-up)
-    """Plan file first, then --scheme replaces its default, then --rule appends rules."""
-    from inspector.core.plan import Plan, parse_rule
-
-    plan = Plan()
-    if args.plan:
-        path = Path(args.plan)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise PlanError(f"{path}: cannot read plan: {exc.strerror or exc}") from exc
-        try:
-            plan = Plan.loads(text)
-        except PlanError as exc:
-            raise PlanError(f"{path}: {exc}") from exc
-    if args.scheme:
-        plan = plan.with_default(args.scheme)
-    for text in args.rule:
-        rule = parse_rule(text)
-        plan = plan.with_rule(rule.pattern, rule.scheme)
-    return plan
-
-
 def _cmd_info(args: argparse.Namespace) -> int:
+    from inspector.cli.text import info_json, info_table
     from inspector.formats import open_model
-    from inspector.report_text import info_json, info_table
 
     with open_model(args.model) as model:
         if args.json:
@@ -68,10 +34,10 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_preview(args: argparse.Namespace) -> int:
+    from inspector.cli.text import preview_table
     from inspector.core.preview import run_preview
     from inspector.formats import open_model
     from inspector.formats.targets import get_target
-    from inspector.report_text import preview_table
 
     plan = plan_from_args(args)
     with open_model(args.model) as model:
@@ -112,25 +78,12 @@ def _parser_preview(sub: argparse._SubParsersAction) -> None:
 COMMANDS: dict[str, Callable[[argparse._SubParsersAction], None]] = {
     "info": _parser_info,
     "preview": _parser_preview,
+    **_export.COMMANDS,
+    **_engine.COMMANDS,
 }
 
 
-def _register_optional_commands() -> None:
-    """Commands living in their own modules (export, evaluate, …) add themselves here."""
-    import importlib
-
-    for module in ("inspector.cli_export", "inspector.cli_engine"):
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-            continue
-        COMMANDS.update(mod.COMMANDS)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    _register_optional_commands()
     parser = argparse.ArgumentParser(
         prog="quant-inspector",
         description="See what quantization does to every tensor of a model; choose; export. "

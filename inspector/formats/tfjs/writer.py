@@ -43,8 +43,9 @@ from inspector.core.errors import FormatError
 from inspector.core.model import Model, TensorInfo
 from inspector.core.preview import QuantizedTensor
 from inspector.core.schemes import Encoded, Scheme, parse_scheme
+from inspector.core.schemes.affine import AFFINE
 from inspector.core.target import Storage, Target
-from inspector.formats.keras_topology import (
+from inspector.formats.keras.topology import (
     TopologyError,
     tfjs_model_topology,
     tfjs_weight_name,
@@ -110,8 +111,7 @@ def _as_tfjs(scheme: Scheme) -> TfjsAffine:
         clip=scheme.clip,
         sparsity=scheme.sparsity,
         skip=scheme.skip,
-        round=scheme.round,
-        order=scheme.order,
+        extra=scheme.extra,
     )
 
 
@@ -122,19 +122,20 @@ _FLOAT32 = parse_scheme("float32")
 
 def tfjs_storage(info: TensorInfo, scheme: Scheme) -> Storage:
     """How TF.js holds `scheme` for `info` (see the module docstring for the choices)."""
-    fam = scheme.family
     if scheme.is_identity:
         return Storage((_FLOAT32,)) if info.dtype not in ("float32", "float16") else Storage(())
-    if fam == "affine":
+    if scheme.family is AFFINE:
         return Storage((_as_tfjs(scheme),))
-    if scheme.name in ("float16", "float32"):
+    if scheme.stores_values and scheme.exact_dtype in ("float16", "float32"):
         return Storage((scheme,))
-    if scheme.name == "bfloat16":
-        note = "bfloat16 re-stored as float16 (TF.js has no bfloat16; exact for |v| ≥ 7.6e-6)"
+    if scheme.stores_values:
+        note = (
+            f"{scheme.name} re-stored as float16 (TF.js has no {scheme.name}; "
+            "exact for |v| ≥ 7.6e-6)"
+        )
         return Storage((scheme, _FLOAT16), note)
-    what = {"int8": "int8 per-channel", "int4": "int4 groups", "kmeans": "palette"}[fam]
     note = (
-        f"{scheme.name} baked: {what} values re-stored as uint16 per tensor "
+        f"{scheme.name} baked: its decoded values re-stored as uint16 per tensor "
         "(TF.js stores only uint8/uint16/float16/float32 per tensor)"
     )
     return Storage((scheme, _UINT16), note)
@@ -190,7 +191,8 @@ def _entry(model: Model, mname: str, info: TensorInfo, stored: Scheme | None) ->
         return _Entry(mname, info.shape, dtype, None)
     if isinstance(stored, TfjsAffine):
         return _Entry(mname, info.shape, "float32", stored.storage_dtype)
-    return _Entry(mname, info.shape, "float32", "float16" if stored.name == "float16" else None)
+    quant = "float16" if stored.exact_dtype == "float16" else None
+    return _Entry(mname, info.shape, "float32", quant)
 
 
 def _int_dtype(model: Model, info: TensorInfo) -> str:
@@ -366,7 +368,7 @@ def _row_stored(row: Any) -> Scheme | None:
     if row.skipped is not None:
         return None
     stored = parse_scheme(row.stored)
-    return _as_tfjs(stored) if stored.family == "affine" else stored
+    return _as_tfjs(stored) if stored.family is AFFINE else stored
 
 
 def tfjs_overhead(model: Model, previews: Sequence[Any]) -> bytes:

@@ -1,7 +1,7 @@
 """`quant-inspector export MODEL -o OUT [SCHEME OPTIONS] [--format FMT] [--force] …` (DESIGN §6).
 
-Imported by `inspector.cli`, which adds the command; scheme options and plan building are the
-CLI's own (`add_scheme_options`, `plan_from_args`), imported lazily to avoid an import cycle.
+`inspector.cli.main` adds the command from `COMMANDS`; the heavy modules are imported inside
+the command so other commands start without them.
 """
 
 from __future__ import annotations
@@ -11,13 +11,14 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 
+from inspector.cli.options import add_scheme_options, plan_from_args
+
 __all__ = ["COMMANDS"]
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from inspector.cli import plan_from_args
-    from inspector.export import export_model, result_json
     from inspector.formats import open_model
+    from inspector.formats.export import export_model, result_json
 
     plan = plan_from_args(args)
     want_report = bool(args.report)
@@ -67,7 +68,6 @@ def _note_lines(notes: Sequence[tuple[str, str]]) -> list[str]:
 
 
 def _parser_export(sub: argparse._SubParsersAction) -> None:
-    from inspector.cli import add_scheme_options
 
     p = sub.add_parser(
         "export", help="write the quantized model (TF.js, Keras, safetensors, npz, ONNX)"

@@ -18,13 +18,11 @@ float16-underflowing) group stores scale 0 and codes 0; a group whose scale exce
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 
-from . import kernels
-from .chunking import CHUNK
-from .metrics import ErrorSums
+from inspector.core import jit
+from inspector.core.chunking import CHUNK, on_two_threads
+from inspector.core.metrics import ErrorSums
 
 __all__ = [
     "as_rows",
@@ -38,7 +36,6 @@ __all__ = [
     "jit_absmax",
     "jit_decode",
     "jit_encode",
-    "on_two_threads",
     "symmetric_decode",
     "symmetric_encode",
     "symmetric_error_sums",
@@ -226,7 +223,7 @@ def _kernel_layout(
     `dtype` (float32 values, int8 codes) the kernels can walk in its own layout, or None."""
     if x.dtype != dtype or x.size == 0:
         return None
-    layout = kernels.sym_layout(x, axis)
+    layout = jit.sym_layout(x, axis)
     if layout is None:
         return None
     a, cols = layout
@@ -256,8 +253,8 @@ def jit_encode(
 ) -> tuple[np.ndarray, int] | None:
     """`symmetric_encode`'s codes (shaped like `x`, C order) and clipped count from the fused
     kernel, or None when it is not loaded or `x`'s layout is not a plain view."""
-    jit = kernels.get()
-    args = None if jit is None else _jit_args(x, scales, group, axis)
+    fast = jit.get()
+    args = None if fast is None else _jit_args(x, scales, group, axis)
     if args is None:
         return None
     a, s32, g, cols = args
@@ -265,7 +262,9 @@ def jit_encode(
     codes = np.empty(a.shape, dtype=np.int8)
     parts = _row_halves(a, safe, g, cols, codes)
     clipped = sum(
-        on_two_threads([lambda p=p: jit.sym_encode(p[0], p[1], g, qmax, cols, p[2]) for p in parts])
+        on_two_threads(
+            [lambda p=p: fast.sym_encode(p[0], p[1], g, qmax, cols, p[2]) for p in parts]
+        )
     )
     return codes.reshape(x.shape), int(clipped)
 
@@ -275,14 +274,14 @@ def jit_decode(
 ) -> np.ndarray | None:
     """`symmetric_decode`'s float32 values shaped like `codes` from the compiled kernel (two
     threads on large tensors), or None when it is not loaded or the layout is not a view."""
-    jit = kernels.get()
-    args = None if jit is None else _jit_args(codes, scales, group, axis, np.int8)
+    fast = jit.get()
+    args = None if fast is None else _jit_args(codes, scales, group, axis, np.int8)
     if args is None:
         return None
     a, s32, g, cols = args
     out = np.empty(a.shape, dtype=np.float32)
     parts = _row_halves(a, s32, g, cols, out)
-    on_two_threads([lambda p=p: jit.sym_decode(p[0], p[1], g, cols, p[2]) for p in parts])
+    on_two_threads([lambda p=p: fast.sym_decode(p[0], p[1], g, cols, p[2]) for p in parts])
     return out.reshape(codes.shape)
 
 
@@ -307,44 +306,18 @@ def _row_halves(
     return [(a[:r0], scales, codes[:r0]), (a[r0:], scales[r0 // g :], codes[r0:])]
 
 
-def on_two_threads(calls: list) -> list:  # type: ignore[type-arg]
-    """Results of the calls (compiled kernels, zlib: code that releases the GIL), the second on
-    another thread: same values, about half the latency when a core is free. An exception in
-    either call is raised here, in the caller's thread."""
-    if len(calls) == 1:
-        return [calls[0]()]
-    out: list = []  # type: ignore[type-arg]
-    errors: list[BaseException] = []
-
-    def second() -> None:
-        try:
-            out.append(calls[1]())
-        except BaseException as exc:  # re-raised in the caller's thread below
-            errors.append(exc)
-
-    worker = threading.Thread(target=second)
-    worker.start()
-    try:
-        first = calls[0]()
-    finally:
-        worker.join()
-    if errors:
-        raise errors[0]
-    return [first, *out]
-
-
 def symmetric_error_sums(
     x: np.ndarray, codes: np.ndarray, scales: np.ndarray, group: int | None, axis: int | None
 ) -> ErrorSums | None:
     """Error sums of float32 `q·scale` against `x` in one fused pass (no decoded array), or
     None when the kernels are not loaded or the layout is not a plain view."""
-    jit = kernels.get()
-    args = None if jit is None else _jit_args(np.asarray(x), scales, group, axis)
+    fast = jit.get()
+    args = None if fast is None else _jit_args(np.asarray(x), scales, group, axis)
     if args is None or codes.dtype != np.int8 or not codes.flags.c_contiguous:
         return None
     a, s32, g, cols = args
     parts = _row_halves(a, s32, g, cols, codes.reshape(a.shape))
-    runs = on_two_threads([lambda p=p: jit.sym_sums(p[0], p[2], p[1], g, cols) for p in parts])
+    runs = on_two_threads([lambda p=p: fast.sym_sums(p[0], p[2], p[1], g, cols) for p in parts])
     signal, noise, dec = (sum(r[i] for r in runs) for i in range(3))
     worst = max(r[3] for r in runs)
     with np.errstate(invalid="ignore"):
@@ -355,12 +328,12 @@ def symmetric_error_sums(
 def jit_absmax(x: np.ndarray, group: int, axis: int | None) -> np.ndarray | None:
     """`group_absmax(as_rows(x, axis), group)` from one fused pass in the tensor's own
     layout, or None when the kernels are not loaded or the layout is not a plain view."""
-    jit = kernels.get()
-    layout = None if jit is None else _kernel_layout(x, axis)
+    fast = jit.get()
+    layout = None if fast is None else _kernel_layout(x, axis)
     if layout is None:
         return None
     a, cols, channels, m = layout
     groups = -(-m // group)
     out = np.zeros((channels, groups) if cols else (groups, channels), dtype=np.float32)
-    jit.sym_absmax(a, group, cols, out)
+    fast.sym_absmax(a, group, cols, out)
     return out if cols else np.ascontiguousarray(out.T)

@@ -29,18 +29,35 @@ from inspector.core.errors import FormatError, InspectorError
 from inspector.core.model import Model, TensorInfo
 from inspector.core.preview import QuantizedTensor
 from inspector.core.schemes import Encoded, Scheme, parse_scheme
+from inspector.core.schemes.affine import AFFINE
+from inspector.core.schemes.floats import FLOATS
+from inspector.core.schemes.symmetric import SYMMETRIC
 from inspector.core.target import Storage, Target
-from inspector.formats._onnx_edit import NameAllocator, Replacement, apply_replacements
-from inspector.formats._onnx_proto import iter_graphs, materialize_external, require_onnx
 from inspector.formats._write_common import resolved_plan_json
+from inspector.formats.onnx.edit import NameAllocator, Replacement, apply_replacements
+from inspector.formats.onnx.proto import iter_graphs, materialize_external, require_onnx
 from inspector.formats.targets import register_target
 
 __all__ = ["ONNX_TARGET", "PLAN_PROP", "onnx_storage", "required_opset", "write"]
 
 PLAN_PROP = "quant_inspector_plan"
-_NATIVE_AFFINE = {"uint8": 8, "affine8": 8, "affine4": 4, "uint16": 16, "affine16": 16}
+_AFFINE_BITS = (4, 8, 16)
 _CODE_TYPES = {4: "UINT4", 8: "UINT8", 16: "UINT16"}
 _MAX_PROTO = 2**31 - 1
+
+
+def _form(scheme: Scheme) -> str | None:
+    """How ONNX expresses `scheme` natively — "cast" (a float initializer + Cast), "int8"
+    (per-channel DequantizeLinear), "int4" (blocked DequantizeLinear), "affine" (codes, scale,
+    zero point + Add) — or None when it must be baked. The one place families map to ONNX."""
+    family = scheme.family
+    if family is FLOATS:
+        return "cast"
+    if family is SYMMETRIC:
+        return "int8" if scheme.bits == 8 else "int4"
+    if family is AFFINE and scheme.bits in _AFFINE_BITS:
+        return "affine"
+    return None
 
 
 def onnx_storage(info: TensorInfo, scheme: Scheme) -> Storage:
@@ -48,10 +65,10 @@ def onnx_storage(info: TensorInfo, scheme: Scheme) -> Storage:
     Schemes stored with opset-21 operators say so: the export raises a lower opset."""
     if scheme.is_identity:
         return Storage(())
-    if scheme.family in ("float", "int8", "int4") or scheme.name in _NATIVE_AFFINE:
+    if _form(scheme) is not None:
         return Storage((scheme,), _opset_note(scheme))
     into = "uint8" if scheme.bits <= 8 else "uint16"
-    why = "a palette" if scheme.family == "kmeans" else f"{scheme.bits}-bit codes"
+    why = f"{scheme.bits}-bit codes" if scheme.family is AFFINE else f"{scheme.name} layout"
     note = f"{scheme.name} baked to {into}: ONNX DequantizeLinear has no {why}"
     return Storage((scheme, parse_scheme(into)), note)
 
@@ -59,7 +76,7 @@ def onnx_storage(info: TensorInfo, scheme: Scheme) -> Storage:
 def _opset_note(scheme: Scheme) -> str:
     if required_opset(scheme, None) < 21:
         return ""
-    what = "int4 blocks" if scheme.family == "int4" else f"uint{scheme.bits} codes"
+    what = "int4 blocks" if _form(scheme) == "int4" else f"uint{scheme.bits} codes"
     return (
         f"{scheme.name} needs ONNX opset 21 (DequantizeLinear of {what}): "
         "the export raises a lower model opset to 21"
@@ -73,13 +90,14 @@ def model_opset(proto: Any) -> int:
 
 def required_opset(scheme: Scheme, axis: int | None) -> int:
     """Lowest default-domain opset storing `scheme` (stored stage) natively."""
-    if scheme.family == "int4" or _NATIVE_AFFINE.get(scheme.name, 8) != 8:
+    form = _form(scheme)
+    if form == "int4" or (form == "affine" and scheme.bits != 8):
         return 21
-    if scheme.family == "int8" and axis is not None:
+    if form == "int8" and axis is not None:
         return 13
-    if scheme.name == "bfloat16":
+    if form == "cast" and scheme.exact_dtype == "bfloat16":
         return 13
-    return 10 if scheme.family in ("int8", "affine") else 1
+    return 10 if form in ("int8", "affine") else 1
 
 
 def _proto_type(dtype: str) -> int:
@@ -143,7 +161,7 @@ class _Builder:
         self.to_logical(rep, self.names.fresh(f"{v}_dequantized"), v, info.dtype)
 
     def int4(self, rep: Replacement, enc: Encoded, info: TensorInfo) -> None:
-        from inspector.core.symmetric import as_rows
+        from inspector.core.schemes.symmetric_math import as_rows
 
         v, shape, axis = rep.source.value, enc.shape, enc.params["axis"]
         rows = as_rows(np.asarray(enc.codes, np.int8), axis)  # (M, C)
@@ -175,7 +193,7 @@ class _Builder:
         self.to_logical(rep, self.names.fresh(f"{v}_dequantized"), v, info.dtype)
 
     def affine(self, rep: Replacement, enc: Encoded, info: TensorInfo) -> None:
-        v, bits = rep.source.value, _NATIVE_AFFINE[enc.scheme.name]
+        v, bits = rep.source.value, enc.scheme.bits
         mn, scale = float(enc.params["min"]), float(enc.params["scale"])
         qmax = (1 << bits) - 1
         zp = int(min(max(round(-mn / scale), 0), qmax)) if scale > 0 else 0
@@ -195,17 +213,19 @@ class _Builder:
         self, src: Any, info: TensorInfo, enc: Encoded | None, values: np.ndarray
     ) -> Replacement:
         rep = Replacement(src)
-        fam = enc.scheme.family if enc is not None else None
+        form = _form(enc.scheme) if enc is not None else None
         if enc is None:
             self.plain(rep, np.asarray(values).astype(_np_dtype(info.dtype)), info)
-        elif fam == "float":
+        elif form == "cast":
             self.plain(rep, np.asarray(enc.codes), info)
-        elif fam == "int8":
+        elif form == "int8":
             self.int8(rep, enc, info)
-        elif fam == "int4":
+        elif form == "int4":
             self.int4(rep, enc, info)
-        else:
+        elif form == "affine":
             self.affine(rep, enc, info)
+        else:
+            raise FormatError("onnx", f"{enc.scheme.name} has no ONNX form", info.name)
         return rep
 
 
@@ -345,28 +365,13 @@ def _note_opset(model: Model, proto: Any, items: Sequence[Any], notes: list[str]
 
 def _dry_encoded(info: TensorInfo, spec: str) -> Encoded | None:
     """A zero-valued encoding with the exact shapes the stored spec would have."""
-    from inspector.core.symmetric import as_rows
-
     scheme = parse_scheme(spec)
     if scheme.is_identity:
         return None
     axis = scheme.resolve_axis(info.shape, info.channel_axis)
-    fam = scheme.family
-    codes = np.zeros(info.shape, _np_dtype(scheme.name) if fam == "float" else np.uint8)
-    params: dict[str, Any] = {"min": 0.0, "scale": 1.0}
-    if fam in ("int8", "int4"):
-        rows = as_rows(codes, axis)
-        channels = rows.shape[1]
-        if fam == "int8":
-            params = {"scales": np.zeros(channels, np.float32), "axis": axis}
-        else:
-            groups = -(-rows.shape[0] // scheme.group)
-            params = {
-                "scales": np.zeros((channels, groups), np.float16),
-                "axis": axis,
-                "group": scheme.group,
-            }
-    return Encoded(scheme, info.shape, codes, params)
+    dtype = _np_dtype(scheme.name) if scheme.stores_values else np.uint8
+    params = scheme.family.dry_params(scheme, info.shape, axis)
+    return Encoded(scheme, info.shape, np.zeros(info.shape, dtype), params)
 
 
 def onnx_overhead(model: Model, previews: Sequence[Any]) -> bytes:

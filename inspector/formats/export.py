@@ -110,7 +110,7 @@ def _writer(fmt: str) -> Callable[..., list[Path]]:
             f"unknown export format {fmt!r} (choose from {', '.join(EXPORT_FORMATS)})"
         )
     try:
-        module = importlib.import_module(f"inspector.formats.{fmt}_write")
+        module = importlib.import_module(f"inspector.formats.{fmt}.writer")
     except ModuleNotFoundError as exc:
         raise InspectorError(f"export to {fmt} is not available in this build") from exc
     return module.write

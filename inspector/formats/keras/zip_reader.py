@@ -39,8 +39,14 @@ import h5py
 from inspector.core.errors import FormatError
 from inspector.core.model import Model, Tensor
 from inspector.formats._common import MAX_JSON_BYTES, load_json_bytes
-from inspector.formats.h5probe import probe_hdf5
-from inspector.formats.keras_h5 import attr_str, damaged, dataset_tensor, open_h5, safe_dataset
+from inspector.formats.keras.h5_reader import (
+    attr_str,
+    damaged,
+    dataset_tensor,
+    open_h5,
+    safe_dataset,
+)
+from inspector.formats.keras.h5probe import probe_hdf5
 
 __all__ = ["keras3_weights", "read_keras_zip", "to_snake_case"]
 

@@ -23,8 +23,15 @@ import numpy as np
 
 from inspector.core.model import Model
 from inspector.core.preview import QuantizedTensor
+from inspector.core.schemes import parse_scheme
 from inspector.core.target import Target
-from inspector.formats._write_common import PLAN_KEY, dequantized_storage, resolved_plan_json
+from inspector.formats._write_common import (
+    PLAN_KEY,
+    dequantized_storage,
+    plain_dtype,
+    plain_values,
+    resolved_plan_json,
+)
 from inspector.formats.targets import register_target
 
 __all__ = ["NPZ", "stored_array", "write", "write_npz_entries"]
@@ -39,12 +46,8 @@ def _npy_dtype(dtype: str) -> np.dtype:
 
 def stored_array(q: QuantizedTensor) -> np.ndarray:
     """The array the npz holds for one quantized tensor (shape of the tensor)."""
-    if q.encoded is None:
-        arr = np.asarray(q.original)
-        return arr.astype(np.float32) if arr.dtype.name == "bfloat16" else arr
-    if q.encoded.scheme.name == "float16":
-        return np.asarray(q.encoded.codes, dtype=np.float16).reshape(q.info.shape)
-    return np.asarray(q.decoded, dtype=np.float32).reshape(q.info.shape)
+    arr = plain_values(q)
+    return arr.astype(np.float32) if arr.dtype.name == "bfloat16" else arr
 
 
 def write_npz_entries(
@@ -96,7 +99,7 @@ def write(model: Model, stream: Iterable[QuantizedTensor], dest: Path, opts: Any
 def _row_dtype(model: Model, row: Any) -> np.dtype:
     if row.skipped is not None or row.stored == model[row.name].info.dtype:
         return _npy_dtype(model[row.name].info.dtype)
-    return np.dtype("float16" if row.stored.split(":")[0] == "float16" else "float32")
+    return plain_dtype(parse_scheme(row.stored))
 
 
 def npz_overhead(model: Model, previews: Sequence[Any]) -> bytes:

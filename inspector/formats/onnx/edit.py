@@ -13,8 +13,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from inspector.formats._onnx_proto import GraphPath, graph_at, iter_graphs, require_onnx
-from inspector.formats.onnx import OnnxSource
+from inspector.formats.onnx.proto import GraphPath, graph_at, iter_graphs, require_onnx
+from inspector.formats.onnx.reader import OnnxSource
 
 __all__ = ["NameAllocator", "Replacement", "apply_replacements"]
 

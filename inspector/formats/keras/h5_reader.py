@@ -23,7 +23,8 @@ Metadata keys (legacy layout):
 - `optimizer_weight_names`: weight paths relative to `optimizer_weights` in file order ([] when
   absent).
 - `h5_paths`: `{tensor name: absolute dataset path}`.
-Keras 3 `.weights.h5` files: see `inspector.formats.keras_zip` (`keras_weights_layout` `"keras3"`).
+Keras 3 `.weights.h5` files: see `inspector.formats.keras.zip_reader`
+(`keras_weights_layout` `"keras3"`).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ import numpy as np
 from inspector.core.errors import FormatError
 from inspector.core.model import Model, Tensor, TensorInfo
 from inspector.formats._common import keras_channel_axis
-from inspector.formats.h5probe import probe_hdf5
+from inspector.formats.keras.h5probe import probe_hdf5
 
 __all__ = [
     "attr_list",
@@ -62,7 +63,7 @@ def read_keras_h5(path: str | os.PathLike) -> Model:
         if "layer_names" in f.attrs or "layer_names0" in f.attrs or "model_weights" in f:
             tensors, meta = _read_legacy(f, p)
         elif "layers" in f or "vars" in f:
-            from inspector.formats.keras_zip import keras3_weights
+            from inspector.formats.keras.zip_reader import keras3_weights
 
             tensors, meta = keras3_weights(f, p, None)
         else:

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import kernels
-from .chunking import CHUNK, chunk_slices
+from inspector.core import jit
+from inspector.core.chunking import CHUNK, chunk_slices
 
 __all__ = ["AffineParams", "affine_decode", "affine_encode", "affine_params", "code_dtype"]
 
@@ -85,10 +85,10 @@ def affine_encode(
     rng = p.data_range
     count = rng is None or rng[0] < far_lo or rng[1] > far_hi
     exact_clip = p.lo == p.min
-    jit = kernels.get()
-    if jit is not None and flat.dtype == np.float32 and flat.flags.c_contiguous:
+    fast = jit.get()
+    if fast is not None and flat.dtype == np.float32 and flat.flags.c_contiguous:
         args = (p.min, p.scale, p.lo, p.hi, float(p.qmax), exact_clip, far_lo, far_hi, count)
-        return codes, int(jit.affine_encode(flat, codes, *args))
+        return codes, int(fast.affine_encode(flat, codes, *args))
     clipped = 0
     buf = np.empty(min(CHUNK, flat.size), dtype=np.float64)
     for s in chunk_slices(flat.size):

@@ -18,10 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from . import kernels
-from .chunking import chunk_slices
-from .clipping import sample_indices
-from .symmetric import on_two_threads
+from inspector.core import jit
+from inspector.core.chunking import chunk_slices, on_two_threads
+from inspector.core.clipping import sample_indices
 
 __all__ = ["FIT_ALL", "FIT_SAMPLE", "assign_codes", "fit_palette"]
 
@@ -52,10 +51,10 @@ def _seed_centers(vals: np.ndarray, k: int, seed: int) -> np.ndarray:
     sub = vals[:: max(1, vals.size // _SEED_SUBSET)]
     rng = np.random.default_rng(seed)
     first = int(rng.integers(sub.size))
-    jit = kernels.get()
-    if jit is not None:  # same draws: one `random()` per further center, in order
+    fast = jit.get()
+    if fast is not None:  # same draws: one `random()` per further center, in order
         out = np.empty(k)
-        got = jit.kmeans_seed(np.ascontiguousarray(sub), first, rng.random(max(k - 1, 0)), out)
+        got = fast.kmeans_seed(np.ascontiguousarray(sub), first, rng.random(max(k - 1, 0)), out)
         return np.unique(out[:got])
     centers = [sub[first]]
     d2 = (sub - centers[0]) ** 2
@@ -72,9 +71,9 @@ def _seed_centers(vals: np.ndarray, k: int, seed: int) -> np.ndarray:
 
 def _lloyd(vals: np.ndarray, centers: np.ndarray) -> np.ndarray:
     csum = np.concatenate([[0.0], np.cumsum(vals)])
-    jit = kernels.get()
-    if jit is not None:  # same operations without numpy's per-iteration overhead
-        return jit.lloyd(vals, csum, np.array(centers, dtype=np.float64), _MAX_ITER)
+    fast = jit.get()
+    if fast is not None:  # same operations without numpy's per-iteration overhead
+        return fast.lloyd(vals, csum, np.array(centers, dtype=np.float64), _MAX_ITER)
     for _ in range(_MAX_ITER):
         cuts = np.searchsorted(vals, (centers[:-1] + centers[1:]) / 2, side="right")
         edges = np.concatenate([[0], cuts, [vals.size]])
@@ -139,10 +138,10 @@ def assign_codes(flat: np.ndarray, palette: np.ndarray) -> np.ndarray:
     codes = np.zeros(flat.size, dtype=np.uint8)
     if bounds.size == 0:
         return codes
-    jit = kernels.get()
-    fast = jit is not None and flat.dtype == np.float32 and flat.flags.c_contiguous
+    compiled = jit.get()
+    fast = compiled is not None and flat.dtype == np.float32 and flat.flags.c_contiguous
     if fast and bounds.size <= _COUNT_UP_TO:
-        _on_halves(flat, codes, lambda x, c: jit.kmeans_count(x, bounds, c))
+        _on_halves(flat, codes, lambda x, c: compiled.kmeans_count(x, bounds, c))
         return codes
     lo, hi = float(bounds[0]), float(bounds[-1])
     if not hi > lo or _LUT_BINS / (hi - lo) > _F32_MAX:  # denormal span
@@ -158,7 +157,9 @@ def assign_codes(flat: np.ndarray, palette: np.ndarray) -> np.ndarray:
     if fast:
         marked = _mark_unsafe(lut)
         _on_halves(
-            flat, codes, lambda x, c: jit.kmeans_assign(x, upper, lower, marked, lo32, inv32, c)
+            flat,
+            codes,
+            lambda x, c: compiled.kmeans_assign(x, upper, lower, marked, lo32, inv32, c),
         )
         return codes
     for s in chunk_slices(flat.size):

@@ -1,0 +1,50 @@
+"""The SCHEME OPTIONS of DESIGN §6 and the plan they build, shared by every command."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from inspector.core.errors import PlanError
+
+if TYPE_CHECKING:
+    from inspector.core.plan import Plan
+
+__all__ = ["add_scheme_options", "plan_from_args"]
+
+
+def add_scheme_options(p: argparse.ArgumentParser) -> None:
+    """The SCHEME OPTIONS of DESIGN §6, shared by every command that applies a plan."""
+    p.add_argument("--scheme", metavar="SPEC", help="default scheme for all tensors, e.g. uint8")
+    p.add_argument(
+        "--rule",
+        metavar="GLOB=SPEC",
+        action="append",
+        default=[],
+        help="scheme for tensors whose name matches GLOB (repeatable; a later rule wins)",
+    )
+    p.add_argument("--plan", metavar="PLAN.json", help="plan file (rules and overrides)")
+
+
+def plan_from_args(args: argparse.Namespace) -> Plan:
+    """Plan file first, then --scheme replaces its default, then --rule appends rules."""
+    from inspector.core.plan import Plan, parse_rule
+
+    plan = Plan()
+    if args.plan:
+        path = Path(args.plan)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise PlanError(f"{path}: cannot read plan: {exc.strerror or exc}") from exc
+        try:
+            plan = Plan.loads(text)
+        except PlanError as exc:
+            raise PlanError(f"{path}: {exc}") from exc
+    if args.scheme:
+        plan = plan.with_default(args.scheme)
+    for text in args.rule:
+        rule = parse_rule(text)
+        plan = plan.with_rule(rule.pattern, rule.scheme)
+    return plan

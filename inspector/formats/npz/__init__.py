@@ -1,0 +1,1 @@
+"""npz: numpy archives, read with `allow_pickle=False` only."""

@@ -1,0 +1,1 @@
+"""ONNX: initializers, `Constant` nodes and `DequantizeLinear` weights; QDQ export."""

@@ -1,0 +1,1 @@
+"""safetensors: one memory-mapped file, JSON header then the raw buffer."""
