@@ -21,6 +21,7 @@ import numpy as np
 
 from inspector.core.cancel import Cancelled
 from inspector.core.chunking import finite_minmax, on_two_threads
+from inspector.core.entropy import encoding_entropy
 from inspector.core.metrics import (
     ErrorSums,
     error_sums,
@@ -185,6 +186,8 @@ class TensorPreview:
     gzip_uncertainty: float
     signal_energy: float
     stored_params: tuple[float, ...] = ()  # affine (min, scale) as stored, for model.json
+    entropy_bits_per_weight: float | None = None
+    huffman_bytes: int = 0
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -206,6 +209,7 @@ def preview_tensor(tensor: Tensor, scheme: Scheme, target: Target = NATIVE) -> T
     q = quantize_tensor(tensor, scheme, target)
     info = q.info
     nbytes = q.stored_nbytes
+    entropy, huffman = encoding_entropy(q.encoded) if q.encoded is not None else (None, nbytes)
     if q.skipped is None:
         (gz, gz_err), sums = _gzip_and_sums(q)
         scale = q.first.scale if q.first is not None else None
@@ -235,6 +239,8 @@ def preview_tensor(tensor: Tensor, scheme: Scheme, target: Target = NATIVE) -> T
         gzip_uncertainty=gz_err,
         signal_energy=energy,
         stored_params=_affine_numbers(q.encoded),
+        entropy_bits_per_weight=entropy,
+        huffman_bytes=huffman,
         **m,
     )
 
@@ -315,6 +321,8 @@ def summarize(
     `gzip_exact` is that gzipped size measured on the whole archive (`exact_gzip`); without it
     the size is the sum of the per-tensor estimates, and `gzip_uncertainty` is its relative
     1-sigma band (the tensors' sampling errors, independent, added in quadrature).
+    `entropy_bits_per_weight` and `huffman_bytes` are the entropy-coding bound and a real
+    Huffman coding of the stored codes (core/entropy.py).
     """
     weights = [t for t in tensors if not t.optimizer]
     params = sum(math.prod(t.shape) for t in weights)
@@ -346,6 +354,22 @@ def summarize(
         "gzip_exact": gzip_exact is not None,
         "nonfinite_tensors": [t.name for t in weights if t.nonfinite],
         "worst": [t.name for t in ranked[:WORST_COUNT]],
+        **_entropy_totals(weights, params, len(overhead)),
+    }
+
+
+def _entropy_totals(weights: Sequence[TensorPreview], params: int, overhead: int) -> dict[str, Any]:
+    """The model's entropy bound (bits per weight: tensors without a code alphabet count at
+    their stored size) and the bytes with every tensor's codes Huffman-coded, plus overhead."""
+    bits = sum(
+        t.entropy_bits_per_weight * math.prod(t.shape)
+        if t.entropy_bits_per_weight is not None
+        else 8.0 * t.quantized_bytes
+        for t in weights
+    )
+    return {
+        "entropy_bits_per_weight": bits / params if params else 0.0,
+        "huffman_bytes": sum(t.huffman_bytes for t in weights) + overhead,
     }
 
 

@@ -60,8 +60,10 @@ def test_known_small_codes():
 
 def test_nbytes_counts_stream_and_table():
     counts = np.array([3, 1])
-    assert huffman_table_nbytes(2, 4) == 4 + 2 * 2
+    assert huffman_table_nbytes(2, 4) == 4 + 2 * 2  # sparse: (code, length) pairs
+    assert huffman_table_nbytes(15, 4) == 4 + 16  # dense: a length for each of 16 codes
     assert huffman_table_nbytes(2, 16) == 4 + 2 * 3
+    assert huffman_table_nbytes(0, 8) == 0
     assert huffman_nbytes(counts, 4) == math.ceil(4 / 8) + 8
 
 
@@ -74,3 +76,40 @@ def test_histograms_of_every_code_kind():
     assert sorted(code_histogram(bf)) == [1, 2]
     assert sorted(code_histogram(np.array([0.5, 0.25, 0.5], np.float32))) == [1, 2]
     assert code_histogram(np.zeros(0, np.uint8)).size == 0
+
+
+def test_compiled_and_python_huffman_agree(monkeypatch):
+    from inspector.core import jit
+    from tests.core.conftest import jit_and_numpy
+
+    jit.wait()
+    counts = np.random.default_rng(5).integers(1, 10**6, size=5000)
+    fast, slow = jit_and_numpy(monkeypatch, lambda: huffman_bits(counts))
+    assert fast == slow == _optimal_bits([int(c) for c in counts])
+
+
+@pytest.mark.parametrize(
+    "spec", ["int4", "affine3", "uint8", "int8", "kmeans2", "float16", "float32"]
+)
+def test_preview_rows_and_totals_carry_the_bound(spec):
+    from inspector.core.model import Tensor, TensorInfo
+    from inspector.core.preview import preview_tensor, summarize
+    from inspector.core.schemes import parse_scheme
+
+    x = np.random.default_rng(1).normal(0, 0.1, (64, 48)).astype(np.float32)
+    tensor = Tensor(TensorInfo("w", x.shape, "float32", channel_axis=1), lambda: x)
+    row = preview_tensor(tensor, parse_scheme(spec))
+    data = row.to_json()
+    assert {"entropy_bits_per_weight", "huffman_bytes"} <= set(data)
+    if spec == "float32":
+        assert row.entropy_bits_per_weight is None
+        assert row.huffman_bytes == row.quantized_bytes
+    else:
+        bits = parse_scheme(spec).bits
+        assert 0 < row.entropy_bits_per_weight <= bits
+        coded = row.huffman_bytes - (row.quantized_bytes - math.ceil(x.size * bits / 8))
+        assert coded * 8 >= x.size * row.entropy_bits_per_weight
+    total = summarize([row], overhead=b"abc")
+    assert total["huffman_bytes"] == row.huffman_bytes + 3
+    expect = row.entropy_bits_per_weight if row.entropy_bits_per_weight is not None else 32.0
+    assert total["entropy_bits_per_weight"] == pytest.approx(expect)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_roundtrip import _size, _tfjs_names, _written
+from tests.export.test_roundtrip import _size, _tfjs_names, _written
 
 from inspector.core.plan import Plan
 from inspector.core.preview import quantize_tensor, run_preview
