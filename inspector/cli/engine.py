@@ -32,11 +32,21 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--max-samples", type=int, metavar="N", help="use only the first N samples (faster)"
     )
+    p.add_argument(
+        "--calibration",
+        metavar="C.npz",
+        help="sample inputs round=gptq calibrates on (default: --data, then the bundled "
+        "sample: calibrating on the evaluation data itself measures optimistically)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON document")
 
 
-def _open(args: argparse.Namespace, stack: Any) -> tuple[Any, Any]:
-    """(model, evaluator) for the command's arguments; the model is closed by `stack`."""
+def _open(
+    args: argparse.Namespace, stack: Any, schemes: Callable[[Any], list[Any]]
+) -> tuple[Any, Any]:
+    """(model, evaluator) for the command's arguments; the model is closed by `stack`.
+    `schemes(model)` lists the schemes the command applies (GPTQ calibrates when one asks)."""
+    from inspector.cli.options import with_calibration
     from inspector.engine.evaluate import Evaluator
     from inspector.formats import open_model
     from inspector.formats.targets import get_target
@@ -45,7 +55,12 @@ def _open(args: argparse.Namespace, stack: Any) -> tuple[Any, Any]:
         raise InspectorError("--max-samples must be at least 1")
     model = stack.enter_context(open_model(args.model))
     target = get_target(args.format or model.format)
+    target = with_calibration(model, schemes(model), target, args.calibration or args.data)
     return model, Evaluator.open(model, args.data, target, args.max_samples)
+
+
+def _plan_schemes(plan: Any) -> Callable[[Any], list[Any]]:
+    return lambda model: [plan.scheme_for(t.info) for t in model]
 
 
 def _model_json(model: Any, evaluator: Any) -> dict[str, Any]:
@@ -81,7 +96,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     plan = plan_from_args(args)
     with ExitStack() as stack:
-        model, evaluator = _open(args, stack)
+        model, evaluator = _open(args, stack, _plan_schemes(plan))
         if args.outputs:
             _check_out_path(Path(args.outputs), args)
         evaluation = evaluator.evaluate(plan)
@@ -134,11 +149,12 @@ def _parser_evaluate(sub: argparse._SubParsersAction) -> None:
 def _cmd_sensitivity(args: argparse.Namespace) -> int:
     from contextlib import ExitStack
 
+    from inspector.core.schemes import parse_scheme
     from inspector.engine.evaluate import drain
     from inspector.engine.sensitivity import iter_sensitivity
 
     with ExitStack() as stack:
-        model, evaluator = _open(args, stack)
+        model, evaluator = _open(args, stack, lambda model: [parse_scheme(args.scheme)])
         result = drain(iter_sensitivity(evaluator, args.scheme, args.per, args.mode))
         if args.json:
             doc = {"model": _model_json(model, evaluator), "data": evaluator.data.to_json()}
@@ -243,8 +259,10 @@ def _keep() -> Any:
 def _cmd_auto(args: argparse.Namespace) -> int:
     from contextlib import ExitStack
 
+    from inspector.cli.options import with_calibration
     from inspector.core import budget
     from inspector.core.preview import PreviewCache, run_preview
+    from inspector.core.schemes import parse_scheme
     from inspector.engine.evaluate import drain
     from inspector.formats import open_model
     from inspector.formats.targets import get_target
@@ -257,6 +275,8 @@ def _cmd_auto(args: argparse.Namespace) -> int:
     with ExitStack() as stack:
         model = stack.enter_context(open_model(args.model))
         target = get_target(args.format or model.format)
+        schemes = [parse_scheme(spec) for spec in ladder]
+        target = with_calibration(model, schemes, target, args.calibration or args.data)
         full, measured = _auto_errors(args, model, target, ladder)
         probe, errors = measured if measured else (None, None)
         ladders = drain(budget.build_ladders(model, ladder, target, args.cache, errors))

@@ -11,12 +11,14 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 
-from inspector.cli.options import add_scheme_options, plan_from_args
+from inspector.cli.options import add_data_option, add_scheme_options, plan_from_args
 
 __all__ = ["COMMANDS"]
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
+    from inspector.cli.options import with_calibration
+    from inspector.core.target import NATIVE
     from inspector.formats import open_model
     from inspector.formats.export import export_model, result_json
 
@@ -27,6 +29,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
             print(
                 f"warning: rule '{rule.pattern}={rule.scheme}' matches no tensor", file=sys.stderr
             )
+        schemes = [plan.scheme_for(t.info) for t in model]
+        rounding = with_calibration(model, schemes, NATIVE, args.data).rounding
         result = export_model(
             model,
             plan,
@@ -37,6 +41,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
             dequantized=args.dequantized,
             weights_only=args.weights_only,
             with_preview=want_report,
+            rounding=rounding,
         )
         if want_report:
             from inspector.report import write_report
@@ -75,6 +80,7 @@ def _parser_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model", help="model file or TF.js folder")
     p.add_argument("-o", "--output", required=True, help="output file (TF.js: output folder)")
     add_scheme_options(p)
+    add_data_option(p)
     p.add_argument(
         "--format",
         choices=("tfjs", "keras", "safetensors", "npz", "onnx"),

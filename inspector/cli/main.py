@@ -13,7 +13,12 @@ from collections.abc import Callable, Sequence
 
 from inspector.cli import engine as _engine
 from inspector.cli import export as _export
-from inspector.cli.options import add_scheme_options, plan_from_args
+from inspector.cli.options import (
+    add_data_option,
+    add_scheme_options,
+    plan_from_args,
+    with_calibration,
+)
 from inspector.core.errors import InspectorError
 
 __all__ = ["COMMANDS", "build_parser", "main"]
@@ -42,6 +47,8 @@ def _cmd_preview(args: argparse.Namespace) -> int:
     plan = plan_from_args(args)
     with open_model(args.model) as model:
         target = get_target(args.format or model.format)
+        schemes = [plan.scheme_for(t.info) for t in model]
+        target = with_calibration(model, schemes, target, args.data)
         preview = run_preview(model, plan, target)
         unmatched = plan.unmatched_rules(t.info for t in model)
         for rule in unmatched:
@@ -70,6 +77,7 @@ def _parser_preview(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("preview", help="sizes, error and gzip ratio of a plan, without writing")
     p.add_argument("model", help="model file or TF.js folder")
     add_scheme_options(p)
+    add_data_option(p)
     p.add_argument("--format", help="export format whose storage to count (default: input's)")
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.set_defaults(func=_cmd_preview)

@@ -154,7 +154,7 @@ def _data_rounded(
         return enc, NO_DATA
     codes, why = target.rounding.choose(tensor, enc, values)
     if codes is None:
-        return enc, f"round=gptq: {why}; rounded to nearest"
+        return enc, f"round=gptq: {why}; nearest"
     return replace(enc, codes=codes), ""
 
 

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 __all__ = ["NO_DATA", "DataRounding"]
 
-NO_DATA = "round=gptq needs sample data (--data): rounded to nearest"
+NO_DATA = "round=gptq needs sample data (--data): nearest"
 
 
 class DataRounding(Protocol):

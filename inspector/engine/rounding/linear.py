@@ -198,7 +198,7 @@ def keras_view(
             lambda m: view.from_matrix(m).reshape(shape),
             view.inputs,
         )
-    raise NotLinear(f"GPTQ treats Dense/Conv/DepthwiseConv kernels, not a {class_name} {role}")
+    raise NotLinear(f"not a Dense/Conv/DepthwiseConv kernel ({class_name} {role})")
 
 
 # --------------------------------------------------------------------------- ONNX
@@ -258,4 +258,4 @@ def onnx_view(
         return _matrix(shape, trans, _flat_inputs(shape[1] if trans else shape[0]))
     if op_type == "MatMul" and index == 1 and len(shape) == 2:
         return _matrix(shape, False, _flat_inputs(shape[0]))
-    raise NotLinear(f"GPTQ treats Conv/Gemm/MatMul weights, not input {index} of a {op_type}")
+    raise NotLinear(f"not a Conv/Gemm/MatMul weight (input {index} of {op_type})")
