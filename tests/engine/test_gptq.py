@@ -6,7 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from inspector.engine.rounding.gptq import Grid, HessianSum, gptq_codes, nearest_codes
+from inspector.engine.rounding.gptq import (
+    Grid,
+    HessianSum,
+    gptq_codes,
+    nearest_codes,
+    upper_inverse_cholesky,
+)
 
 
 def _layer(seed: int, rows: int = 24, cols: int = 48, n: int = 600):
@@ -122,3 +128,13 @@ def test_hessian_accumulates_in_batches():
     acc.add(x[:0, None, :])
     assert acc.n == len(x)
     assert np.allclose(acc.h[0], 2.0 / len(x) * x.T @ x)
+
+
+def test_upper_cholesky_of_the_inverse_is_the_references():
+    x, _ = _layer(11, cols=30)
+    h = _hessian(x)
+    u = upper_inverse_cholesky(h, 0.01)
+    damped = h[0] + 0.01 * np.mean(np.diag(h[0])) * np.eye(30)
+    reference = np.linalg.cholesky(np.linalg.inv(damped)).T  # upper: Hinv = UᵀU
+    assert np.allclose(u[0], reference, rtol=1e-8, atol=1e-10)
+    assert np.allclose(np.triu(u[0]), u[0])

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.export.test_roundtrip import _size, _tfjs_names, _written
 
 from inspector.core.plan import Plan
 from inspector.core.preview import quantize_tensor, run_preview
@@ -15,6 +14,7 @@ from inspector.engine.rounding import GptqRounding
 from inspector.formats import open_model
 from inspector.formats.export import export_model
 from inspector.formats.targets import get_target
+from tests.export.test_roundtrip import _size, _tfjs_names, _written
 
 DEMO = Path(__file__).resolve().parents[2] / "resources" / "digits_convnet"
 

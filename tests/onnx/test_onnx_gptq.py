@@ -35,7 +35,7 @@ def test_capture_sees_each_layers_input(convnet):
     direct = HessianSum(conv1.view.groups, conv1.view.columns)
     for chunk in conv1.view.inputs([x]):
         direct.add(chunk)
-    assert np.allclose(conv1.hessian.h, direct.h)
+    assert np.allclose(conv1.hessian.h, direct.h, rtol=1e-4, atol=1e-6)
     assert conv1.hessian.n == 40 * 36  # 6x6 positions of a 3x3 valid conv on 8x8
     for name in ("conv2.weight", "fc.weight", "head.weight"):
         assert caps[name].hessian is not None and caps[name].hessian.n > 0, name

@@ -7,9 +7,10 @@ column; the error each column's rounding makes on the output, measured through t
 second moments H = 2·X·Xᵀ / n, is pushed onto the columns not yet quantized (the Optimal Brain
 Surgeon update), so the output error ‖WX − ŴX‖² is what is minimised, not ‖W − Ŵ‖².
 As in the reference: H is damped by `percdamp`·mean(diag H), the update uses the upper
-Cholesky factor of H⁻¹, columns go in blocks of 128 with the block's accumulated error applied
-to the rest at once (the "lazy batch" update), and act-order optionally quantizes the columns
-with the largest diag H first (then the permutation is undone).
+Cholesky factor of H⁻¹ (from one factorisation, see `upper_inverse_cholesky`), columns go in
+blocks of 128 with the block's accumulated error applied to the rest at once (the "lazy batch"
+update), and act-order optionally quantizes the columns with the largest diag H first (then the
+permutation is undone).
 
 Differences from the reference, on purpose:
 - The grid is fixed beforehand (`Grid`: the scheme's own parameters, fitted as `encode` does;
@@ -30,7 +31,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["BLOCK", "PERCDAMP", "GptqError", "Grid", "HessianSum", "gptq_codes", "nearest_codes"]
+__all__ = [
+    "BLOCK",
+    "PERCDAMP",
+    "GptqError",
+    "Grid",
+    "HessianSum",
+    "gptq_codes",
+    "nearest_codes",
+    "upper_inverse_cholesky",
+]
 
 BLOCK = 128
 PERCDAMP = 0.01
@@ -65,13 +75,22 @@ class HessianSum:
         self.n = 0
 
     def add(self, x: np.ndarray) -> None:
-        """Add a batch of `n` input vectors `(n, G, columns)`."""
+        """Add a batch of `n` input vectors `(n, G, columns)`. The batch's product is taken in
+        the inputs' precision (float32 activations: as the reference does) and added in float64.
+        """
         if x.shape[0] == 0:
             return
-        x = np.asarray(x, dtype=np.float64)
+        x = np.asarray(x)
+        if x.dtype not in (np.float32, np.float64):
+            x = x.astype(np.float32)
         total = self.n + x.shape[0]
+        if x.shape[1] == 1:  # one map: a plain BLAS product
+            flat = x[:, 0, :]
+            product = (flat.T @ flat)[None]
+        else:  # many small maps (depthwise): einsum beats a stacked matmul here
+            product = np.einsum("ngk,ngl->gkl", x, x, optimize=True)
         self.h *= self.n / total
-        self.h += (2.0 / total) * np.einsum("ngk,ngl->gkl", x, x, optimize=True)
+        self.h += (2.0 / total) * product
         self.n = total
 
 
@@ -81,19 +100,20 @@ def nearest_codes(w: np.ndarray, grid: Grid) -> np.ndarray:
     return grid.quantize(np.asarray(w, dtype=np.float64), step, offset).astype(np.int64)
 
 
-def _upper_inverse_cholesky(h: np.ndarray, percdamp: float) -> np.ndarray:
-    """Upper Cholesky factor U (Hinv = UᵀU) of the damped inverse of each H `(G, K, K)`."""
+def upper_inverse_cholesky(h: np.ndarray, percdamp: float = PERCDAMP) -> np.ndarray:
+    """Upper Cholesky factor U (H⁻¹ = UᵀU) of the damped inverse of each H `(G, K, K)`.
+
+    The reference factors H, inverts, and factors H⁻¹ again. One factorisation does: with P
+    the reversal permutation and P·H·P = L·Lᵀ, V = P·L·P is upper triangular and H = V·Vᵀ, so
+    H⁻¹ = (V⁻¹)ᵀ·V⁻¹ and U = V⁻¹ (upper, positive diagonal: the unique factor)."""
     k = h.shape[-1]
     eye = np.eye(k)
     damp = percdamp * np.mean(np.diagonal(h, axis1=1, axis2=2), axis=1)
     for _ in range(5):
         try:
             damped = h + damp[:, None, None] * eye
-            lower = np.linalg.cholesky(damped)
-            inv_lower = np.linalg.inv(lower)
-            hinv = np.swapaxes(inv_lower, 1, 2) @ inv_lower
-            hinv = (hinv + np.swapaxes(hinv, 1, 2)) / 2
-            return np.swapaxes(np.linalg.cholesky(hinv), 1, 2)
+            lower = np.linalg.cholesky(damped[:, ::-1, ::-1])
+            return np.linalg.inv(lower[:, ::-1, ::-1])
         except np.linalg.LinAlgError:
             damp = damp * 10.0 + (damp == 0)
     raise GptqError("the layer's input Hessian is not positive definite even when damped")
@@ -125,7 +145,7 @@ def gptq_codes(
         take = perm[:, None, :]
         w, step, offset = (np.take_along_axis(a, take, axis=2) for a in (w, step, offset))
         h = np.take_along_axis(np.take_along_axis(h, perm[:, :, None], 1), take, 2)
-    u = _upper_inverse_cholesky(h, percdamp)
+    u = upper_inverse_cholesky(h, percdamp)
     codes = np.empty(w.shape, dtype=np.float64)
     for i1 in range(0, k, block):
         i2 = min(i1 + block, k)
