@@ -117,3 +117,24 @@ def test_cache_keys_tell_data_apart(convnet):
     spec = parse_scheme("int4:round=gptq")
     assert a.cache_key(spec) != b.cache_key(spec) != NATIVE.cache_key(spec)
     assert a.cache_key(parse_scheme("int4")) == NATIVE.cache_key(parse_scheme("int4"))
+
+
+def test_lazy_calibration_opens_on_first_use(convnet, tmp_path):
+    import shutil
+
+    from inspector.engine.rounding.calibrate import LazyCalibration
+
+    spec = parse_scheme("int4:round=gptq")
+    tensor = convnet["dense1/kernel:0"]
+    bundled = NATIVE.with_rounding(LazyCalibration(convnet))
+    assert quantize_tensor(tensor, spec, bundled).rounding_note == ""
+    shutil.copy(RESOURCES / "digits_convnet" / "digits_convnet.h5", tmp_path / "m.h5")
+    with open_model(tmp_path / "m.h5") as alone:
+        lazy = LazyCalibration(alone)
+        q = quantize_tensor(alone["dense1/kernel:0"], spec, NATIVE.with_rounding(lazy))
+        assert q.rounding_note == NO_DATA
+        assert "needs sample data" in lazy.calibration.message
+        np.savez(tmp_path / "bad.npz", x=np.zeros((2, 3), np.float32))
+        bad = NATIVE.with_rounding(LazyCalibration(alone, tmp_path / "bad.npz"))
+        q = quantize_tensor(alone["dense1/kernel:0"], spec, bad)
+        assert "bad.npz" in q.rounding_note and q.rounding_note.endswith("; nearest")

@@ -16,9 +16,10 @@ if TYPE_CHECKING:
     from inspector.core.model import Tensor
     from inspector.core.schemes import Encoded
 
-__all__ = ["NO_DATA", "DataRounding"]
+__all__ = ["NEEDS_DATA", "NO_DATA", "DataRounding"]
 
-NO_DATA = "round=gptq needs sample data (--data): nearest"
+NEEDS_DATA = "needs sample data (--data)"
+NO_DATA = f"round=gptq: {NEEDS_DATA}; nearest"
 
 
 class DataRounding(Protocol):
