@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from inspector.core.errors import InspectorError
+from inspector.core.model import Model
 from inspector.core.plan import Plan
 from inspector.ui import dialogs
 from inspector.ui.autosave import Autosaver
@@ -38,6 +39,7 @@ from inspector.ui.export_actions import ExportActions
 from inspector.ui.histogram_view import HistogramView
 from inspector.ui.output_panel import OutputPanel
 from inspector.ui.plot_style import configure_pyqtgraph
+from inspector.ui.rounding_view import RoundingView
 from inspector.ui.rules_list import RulesList
 from inspector.ui.scheme_editor import SchemeEditor
 from inspector.ui.state import AppState
@@ -97,6 +99,8 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.errors, "Error")
         self.output = OutputPanel(self.state, self.evaluation)
         self.tabs.addTab(self.output, "Output && sensitivity")
+        self.rounding = RoundingView(self.state, self.evaluation)
+        self.tabs.addTab(self.rounding, "Rounding A/B")
         self.editor = SchemeEditor(self.state)
         self.rules = RulesList(self.state)
         self.summary = SummaryPanel(self.state)
@@ -223,6 +227,7 @@ class MainWindow(QMainWindow):
         old = self.state.model
         self.preview.runner.cancel()
         self.detail.runner.cancel()
+        self._calibrate(model, None)
         self.state.set_model(model, target=model.format)  # type: ignore[arg-type,attr-defined]
         retire_model(old, self.model_readers())
         path = str(model.path)  # type: ignore[attr-defined]
@@ -353,6 +358,15 @@ class MainWindow(QMainWindow):
         if path:
             self.evaluation.set_data_path(path)
             self.output.data_label.setText(f"data: {path} (used from the next evaluation)")
+            if self.state.model is not None:
+                self._calibrate(self.state.model, path, notify=True)
+
+    def _calibrate(self, model: Model, data_path: str | None, notify: bool = False) -> None:
+        """`round=gptq` calibrates on the evaluation data (the bundled sample until one is
+        chosen), opened on a worker when a gptq scheme first needs it."""
+        from inspector.engine.rounding.calibrate import LazyCalibration
+
+        self.state.set_rounding(LazyCalibration(model, data_path), notify)
 
     def _evaluate(self) -> None:
         self.tabs.setCurrentWidget(self.output)
@@ -364,7 +378,7 @@ class MainWindow(QMainWindow):
 
     def tasks(self) -> list:
         """User-started background tasks, each with its own progress bar and Cancel."""
-        return [self.exports.task, *self.evaluation.tasks]
+        return [self.exports.task, *self.evaluation.tasks, self.rounding.task]
 
     def cancel_work(self) -> None:
         """Esc: cancel the preview and every running task."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
@@ -62,6 +63,8 @@ class AppState(QObject):
         self.model: Model | None = None
         self.plan: Plan = Plan(default=START_SPEC)
         self.target_name: str = "native"
+        self.rounding: Any = None
+        """The `DataRounding` GPTQ takes its codes from (`set_rounding`), None without data."""
         self.selection: tuple[str, ...] = ()
         self.current: str | None = None
         self.tensor_previews: dict[str, object] = {}
@@ -168,6 +171,13 @@ class AppState(QObject):
     def set_target(self, name: str) -> None:
         if name != self.target_name:
             self.target_name = name
+            self.target_changed.emit()
+
+    def set_rounding(self, rounding: Any, notify: bool = True) -> None:
+        """Calibration data for `round=gptq` changed: results under the target are stale
+        (`notify=False` when a model change that follows tells everyone anyway)."""
+        self.rounding = rounding
+        if notify:
             self.target_changed.emit()
 
     def set_sqnr_threshold(self, db: float) -> None:
