@@ -100,6 +100,21 @@ def nearest_codes(w: np.ndarray, grid: Grid) -> np.ndarray:
     return grid.quantize(np.asarray(w, dtype=np.float64), step, offset).astype(np.int64)
 
 
+def _upper_inverse(v: np.ndarray) -> np.ndarray:
+    """Inverse of upper-triangular matrices `(G, K, K)` by 2×2 blocks,
+    [[A, B], [0, D]]⁻¹ = [[A⁻¹, −A⁻¹·B·D⁻¹], [0, D⁻¹]]: matrix products only, about a sixth
+    of the work of a general inverse, and exactly triangular."""
+    k = v.shape[-1]
+    if k <= 64:
+        return np.triu(np.linalg.inv(v))
+    h = k // 2
+    a_inv, d_inv = _upper_inverse(v[:, :h, :h]), _upper_inverse(v[:, h:, h:])
+    out = np.zeros_like(v)
+    out[:, :h, :h], out[:, h:, h:] = a_inv, d_inv
+    out[:, :h, h:] = -(a_inv @ v[:, :h, h:]) @ d_inv
+    return out
+
+
 def upper_inverse_cholesky(h: np.ndarray, percdamp: float = PERCDAMP) -> np.ndarray:
     """Upper Cholesky factor U (H⁻¹ = UᵀU) of the damped inverse of each H `(G, K, K)`.
 
@@ -113,7 +128,7 @@ def upper_inverse_cholesky(h: np.ndarray, percdamp: float = PERCDAMP) -> np.ndar
         try:
             damped = h + damp[:, None, None] * eye
             lower = np.linalg.cholesky(damped[:, ::-1, ::-1])
-            return np.linalg.inv(lower[:, ::-1, ::-1])
+            return _upper_inverse(np.ascontiguousarray(lower[:, ::-1, ::-1]))
         except np.linalg.LinAlgError:
             damp = damp * 10.0 + (damp == 0)
     raise GptqError("the layer's input Hessian is not positive definite even when damped")

@@ -92,13 +92,15 @@ class GptqRounding:
         key = (tensor.name, enc.scheme.spec)
         hit = self._codes.get(key)
         if hit is None:
-            hit = self._codes[key] = self._compute(tensor, enc, values)
+            hit = self._codes[key] = self.compute(tensor, enc, values)
         codes, why = hit
         return (None, why) if codes is None else (codes.astype(enc.codes.dtype), "")
 
-    def _compute(
+    def compute(
         self, tensor: Tensor, enc: Encoded, values: np.ndarray
     ) -> tuple[np.ndarray | None, str]:
+        """GPTQ's codes (int64, the tensor's layout) for `enc`'s grid, or (None, why not);
+        not cached (`choose` is the cached way)."""
         cap = self.captures().get(tensor.name)
         if cap is None:
             return None, self._failure or "no layer of the model reads this tensor"
