@@ -42,7 +42,7 @@ from inspector.core.preview import (  # noqa: E402
 from inspector.core.schemes import parse_scheme  # noqa: E402
 from inspector.formats import open_model  # noqa: E402
 from inspector.formats.keras import h5probe  # noqa: E402
-from inspector.formats.targets import get_target  # noqa: E402
+from inspector.formats.registry import get_target  # noqa: E402
 
 TF_VENV = Path("/work/venvs/tf/bin")
 ROWS: list[tuple[str, str, str, str, str]] = []
@@ -371,7 +371,7 @@ from inspector.core.plan import Plan
 from inspector.core.preview import iter_preview
 from inspector.formats.export import export_model
 from inspector.formats import open_model
-from inspector.formats.targets import get_target
+from inspector.formats.registry import get_target
 path, out, spec, fmt = sys.argv[1:5]
 plan = Plan().with_default(spec)
 with open_model(path) as m:

@@ -14,7 +14,7 @@ from inspector.core.plan import Plan
 from inspector.engine.evaluate import Evaluator, drain
 from inspector.engine.sensitivity import iter_sensitivity, units
 from inspector.formats import open_model
-from inspector.formats.targets import get_target
+from inspector.formats.registry import get_target
 
 RES = Path(__file__).resolve().parents[1] / "resources"
 MODELS = ["diabetes_mlp", "digits_convnet", "digits_depthwise"]

@@ -49,7 +49,7 @@ def _open(
     from inspector.cli.options import with_calibration
     from inspector.engine.evaluate import Evaluator
     from inspector.formats import open_model
-    from inspector.formats.targets import get_target
+    from inspector.formats.registry import get_target
 
     if args.max_samples is not None and args.max_samples < 1:
         raise InspectorError("--max-samples must be at least 1")
@@ -265,7 +265,7 @@ def _cmd_auto(args: argparse.Namespace) -> int:
     from inspector.core.schemes import parse_scheme
     from inspector.engine.evaluate import drain
     from inspector.formats import open_model
-    from inspector.formats.targets import get_target
+    from inspector.formats.registry import get_target
 
     out = Path(args.output) if args.output else None
     if out is not None and out.exists() and not args.force:

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from inspector.cli.options import add_data_option, add_scheme_options, plan_from_args
+from inspector.formats.registry import export_choices
 
 __all__ = ["COMMANDS"]
 
@@ -83,7 +84,7 @@ def _parser_export(sub: argparse._SubParsersAction) -> None:
     add_data_option(p)
     p.add_argument(
         "--format",
-        choices=("tfjs", "keras", "safetensors", "npz", "onnx"),
+        choices=export_choices(),
         help="export format (default: the input's own)",
     )
     p.add_argument("--force", action="store_true", help="replace an existing output")

@@ -42,7 +42,7 @@ def _cmd_preview(args: argparse.Namespace) -> int:
     from inspector.cli.text import preview_table
     from inspector.core.preview import run_preview
     from inspector.formats import open_model
-    from inspector.formats.targets import get_target
+    from inspector.formats.registry import get_target
 
     plan = plan_from_args(args)
     with open_model(args.model) as model:

@@ -4,19 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from inspector.core.formatting import format_bytes
 from inspector.core.model import Model
 from inspector.core.preview import Preview, TensorPreview
 
-__all__ = ["format_bytes", "info_json", "info_table", "preview_table"]
-
-
-def format_bytes(n: float) -> str:
-    """Human bytes with binary prefixes: 1536 → '1.50 KiB'."""
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
-        n /= 1024
-    return f"{n:.2f} GiB"
+__all__ = ["info_json", "info_table", "preview_table"]
 
 
 def info_json(model: Model) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from typing import TypeVar
+from typing import Any
 
 import numpy as np
 
@@ -22,7 +22,6 @@ __all__ = [
     "split_grid",
 ]
 
-T = TypeVar("T")
 
 CHUNK = 1 << 18
 
@@ -64,13 +63,13 @@ def finite_minmax(flat: np.ndarray) -> tuple[float, float, int]:
     return mn, mx, bad
 
 
-def on_two_threads(calls: Sequence[Callable[[], T]]) -> list[T]:
+def on_two_threads(calls: Sequence[Callable[..., Any]]) -> list[Any]:
     """Results of the calls (compiled kernels, zlib: code that releases the GIL), the second on
     another thread: same values, about half the latency when a core is free. An exception in
     either call is raised here, in the caller's thread."""
     if len(calls) == 1:
         return [calls[0]()]
-    out: list[T] = []
+    out: list[Any] = []
     errors: list[BaseException] = []
 
     def second() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 
 __all__ = ["FormatError", "InspectorError", "PlanError", "SchemeError"]
 
@@ -14,8 +14,10 @@ class InspectorError(Exception):
 class FormatError(InspectorError):
     """A model file cannot be read or written as its format requires."""
 
-    def __init__(self, path: str | Path, reason: str, tensor: str | None = None) -> None:
-        self.path = str(path)
+    def __init__(
+        self, path: str | os.PathLike[str], reason: str, tensor: str | None = None
+    ) -> None:
+        self.path = os.fspath(path)
         self.reason = reason
         self.tensor = tensor
         where = f"{self.path}: tensor '{tensor}'" if tensor else self.path

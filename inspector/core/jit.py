@@ -36,7 +36,7 @@ def disabled() -> bool:
     return os.environ.get("QUANT_INSPECTOR_NO_JIT", "") not in ("", "0")
 
 
-def get() -> SimpleNamespace | None:
+def get() -> Any:
     """The compiled kernels, or None while they load (the load starts on the first call),
     when disabled, or when numba is unavailable. Never blocks."""
     if disabled():
@@ -47,7 +47,7 @@ def get() -> SimpleNamespace | None:
     return kernels or None
 
 
-def wait(timeout: float | None = None) -> SimpleNamespace | None:
+def wait(timeout: float | None = None) -> Any:
     """Start the load if needed and block until it finished (or `timeout` seconds passed);
     the kernels or None. For benchmarks and tests that must time or check the compiled path."""
     if disabled():
@@ -92,7 +92,7 @@ def _compile() -> SimpleNamespace:
             return nb.types.Array(dtype, ndim, "C", readonly=True)
 
         def jit(fn: Any, sigs: list[Any], **extra: Any) -> Any:
-            return nb.njit(sigs, **opts, **extra)(fn)
+            return nb.njit(sigs, **opts, **extra)(fn)  # type: ignore[call-overload]
 
         _install_helpers(nb)
 
@@ -235,23 +235,23 @@ def sym_layout(x: np.ndarray, axis: int | None) -> tuple[np.ndarray, bool] | Non
 # ---- kernel bodies (plain Python; compiled by numba in `_compile`) ----
 
 
-def _fmax(a, b):  # type: ignore[no-untyped-def]
+def _fmax(a, b):
     """The larger of two floats (LLVM's maxnum once compiled: NaN loses, as it cannot occur
     here: non-finite tensors never reach the kernels)."""
     return a if a >= b else b
 
 
-def _f64_bits(y):  # type: ignore[no-untyped-def]
+def _f64_bits(y):
     """The bit pattern of a float64 as an int64 (a register bitcast once compiled)."""
     return np.array([y]).view(np.int64)[0]
 
 
-def _bits_f64(u):  # type: ignore[no-untyped-def]
+def _bits_f64(u):
     """The float64 of an int64 bit pattern (inverse of `_f64_bits`)."""
     return np.array([u], dtype=np.int64).view(np.float64)[0]
 
 
-def _enc_run(a, codes, s, edge, qmax):  # type: ignore[no-untyped-def]
+def _enc_run(a, codes, s, edge, qmax):
     """int8 codes of float32 `rint(a / s)` clipped to ±qmax for one scale `s`; how many
     |a / s| exceed `edge` (= qmax + 0.5, the clipped values)."""
     n = 0
@@ -262,7 +262,7 @@ def _enc_run(a, codes, s, edge, qmax):  # type: ignore[no-untyped-def]
     return n
 
 
-def _enc_each(a, codes, s, edge, qmax):  # type: ignore[no-untyped-def]
+def _enc_each(a, codes, s, edge, qmax):
     """`_enc_run` with a scale per value (`s` as long as `a`)."""
     n = 0
     for i in range(a.size):
@@ -272,18 +272,18 @@ def _enc_each(a, codes, s, edge, qmax):  # type: ignore[no-untyped-def]
     return n
 
 
-def _merge(total, part):  # type: ignore[no-untyped-def]
+def _merge(total, part):
     """Two (Σw², Σe², Σw'², max|e|) sums as one."""
     return total[0] + part[0], total[1] + part[1], total[2] + part[2], max(total[3], part[3])
 
 
-def _acc(w, v, s2, e2, d, m):  # type: ignore[no-untyped-def]
+def _acc(w, v, s2, e2, d, m):
     """One value into the error sums: (Σw², Σe², Σw'², max|e|) with e = w − w' (float64)."""
     e = w - v
     return s2 + w * w, e2 + e * e, d + v * v, _fmax(m, abs(e))
 
 
-def _sums_run(a, codes, s):  # type: ignore[no-untyped-def]
+def _sums_run(a, codes, s):
     """(Σw², Σe², Σw'², max|e|) of w' = float32 `q * s` for one scale `s`, in float64."""
     s2 = e2 = d = w_ = 0.0
     for i in range(a.size):
@@ -292,7 +292,7 @@ def _sums_run(a, codes, s):  # type: ignore[no-untyped-def]
     return s2, e2, d, w_
 
 
-def _sums_each(a, codes, s):  # type: ignore[no-untyped-def]
+def _sums_each(a, codes, s):
     """`_sums_run` with a scale per value."""
     s2 = e2 = d = w_ = 0.0
     for i in range(a.size):
@@ -301,20 +301,20 @@ def _sums_each(a, codes, s):  # type: ignore[no-untyped-def]
     return s2, e2, d, w_
 
 
-def _amax_run(a, best):  # type: ignore[no-untyped-def]
+def _amax_run(a, best):
     """max(best, max|a|)."""
     for i in range(a.size):
         best = _fmax(best, abs(a[i]))
     return best
 
 
-def _amax_each(a, out):  # type: ignore[no-untyped-def]
+def _amax_each(a, out):
     """out[i] = max(out[i], |a[i]|)."""
     for i in range(a.size):
         out[i] = _fmax(out[i], abs(a[i]))
 
 
-def _affine_encode(x, codes, mn, scale, lo, hi, qmax, exact_clip, far_lo, far_hi, count):  # type: ignore[no-untyped-def]
+def _affine_encode(x, codes, mn, scale, lo, hi, qmax, exact_clip, far_lo, far_hi, count):
     """`affine.affine_encode`'s float64 maths per element; returns the clipped count."""
     clipped = 0
     for i in range(x.size):
@@ -330,7 +330,7 @@ def _affine_encode(x, codes, mn, scale, lo, hi, qmax, exact_clip, far_lo, far_hi
     return clipped
 
 
-def _lut_run(x, codes, lut):  # type: ignore[no-untyped-def]
+def _lut_run(x, codes, lut):
     """(Σw², Σe², Σw'², max|e|) with w' = lut[code], float64, over one block."""
     s = e2 = d = w = 0.0
     for i in range(x.size):
@@ -338,7 +338,7 @@ def _lut_run(x, codes, lut):  # type: ignore[no-untyped-def]
     return s, e2, d, w
 
 
-def _affine_run(x, codes, scale, mn):  # type: ignore[no-untyped-def]
+def _affine_run(x, codes, scale, mn):
     """`_lut_run` for w' = float32(q·scale + min) computed in float64, as
     `affine.affine_decode` does (no table gather, so the loop vectorizes)."""
     s = e2 = d = w = 0.0
@@ -348,7 +348,7 @@ def _affine_run(x, codes, scale, mn):  # type: ignore[no-untyped-def]
     return s, e2, d, w
 
 
-def _lut_sums(x, codes, lut):  # type: ignore[no-untyped-def]
+def _lut_sums(x, codes, lut):
     """(Σw², Σe², Σw'², max|e|) with w' = lut[code], float64, summed per block of values."""
     total = (0.0, 0.0, 0.0, 0.0)
     for start in range(0, x.size, _BLOCK):
@@ -357,7 +357,7 @@ def _lut_sums(x, codes, lut):  # type: ignore[no-untyped-def]
     return total
 
 
-def _affine_sums(x, codes, scale, mn):  # type: ignore[no-untyped-def]
+def _affine_sums(x, codes, scale, mn):
     """`_lut_sums` of affine codes (see `_affine_run`)."""
     total = (0.0, 0.0, 0.0, 0.0)
     for start in range(0, x.size, _BLOCK):
@@ -366,14 +366,14 @@ def _affine_sums(x, codes, scale, mn):  # type: ignore[no-untyped-def]
     return total
 
 
-def _f16_encode(x, bits, out):  # type: ignore[no-untyped-def]
+def _f16_encode(x, bits, out):
     """float32 → float16 bit patterns, round to nearest even (finite inputs within ±65504)."""
     for i in range(x.size):
         u = np.int64(bits[i])
         sign = (u >> 16) & 0x8000
         u &= 0x7FFFFFFF
         if u >= 0x47800000:
-            o = 0x7E00 if u > 0x7F800000 else 0x7C00
+            o = np.int64(0x7E00 if u > 0x7F800000 else 0x7C00)
         elif u < 0x38800000:
             o = np.int64(np.rint(abs(np.float64(x[i])) * 16777216.0))
         else:
@@ -381,7 +381,7 @@ def _f16_encode(x, bits, out):  # type: ignore[no-untyped-def]
         out[i] = o | sign
 
 
-def _sym_encode(a, scales, group, qmax, cols, codes):  # type: ignore[no-untyped-def]
+def _sym_encode(a, scales, group, qmax, cols, codes):
     """int8 codes of `rint(x / scale)` in float32, clipped to ±qmax; the clipped count.
     `a` is (M, C) rows with `scales` (groups, C), or (C, M) when `cols` with `scales`
     (C, groups); no scale is zero. Each inner loop is a 1-D run, so it vectorizes."""
@@ -400,7 +400,7 @@ def _sym_encode(a, scales, group, qmax, cols, codes):  # type: ignore[no-untyped
     return clipped
 
 
-def _sym_sums(a, codes, scales, group, cols):  # type: ignore[no-untyped-def]
+def _sym_sums(a, codes, scales, group, cols):
     """Error sums of float32 `q * scale` against `a` (layouts as `_sym_encode`)."""
     p, q = a.shape
     total = (0.0, 0.0, 0.0, 0.0)
@@ -415,19 +415,19 @@ def _sym_sums(a, codes, scales, group, cols):  # type: ignore[no-untyped-def]
     return total
 
 
-def _dec_run(codes, out, s):  # type: ignore[no-untyped-def]
+def _dec_run(codes, out, s):
     """out = float32 `q * s` for one scale."""
     for i in range(codes.size):
         out[i] = np.float32(codes[i]) * s
 
 
-def _dec_each(codes, out, s):  # type: ignore[no-untyped-def]
+def _dec_each(codes, out, s):
     """`_dec_run` with a scale per value."""
     for i in range(codes.size):
         out[i] = np.float32(codes[i]) * s[i]
 
 
-def _sym_decode(codes, scales, group, cols, out):  # type: ignore[no-untyped-def]
+def _sym_decode(codes, scales, group, cols, out):
     """float32 `q * scale` of int8 codes into `out` (layouts as `_sym_encode`); a product past
     float32's max is ±inf, as numpy and a float32 runtime compute it."""
     p, q = codes.shape
@@ -440,7 +440,7 @@ def _sym_decode(codes, scales, group, cols, out):  # type: ignore[no-untyped-def
             _dec_each(codes[r], out[r], scales[r // group])
 
 
-def _sym_absmax(a, group, cols, out):  # type: ignore[no-untyped-def]
+def _sym_absmax(a, group, cols, out):
     """max|w| of every (channel, group) into `out`, zeroed by the caller: (C, groups) when
     `cols`, else (groups, C)."""
     p, q = a.shape
@@ -453,7 +453,7 @@ def _sym_absmax(a, group, cols, out):  # type: ignore[no-untyped-def]
             _amax_each(a[r], out[r // group])
 
 
-def _lloyd(vals, csum, centers, max_iter):  # type: ignore[no-untyped-def]
+def _lloyd(vals, csum, centers, max_iter):
     """`kmeans._lloyd`'s iterations with the same float64 operations: sorted `vals`, their
     prefix sums `csum` (n + 1), sorted `centers`; returns the final centers."""
     k, n = centers.size, vals.size
@@ -476,7 +476,7 @@ def _lloyd(vals, csum, centers, max_iter):  # type: ignore[no-untyped-def]
     return centers
 
 
-def _kmeans_count(x, bounds, codes):  # type: ignore[no-untyped-def]
+def _kmeans_count(x, bounds, codes):
     """codes[i] = how many `bounds` lie below x[i] (`searchsorted(bounds, x, 'left')`), by one
     vectorized compare-and-add pass per bound over cache-sized blocks: for small palettes
     this beats the table guess (a scalar gather) several times over."""
@@ -491,7 +491,7 @@ def _kmeans_count(x, bounds, codes):  # type: ignore[no-untyped-def]
                 cs[i] += xs[i] > b
 
 
-def _kmeans_assign(x, upper, lower, lut, lo, inv, codes):  # type: ignore[no-untyped-def]
+def _kmeans_assign(x, upper, lower, lut, lo, inv, codes):
     """Number of midpoints below each value (`searchsorted(bounds, x, 'left')`) from a
     lookup table: an entry ≥ 0 is the code of every value that can land in that bin (no
     midpoint within two bins of it); an entry −1 − guess asks for exact comparisons from the
@@ -510,7 +510,7 @@ def _kmeans_assign(x, upper, lower, lut, lo, inv, codes):  # type: ignore[no-unt
         codes[i] = code
 
 
-def _bf16_encode(bits, out):  # type: ignore[no-untyped-def]
+def _bf16_encode(bits, out):
     """float32 → bfloat16 bit patterns, round to nearest even (finite inputs that round to a
     finite bfloat16: the caller saturates first)."""
     for i in range(bits.size):
@@ -518,13 +518,13 @@ def _bf16_encode(bits, out):  # type: ignore[no-untyped-def]
         out[i] = (u + 0x7FFF + ((u >> 16) & 1)) >> 16
 
 
-def _lut_decode(codes, lut, out):  # type: ignore[no-untyped-def]
+def _lut_decode(codes, lut, out):
     """`out[i] = lut[codes[i]]` (palette decode without numpy's intp index copy)."""
     for i in range(codes.size):
         out[i] = lut[codes[i]]
 
 
-def _kmeans_seed(sub, first, draws, out):  # type: ignore[no-untyped-def]
+def _kmeans_seed(sub, first, draws, out):
     """`kmeans._seed_centers`' k-means++ picks with the same draws and sums (the total is the
     sequential cumulative sum's last value in both paths); how many centers went to `out`."""
     n = sub.size
@@ -548,7 +548,7 @@ def _kmeans_seed(sub, first, draws, out):  # type: ignore[no-untyped-def]
     return got
 
 
-def _prune(x, bits, thr, ties, out):  # type: ignore[no-untyped-def]
+def _prune(x, bits, thr, ties, out):
     """`x` with every |w| below the bit pattern `thr` and the first `ties` equal to it zeroed
     (|w| orders as its float bits with the sign cleared)."""
     for i in range(bits.size):  # branch-free, vectorizes
@@ -561,7 +561,7 @@ def _prune(x, bits, thr, ties, out):  # type: ignore[no-untyped-def]
         i += 1
 
 
-def _radix_select(bits, k):  # type: ignore[no-untyped-def]
+def _radix_select(bits, k):
     """(bit pattern of the k-th smallest |w|, how many equal to it are among the k smallest):
     a two-level radix select, 2 passes."""
     hist = np.zeros(1 << 16, dtype=np.int64)
@@ -584,7 +584,7 @@ def _radix_select(bits, k):  # type: ignore[no-untyped-def]
     return (top << 16) | low, k - below
 
 
-def _affine_mse_grid(sample, mins, scales, los, his):  # type: ignore[no-untyped-def]
+def _affine_mse_grid(sample, mins, scales, los, his):
     """Mean squared affine round-trip error of the float64 sample for every candidate
     (min, scale, lo, hi), with `codecs._affine_fit`'s maths."""
     out = np.zeros(mins.size)
@@ -600,7 +600,7 @@ def _affine_mse_grid(sample, mins, scales, los, his):  # type: ignore[no-untyped
     return out
 
 
-def _f16_round(y):  # type: ignore[no-untyped-def]
+def _f16_round(y):
     """float16 RNE of the float64 `y` in [0, 65504], as a float64: numpy's float64 → float16
     cast. Normal results round the float64 mantissa to 10 bits on its bit pattern (a carry
     moves into the exponent); below 2^-14 the float16 step is 2^-24."""
@@ -610,7 +610,7 @@ def _f16_round(y):  # type: ignore[no-untyped-def]
     return normal if y >= 6.103515625e-05 else sub
 
 
-def _grid_err_f16(vals, absmax, r, qmax):  # type: ignore[no-untyped-def]
+def _grid_err_f16(vals, absmax, r, qmax):
     """Σ squared int4 round-trip error of `vals` when every max|w| is shrunk by `r`
     (scale `symmetric.int4_scales`: float16 of max|w|·r / 7, saturated; 0 divides by 1)."""
     acc = 0.0
@@ -623,7 +623,7 @@ def _grid_err_f16(vals, absmax, r, qmax):  # type: ignore[no-untyped-def]
     return acc
 
 
-def _grid_err_f32(vals, absmax, r, qmax):  # type: ignore[no-untyped-def]
+def _grid_err_f32(vals, absmax, r, qmax):
     """`_grid_err_f16` for int8 (scale `symmetric.int8_scales`: float32 max|w|·r / 127,
     0 → 1)."""
     acc = 0.0
@@ -636,7 +636,7 @@ def _grid_err_f32(vals, absmax, r, qmax):  # type: ignore[no-untyped-def]
     return acc
 
 
-def _sym_mse_grid(vals, absmax, grid, qmax, half):  # type: ignore[no-untyped-def]
+def _sym_mse_grid(vals, absmax, grid, qmax, half):
     """Mean squared symmetric round-trip error of `vals` for every shrink r of `grid`, the
     scale of value i being `symmetric.int4_scales(absmax[i]·r)` when `half` else
     `int8_scales`, as `codecs._symmetric_fit`."""
@@ -650,7 +650,7 @@ def _sym_mse_grid(vals, absmax, grid, qmax, half):  # type: ignore[no-untyped-de
     return out
 
 
-def huffman_cost(counts):  # type: ignore[no-untyped-def]
+def huffman_cost(counts: np.ndarray) -> int:
     """Total bits of a Huffman code for `counts` (int64, sorted ascending, ≥ 2 of them): the
     sum of every merged weight, by the two-queue method (merged weights come out sorted).
     Plain Python is the fallback; the kernel is this function compiled."""

@@ -397,5 +397,5 @@ def _byte_view(data: Any) -> Any:
     if isinstance(data, PackedCodes):
         return data
     if isinstance(data, np.ndarray):
-        return memoryview(np.ascontiguousarray(data).reshape(-1).view(np.uint8))
+        return memoryview(np.ascontiguousarray(data).reshape(-1).view(np.uint8).data)
     return memoryview(data).cast("B")

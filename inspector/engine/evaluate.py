@@ -22,7 +22,8 @@ import numpy as np
 
 from inspector.core.model import Model, Tensor
 from inspector.core.plan import Plan
-from inspector.core.preview import drain, json_number, quantize_tensor
+from inspector.core.preview import drain, json_number
+from inspector.core.quantize import TensorCache, quantize_tensor
 from inspector.core.schemes import Scheme
 from inspector.core.target import NATIVE, Target
 from inspector.engine.errors import EvaluationUnavailable
@@ -66,7 +67,8 @@ class Runner(Protocol):
 
 
 def make_executor(model: Model) -> Runner:
-    """ONNX Runtime for ONNX models, the numpy executor for Keras / TF.js layer graphs.
+    """ONNX Runtime for ONNX models, LiteRT for TF-Lite models, the numpy executor for Keras /
+    TF.js layer graphs.
 
     Raises `EvaluationUnavailable` (with the layer and class when one layer is the reason).
     """
@@ -74,6 +76,10 @@ def make_executor(model: Model) -> Runner:
         from inspector.engine.onnx_runner import OnnxExecutor
 
         return OnnxExecutor.from_model(model)
+    if model.format == "tflite":
+        from inspector.engine.tflite_runner import TfliteExecutor
+
+        return TfliteExecutor.from_model(model)
     from inspector.engine.executor import Executor
 
     return Executor.from_model(model)
@@ -206,23 +212,18 @@ def output_metrics(
 # --------------------------------------------------------------------------- evaluation
 
 
-class DecodedCache:
-    """Decoded (dequantized) tensor values keyed by (tensor name, scheme spec, target key), so
-    sensitivity runs, the budget solver and evaluations quantize each tensor once per scheme.
-    `None` is stored when the scheme leaves the tensor as it is."""
+def _decoded(tensor: Tensor, scheme: Scheme, target: Target) -> np.ndarray | None:
+    q = quantize_tensor(tensor, scheme, target)
+    return None if q.skipped is not None else q.decoded
+
+
+class DecodedCache(TensorCache["np.ndarray | None"]):
+    """Decoded (dequantized) tensor values per (tensor, scheme spec, target), so sensitivity
+    runs, the budget solver and evaluations quantize each tensor once per scheme. `None` is
+    stored when the scheme leaves the tensor as it is."""
 
     def __init__(self) -> None:
-        self._items: dict[tuple[str, str, str], np.ndarray | None] = {}
-
-    def get(self, tensor: Tensor, scheme: Scheme, target: Target) -> np.ndarray | None:
-        key = (tensor.name, scheme.spec, target.cache_key(scheme))
-        if key not in self._items:
-            q = quantize_tensor(tensor, scheme, target)
-            self._items[key] = None if q.skipped is not None else q.decoded
-        return self._items[key]
-
-    def __len__(self) -> int:
-        return len(self._items)
+        super().__init__(_decoded)
 
 
 @dataclass(frozen=True)

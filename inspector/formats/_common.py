@@ -37,7 +37,7 @@ __all__ = [
 MAX_JSON_BYTES = 512 * 1024 * 1024
 
 
-def load_json_bytes(path: str | os.PathLike, data: bytes, what: str = "JSON") -> Any:
+def load_json_bytes(path: str | os.PathLike[str], data: bytes, what: str = "JSON") -> Any:
     """Parse JSON bytes (UTF-8, optional BOM); any syntax or encoding error names `path`."""
     try:
         text = data.decode("utf-8-sig")
@@ -46,7 +46,7 @@ def load_json_bytes(path: str | os.PathLike, data: bytes, what: str = "JSON") ->
         raise FormatError(path, f"{what} is not valid: {exc}") from None
 
 
-def read_json_file(path: str | os.PathLike, what: str = "JSON") -> Any:
+def read_json_file(path: str | os.PathLike[str], what: str = "JSON") -> Any:
     """Read and parse a JSON file no larger than `MAX_JSON_BYTES`."""
     try:
         size = os.path.getsize(path)
@@ -60,7 +60,7 @@ def read_json_file(path: str | os.PathLike, what: str = "JSON") -> Any:
 
 
 def check_shape(
-    path: str | os.PathLike,
+    path: str | os.PathLike[str],
     name: str,
     shape: Any,
     max_elements: int | None = None,
@@ -93,7 +93,7 @@ def check_shape(
     return tuple(dims)
 
 
-def check_unique(path: str | os.PathLike, names: Iterable[str]) -> None:
+def check_unique(path: str | os.PathLike[str], names: Iterable[str]) -> None:
     """Reject a header that names two tensors the same (rules and writers key on names)."""
     seen: set[str] = set()
     for n in names:
@@ -128,7 +128,7 @@ def layer_of(name: str, sep: str) -> str:
     return head if found and head else name
 
 
-def contained_path(base_dir: Path, rel: Any, source: str | os.PathLike) -> Path:
+def contained_path(base_dir: Path, rel: Any, source: str | os.PathLike[str]) -> Path:
     """`base_dir / rel`, refusing anything that leaves `base_dir`.
 
     Rejects non-strings, absolute and drive paths, `..` components and symlinks whose target
@@ -154,7 +154,7 @@ def contained_path(base_dir: Path, rel: Any, source: str | os.PathLike) -> Path:
 
 
 def read_range(
-    segments: Sequence[tuple[Path, int, int]], source: str | os.PathLike, tensor: str
+    segments: Sequence[tuple[Path, int, int]], source: str | os.PathLike[str], tensor: str
 ) -> np.ndarray:
     """Concatenate byte ranges `(file, offset, length)` into one new uint8 array.
 
@@ -163,7 +163,7 @@ def read_range(
     """
     total = sum(n for _, _, n in segments)
     out = np.empty(total, dtype=np.uint8)
-    view = memoryview(out)
+    view = memoryview(out.data)
     pos = 0
     for file, offset, length in segments:
         try:
@@ -179,7 +179,7 @@ def read_range(
     return out
 
 
-def wrap_loader(path: str | os.PathLike, tensor: str, exc: Exception) -> FormatError:
+def wrap_loader(path: str | os.PathLike[str], tensor: str, exc: Exception) -> FormatError:
     """A `FormatError` for an unexpected failure while reading a tensor's bytes."""
     if isinstance(exc, FormatError):
         return exc

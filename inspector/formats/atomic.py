@@ -37,11 +37,11 @@ def _tmp_prefix(target: Path) -> str:
     return f".{target.name}.{os.getpid()}."
 
 
-def sweep_stale_temporaries(target: str | os.PathLike) -> list[Path]:
+def sweep_stale_temporaries(target: str | os.PathLike[str]) -> list[Path]:
     """Remove temporaries of `target` left by writers that no longer run; returns them."""
     target = Path(target)
     pattern = re.compile(rf"^\.{re.escape(target.name)}\.(\d+)\.[^/]*\.(tmp|old)(\.body)?$")
-    removed = []
+    removed: list[Path] = []
     try:
         entries = list(Path(_parent(target)).iterdir())
     except OSError:
@@ -71,7 +71,9 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def check_output(out: str | os.PathLike, inputs: Iterable[str | os.PathLike], force: bool) -> Path:
+def check_output(
+    out: str | os.PathLike[str], inputs: Iterable[str | os.PathLike[str]], force: bool
+) -> Path:
     """Validate an output path before any work: never an input, never silently replaced.
 
     Refuses `out` when it is (or contains, or lies inside a folder that is) one of `inputs`,
@@ -102,7 +104,7 @@ def _overlaps(out: Path, src: Path) -> bool:
     return False
 
 
-def fsync_dir(folder: str | os.PathLike) -> None:
+def fsync_dir(folder: str | os.PathLike[str]) -> None:
     """Make a rename inside `folder` durable (a no-op where folders cannot be opened)."""
     with contextlib.suppress(OSError):
         fd = os.open(folder, os.O_RDONLY)
@@ -113,14 +115,14 @@ def fsync_dir(folder: str | os.PathLike) -> None:
 
 
 @contextlib.contextmanager
-def atomic_file(path: str | os.PathLike) -> Iterator[BinaryIO]:
+def atomic_file(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     """Yield a binary file that becomes `path` only when the `with` block ends without error."""
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         yield fh
 
 
 @contextlib.contextmanager
-def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield an empty temporary folder that becomes `path` when the `with` block succeeds.
 
     Files written into it are fsync'ed before the rename. An existing `path` (the caller has
@@ -185,7 +187,7 @@ def _parent(target: Path) -> str:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary file path (for libraries that open files by name, such as h5py)
     that becomes `path` only when the `with` block ends without error."""
     target = Path(path)

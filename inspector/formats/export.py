@@ -9,9 +9,8 @@ unit of progress and of cancellation. The output appears only when everything su
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +21,16 @@ from inspector.core.preview import Preview, PreviewCache, QuantizedTensor, quant
 from inspector.core.rounding.data import DataRounding
 from inspector.core.target import Target
 from inspector.formats.atomic import atomic_dir, atomic_path, check_output
-from inspector.formats.targets import get_target
+from inspector.formats.base import ExportOptions, load_attr
+from inspector.formats.registry import (
+    default_export,
+    export_choices,
+    export_spec,
+    get_target,
+    spec_for_input,
+)
 
 __all__ = [
-    "EXPORT_FORMATS",
     "ExportCancelled",
     "ExportOptions",
     "ExportResult",
@@ -35,40 +40,12 @@ __all__ = [
     "result_json",
 ]
 
-EXPORT_FORMATS = ("tfjs", "keras", "safetensors", "npz", "onnx")
-_INPUT_TO_EXPORT = {
-    "tfjs": "tfjs",
-    "tfjs-weights": "tfjs",
-    "keras-h5": "keras",
-    "keras": "keras",
-    "safetensors": "safetensors",
-    "npz": "npz",
-    "onnx": "onnx",
-}
-
 Progress = Callable[[int, int, str], None]
 """`progress(done, total, tensor_name)`: called after each tensor is written."""
 
 
 class ExportCancelled(InspectorError):
     """The user cancelled an export; nothing was written."""
-
-
-@dataclass(frozen=True)
-class ExportOptions:
-    """What a writer needs besides the tensors. `shard_bytes` is the TF.js shard size limit;
-    `dequantized` asks safetensors for plain F32/F16 values instead of codes + scales;
-    `weights_only` asks TF.js for weights_manifest.json + shards without topology. A writer
-    appends model-level notes (e.g. "opset raised from 17 to 21") to `notes`."""
-
-    plan: Plan
-    target: Target
-    shard_bytes: int = 4 << 20
-    dequantized: bool = False
-    weights_only: bool = False
-    source: Path = field(default_factory=Path)
-    out: Path = field(default_factory=Path)
-    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -89,41 +66,26 @@ class ExportResult:
 
 def default_format(model: Model) -> str:
     """The export format matching the input's own (DESIGN §6 default)."""
-    try:
-        return _INPUT_TO_EXPORT[model.format]
-    except KeyError:
-        raise InspectorError(f"no export format for input format {model.format!r}") from None
+    return default_export(model)
 
 
 def input_paths(model: Model) -> list[Path]:
-    """Everything an export must never write over: the input file, and for TF.js the whole
-    folder holding model.json and its shards."""
-    if model.format.startswith("tfjs"):
+    """Everything an export must never write over: the input file, and for formats whose input
+    is a folder of files (TF.js) the whole folder."""
+    if spec_for_input(model.format).input_folder:
         folder = model.path if model.path.is_dir() else model.path.parent
         return [model.path, folder]
     return [model.path]
 
 
-def _writer(fmt: str) -> Callable[..., list[Path]]:
-    if fmt not in EXPORT_FORMATS:
-        raise InspectorError(
-            f"unknown export format {fmt!r} (choose from {', '.join(EXPORT_FORMATS)})"
-        )
-    try:
-        module = importlib.import_module(f"inspector.formats.{fmt}.writer")
-    except ModuleNotFoundError as exc:
-        raise InspectorError(f"export to {fmt} is not available in this build") from exc
-    return module.write
-
-
 def _check_expressible(model: Model, fmt: str) -> None:
-    """Refuse, before anything is written, a format that needs a graph the input lacks."""
-    if fmt == "onnx" and model.format != "onnx":
-        own = _INPUT_TO_EXPORT.get(model.format)
-        choices = [f for f in (own, "safetensors", "npz") if f and f != "onnx"]
+    """Refuse, before anything is written, a format that cannot hold this input."""
+    reason = export_spec(fmt).refusal(model)
+    if reason:
+        own = default_export(model)
+        choices = [f for f in (own, *export_choices()) if not export_spec(f).refusal(model)]
         raise InspectorError(
-            f"{model.path}: ONNX export needs an ONNX input (the graph comes from the input "
-            f"file; this is a {model.format} model): choose --format "
+            f"{model.path}: {reason}; this is a {model.format} model: choose --format "
             f"{', '.join(dict.fromkeys(choices))}"
         )
 
@@ -141,9 +103,8 @@ def _stream(
         if cancelled is not None and cancelled():
             raise ExportCancelled("export cancelled; nothing was written")
         q = quantize_tensor(tensor, plan.scheme_for(tensor.info), target)
-        for note in (q.storage.note, q.rounding_note):
-            if note:
-                notes.append((tensor.name, note))
+        if q.note:
+            notes.append((tensor.name, q.note))
         yield q
         if progress is not None:
             progress(i + 1, len(tensors), tensor.name)
@@ -173,16 +134,25 @@ def export_model(
     `round=gptq` tensors (pass the preview's object to reuse the codes it already computed).
     """
     fmt = fmt or default_format(model)
+    spec = export_spec(fmt)
     _check_expressible(model, fmt)
-    write = _writer(fmt)
+    write = load_attr(spec.writer or "")
     target = get_target(fmt).with_rounding(rounding)
     path = check_output(out, input_paths(model), force)
     if shard_bytes < 1:
         raise InspectorError(f"shard size must be positive, got {shard_bytes} bytes")
-    opts = ExportOptions(plan, target, shard_bytes, dequantized, weights_only, model.path, path)
+    opts = ExportOptions(
+        plan,
+        target,
+        shard_bytes=shard_bytes,
+        dequantized=dequantized,
+        weights_only=weights_only,
+        source=model.path,
+        out=path,
+    )
     notes: list[tuple[str, str]] = []
     stream = _stream(model, plan, target, progress, cancelled, notes)
-    multi_file = fmt == "tfjs"
+    multi_file = spec.writes_folder
     ctx = atomic_dir(path) if multi_file else atomic_path(path)
     with ctx as tmp:
         written = write(model, stream, tmp, opts)

@@ -1,158 +1,162 @@
-"""Pick a reader by looking at a file's content (magic bytes, JSON shape), not only its suffix.
+"""The registry of file formats: sniffing, opening, export targets and every format list.
 
-Format names (`Model.format`): `tfjs` (model.json + shards), `tfjs-weights` (bare weights
-manifest), `keras-h5` (any Keras HDF5: legacy full model, legacy weights-only, Keras 3
-`.weights.h5`), `keras` (Keras 3 `.keras` zip), `safetensors`, `npz`, `onnx` (ONNX protobuf:
-no magic bytes, so `.onnx` suffix plus a protobuf-key check of the first byte).
+Formats register in `_BUILTIN` order (each `inspector.formats.<name>` package defines `FORMAT`);
+sniffing asks them in that order, so content checks that cannot be fooled come first and ONNX
+(no magic bytes) last. A new format is one subpackage plus one entry in `_BUILTIN`
+(docs/extending.md).
 """
 
 from __future__ import annotations
 
 import importlib
 import os
-import struct
-import zipfile
-from collections.abc import Callable
 from pathlib import Path
 
-from inspector.core.errors import FormatError
+from inspector.core.errors import FormatError, InspectorError
 from inspector.core.model import Model
-from inspector.formats._common import MAX_JSON_BYTES, load_json_bytes
+from inspector.core.target import NATIVE, Target
+from inspector.formats.base import FormatSpec, Probe, load_attr
 
-__all__ = ["FORMATS", "open_model", "sniff_format"]
+__all__ = [
+    "default_export",
+    "export_choices",
+    "export_spec",
+    "formats",
+    "get_target",
+    "input_kinds",
+    "model_suffixes",
+    "open_filter",
+    "open_model",
+    "register_format",
+    "sniff_format",
+    "spec_for_input",
+]
 
-FORMATS: tuple[str, ...] = (
-    "tfjs",
-    "tfjs-weights",
-    "keras-h5",
-    "keras",
-    "safetensors",
-    "npz",
-    "onnx",
-)
-
-_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
-_ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
-_JSON_SNIFF_BYTES = 64 * 1024 * 1024
-
-
-_READERS = {
-    "tfjs": ("tfjs.reader", "read_tfjs"),
-    "tfjs-weights": ("tfjs.reader", "read_tfjs_weights"),
-    "keras-h5": ("keras.h5_reader", "read_keras_h5"),
-    "keras": ("keras.zip_reader", "read_keras_zip"),
-    "safetensors": ("safetensors.reader", "read_safetensors"),
-    "npz": ("npz.reader", "read_npz"),
-    "onnx": ("onnx.reader", "read_onnx"),
-}
-# When the content is damaged, the suffix still says which reader gives the precise reason.
-_BY_SUFFIX = {
-    ".h5": "keras-h5",
-    ".hdf5": "keras-h5",
-    ".keras": "keras",
-    ".safetensors": "safetensors",
-    ".npz": "npz",
-    ".onnx": "onnx",
-}
+_BUILTIN = ("keras", "npz", "safetensors", "tfjs", "tflite", "onnx")
+_SPECS: dict[str, FormatSpec] = {}
 
 
-def _reader(fmt: str) -> Callable[[Path], Model]:
-    module, func = _READERS[fmt]
-    return getattr(importlib.import_module(f"inspector.formats.{module}"), func)
+def register_format(spec: FormatSpec) -> None:
+    """Add a format; its name and input kinds must be new."""
+    kinds = {k for s in _SPECS.values() for k in s.readers}
+    if spec.name in _SPECS or kinds.intersection(spec.readers):
+        raise ValueError(f"format {spec.name!r} or one of its input kinds is already registered")
+    _SPECS[spec.name] = spec
 
 
-def sniff_format(path: str | os.PathLike) -> str | None:
-    """The format name of `path` judged by its content, or None when it is none of ours.
+def _load_builtin() -> None:
+    for name in _BUILTIN:
+        register_format(importlib.import_module(f"inspector.formats.{name}").FORMAT)
 
-    A folder counts as TF.js when it holds `model.json`.
-    """
-    p = Path(path)
+
+def formats() -> tuple[FormatSpec, ...]:
+    """Registered formats in sniffing order."""
+    return tuple(_SPECS.values())
+
+
+def input_kinds() -> tuple[str, ...]:
+    """Every `Model.format` value a reader can produce."""
+    return tuple(k for s in _SPECS.values() for k in s.readers)
+
+
+def spec_for_input(kind: str) -> FormatSpec:
+    """The format whose reader produces input kind `kind` (a `Model.format` value)."""
+    for spec in _SPECS.values():
+        if kind in spec.readers or kind == spec.name:
+            return spec
+    raise InspectorError(f"unknown input format {kind!r}")
+
+
+def export_choices() -> tuple[str, ...]:
+    """The `--format` names (formats with a writer), in menu order."""
+    ordered = sorted(_SPECS.values(), key=lambda s: s.menu_rank)
+    return tuple(s.name for s in ordered if s.writable)
+
+
+def export_spec(name: str) -> FormatSpec:
+    """The writable format `name`; a clear error listing the choices otherwise."""
+    spec = _SPECS.get(name)
+    if spec is None or not spec.writable:
+        raise InspectorError(
+            f"unknown export format {name!r} (choose from {', '.join(export_choices())})"
+        )
+    return spec
+
+
+def get_target(name: str) -> Target:
+    """The target for a format name or an input kind (an input maps to the format it exports
+    as); "native" stores every scheme as itself."""
+    if name == "native":
+        return NATIVE
     try:
-        if p.is_dir():
-            return "tfjs" if (p / "model.json").is_file() else None
-        with open(p, "rb") as fh:
-            head = fh.read(16)
-            size = os.fstat(fh.fileno()).st_size
-            if _is_hdf5(fh, head):
-                return "keras-h5"
+        spec = spec_for_input(name)
+    except InspectorError:
+        spec = None
+    if spec is not None and not spec.writable and spec.default_export:
+        spec = _SPECS[spec.default_export]
+    if spec is None or spec.target is None:
+        raise InspectorError(
+            f"unknown export format {name!r} (choose from {', '.join(export_choices())})"
+        )
+    target: Target = load_attr(spec.target)
+    return target
+
+
+def default_export(model: Model) -> str:
+    """The export format matching the input's own (DESIGN §6 default)."""
+    spec = spec_for_input(model.format)
+    if spec.writable:
+        return spec.name
+    if spec.default_export:
+        return spec.default_export
+    raise InspectorError(f"no export format for input format {model.format!r}")
+
+
+def model_suffixes() -> tuple[str, ...]:
+    """File suffixes (lower case) some reader recognises, for drag-and-drop."""
+    return tuple(dict.fromkeys(sfx for s in _SPECS.values() for sfx in s.suffixes))
+
+
+def open_filter() -> str:
+    """The GUI open dialog's filter: all models, then one entry per format."""
+    every = " ".join(dict.fromkeys(p for s in _SPECS.values() for p in s.open_patterns))
+    parts = [f"Models ({every})"]
+    parts += [
+        f"{s.label} ({' '.join(s.open_patterns)})" for s in _SPECS.values() if s.open_patterns
+    ]
+    return ";;".join([*parts, "All files (*)"])
+
+
+def sniff_format(path: str | os.PathLike[str]) -> str | None:
+    """The input kind of `path` judged by its content, or None when it is none of ours."""
+    probe = Probe(path)
+    try:
+        for spec in _SPECS.values():
+            kind = spec.sniff(probe)
+            if kind is not None:
+                return kind
     except OSError:
         return None
-    if head[:4] in _ZIP_MAGICS:
-        return _sniff_zip(p)
-    if _is_safetensors(head, size):
-        return "safetensors"
-    if head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] in (b"{", b"["):
-        fmt = _sniff_json(p, size)
-        if fmt is not None:
-            return fmt
-    from inspector.formats.onnx.reader import looks_like_onnx
-
-    if looks_like_onnx(p):
-        return "onnx"
-    return _BY_SUFFIX.get(p.suffix.lower())
+    for spec in _SPECS.values():
+        if probe.suffix in spec.suffixes:
+            return spec.suffixes[probe.suffix]
+    return None
 
 
-def open_model(path: str | os.PathLike) -> Model:
+def open_model(path: str | os.PathLike[str]) -> Model:
     """Open a model file or folder with the reader its content calls for (headers only)."""
     p = Path(path)
     if not p.exists():
         raise FormatError(p, "no such file or folder")
-    fmt = sniff_format(p)
-    if fmt is None:
+    kind = sniff_format(p)
+    if kind is None:
         if p.is_dir():
             raise FormatError(p, "folder holds no model.json")
-        raise FormatError(
-            p, "not a recognised model file (TF.js, Keras .h5/.keras, safetensors, npz, ONNX)"
-        )
-    return _reader(fmt)(p)
+        names = ", ".join(s.label for s in _SPECS.values())
+        raise FormatError(p, f"not a recognised model file ({names})")
+    reader = load_attr(spec_for_input(kind).readers[kind])
+    model: Model = reader(p)
+    return model
 
 
-def _is_hdf5(fh, head: bytes) -> bool:
-    if head[:8] == _HDF5_MAGIC:
-        return True
-    for offset in (512, 1024, 2048, 4096):  # HDF5 user blocks put the signature here
-        fh.seek(offset)
-        if fh.read(8) == _HDF5_MAGIC:
-            return True
-    return False
-
-
-def _is_safetensors(head: bytes, size: int) -> bool:
-    if len(head) < 9:
-        return False
-    (n,) = struct.unpack("<Q", head[:8])
-    return 2 <= n <= size - 8 and head[8:9] == b"{"
-
-
-def _sniff_zip(p: Path) -> str | None:
-    try:
-        with zipfile.ZipFile(p) as zf:
-            names = zf.namelist()
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError):
-        return _BY_SUFFIX.get(p.suffix.lower())
-    if "config.json" in names and any(n.endswith(".weights.h5") for n in names):
-        return "keras"
-    if p.suffix.lower() == ".npz" or (names and all(n.endswith(".npy") for n in names)):
-        return "npz"
-    if p.suffix.lower() == ".keras":
-        return "keras"
-    return None
-
-
-def _sniff_json(p: Path, size: int) -> str | None:
-    if size > _JSON_SNIFF_BYTES and p.name != "model.json":
-        return None
-    try:
-        with open(p, "rb") as fh:
-            # read(n) allocates n bytes up front: ask for what the file holds, not the limit.
-            data = fh.read(min(size, MAX_JSON_BYTES) + 1)
-        doc = load_json_bytes(p, data)
-    except (OSError, FormatError):
-        return "tfjs" if p.name == "model.json" else None
-    from inspector.formats.tfjs.reader import is_weights_manifest
-
-    if isinstance(doc, dict) and ("weightsManifest" in doc or "modelTopology" in doc):
-        return "tfjs"
-    if is_weights_manifest(doc):
-        return "tfjs-weights"
-    return None
+_load_builtin()

@@ -15,7 +15,6 @@ SETTINGS_ENV = "QUANT_INSPECTOR_SETTINGS"
 DEMO_MODEL = Path("digits_convnet") / "tfjs" / "model.json"
 """The TF.js copy of the demo: its own format stores uint8 codes, so a first look at the window
 shows what quantizing buys (a Keras .h5 export stores dequantized floats and cannot shrink)."""
-_MODEL_SUFFIXES = (".h5", ".keras", ".safetensors", ".npz", ".onnx")
 
 
 def resources_dir() -> Path:
@@ -32,8 +31,12 @@ def default_model_path() -> Path | None:
         return demo
     if not root.is_dir():
         return None
+    from inspector.formats.registry import model_suffixes
+
     for path in sorted(root.rglob("*")):
-        if path.is_file() and (path.suffix in _MODEL_SUFFIXES or path.name == "model.json"):
+        if path.is_file() and (
+            path.suffix.lower() in model_suffixes() or path.name == "model.json"
+        ):
             return path
     return None
 

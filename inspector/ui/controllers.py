@@ -44,11 +44,9 @@ FLUSH_MS = 250
 
 
 def resolve_target(name: str) -> Target:
-    """The export target for a format name; NATIVE when the formats package has none."""
-    try:
-        from inspector.formats.targets import get_target
-    except ImportError:
-        return NATIVE
+    """The export target for a format name; NATIVE when no format has that name."""
+    from inspector.formats.registry import get_target
+
     try:
         return get_target(name)
     except InspectorError:

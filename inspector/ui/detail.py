@@ -86,7 +86,6 @@ class TensorDetail:
     scatter_errors: np.ndarray
     channel_min: np.ndarray | None
     channel_max: np.ndarray | None
-    channel_rmse: np.ndarray | None
     curves: CurveSet
     sorted_sample: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
 
@@ -123,14 +122,11 @@ def _channel_view(x: np.ndarray, axis: int | None, channel: int | None) -> np.nd
     return np.take(x, channel, axis=axis).reshape(-1)
 
 
-def _channel_stats(
-    x: np.ndarray, err: np.ndarray, axis: int | None
-) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+def _channel_ranges(x: np.ndarray, axis: int | None) -> tuple[np.ndarray | None, np.ndarray | None]:
     if axis is None:
-        return None, None, None
+        return None, None
     xs = np.moveaxis(x, axis, 0).reshape(x.shape[axis], -1)
-    es = np.moveaxis(err, axis, 0).reshape(x.shape[axis], -1).astype(np.float64)
-    return xs.min(axis=1), xs.max(axis=1), np.sqrt(np.mean(es * es, axis=1))
+    return xs.min(axis=1), xs.max(axis=1)
 
 
 def compute_curves(
@@ -195,7 +191,7 @@ def compute_detail(
     )
     sidx = _sample_index(sample.size, MAX_SCATTER, seed=1)
     levels, n_levels, clip = _levels_and_clip(q.skipped, scheme, x, axis, channel)
-    cmin, cmax, crmse = _channel_stats(x, err, axis)
+    cmin, cmax = _channel_ranges(x, axis)
     return TensorDetail(
         name=tensor.name,
         spec=scheme.spec,
@@ -222,7 +218,6 @@ def compute_detail(
         scatter_errors=esample if sidx is None else esample[sidx],
         channel_min=cmin,
         channel_max=cmax,
-        channel_rmse=crmse,
         curves=compute_curves(tensor, scheme, labels, lo, hi, channel, values=x),
         sorted_sample=_sorted_sample(x),
     )
@@ -340,12 +335,6 @@ class DetailController(QObject):
     def set_channel(self, channel: int | None) -> None:
         if channel != self.channel:
             self.channel = channel
-            self._timer.start()
-
-    def set_labels(self, labels: Sequence[str]) -> None:
-        labels = tuple(labels)
-        if labels != self.labels:
-            self.labels = labels
             self._timer.start()
 
     def refresh(self) -> None:

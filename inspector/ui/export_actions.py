@@ -12,9 +12,9 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QDialog, QFileDialog, QWidget
 
+from inspector.core.formatting import format_bytes, format_count
 from inspector.ui import dialogs
 from inspector.ui.export_dialog import ExportDialog, ExportRequest
-from inspector.ui.formatting import format_bytes, format_count
 from inspector.ui.state import AppState
 from inspector.ui.tasks import BackgroundTask
 

@@ -29,23 +29,16 @@ from PySide6.QtWidgets import (
 )
 
 from inspector.core.errors import InspectorError
+from inspector.core.formatting import format_bytes, format_count
 from inspector.core.model import Model
 from inspector.core.preview import PreviewCache, iter_preview
+from inspector.formats.base import FormatSpec
+from inspector.formats.registry import export_choices, export_spec
 from inspector.ui import dialogs
-from inspector.ui.formatting import format_bytes, format_count
 from inspector.ui.state import AppState
 from inspector.ui.workers import JobRunner
 
 __all__ = ["ExportDialog", "ExportRequest", "default_output", "export_formats"]
-
-_SUFFIX = {"tfjs": "", "safetensors": ".safetensors", "onnx": ".onnx", "npz": ".npz"}
-_LABELS = {
-    "tfjs": "TF.js (model.json + shards)",
-    "keras": "Keras (same kind as the input)",
-    "safetensors": "safetensors",
-    "onnx": "ONNX",
-    "npz": "NumPy .npz",
-}
 
 
 @dataclass(frozen=True)
@@ -61,33 +54,22 @@ class ExportRequest:
 
 def export_formats(model: Model) -> list[tuple[str, str]]:
     """(format, reason it is unavailable or "") for this input, in menu order."""
-    out = []
-    for fmt in ("tfjs", "keras", "safetensors", "onnx", "npz"):
-        reason = ""
-        if fmt == "keras" and model.format not in ("keras-h5", "keras"):
-            reason = "Keras export needs a Keras .h5 or .keras input"
-        if fmt == "onnx" and model.format != "onnx":
-            reason = "ONNX export needs an ONNX input"
-        out.append((fmt, reason))
-    return out
+    return [(fmt, export_spec(fmt).refusal(model)) for fmt in export_choices()]
 
 
 def default_output(model: Model, fmt: str) -> Path:
-    """A sibling of the input: `<stem>_quantized` plus the format's suffix (a folder for TF.js)."""
+    """A sibling of the input: `<stem>_quantized` plus the format's suffix (a folder named
+    `<stem>_<format>_quantized` for formats that write folders)."""
+    spec = export_spec(fmt)
     src = Path(model.path)
     if src.name == "model.json" or src.is_dir():
         folder = src if src.is_dir() else src.parent
         base, stem = folder.parent, folder.name
     else:
         base, stem = src.parent, src.stem
-    suffix = _SUFFIX.get(fmt)
-    if suffix is None:
-        suffix = src.suffix if src.suffix in (".h5", ".hdf5", ".keras") else ".h5"
-    return (
-        base / f"{stem}_{fmt}_quantized{suffix}"
-        if fmt == "tfjs"
-        else base / (f"{stem}_quantized{suffix}")
-    )
+    if spec.writes_folder:
+        return base / f"{stem}_{fmt}_quantized"
+    return base / f"{stem}_quantized{spec.suffix_for(model)}"
 
 
 def output_problem(model: Model, out: str) -> str:
@@ -127,7 +109,7 @@ class ExportDialog(QDialog):
     def _build(self) -> None:
         self.format_combo = QComboBox()
         for fmt, reason in export_formats(self.model):
-            self.format_combo.addItem(_LABELS[fmt], fmt)
+            self.format_combo.addItem(export_spec(fmt).label, fmt)
             if reason:
                 item = self.format_combo.model().item(self.format_combo.count() - 1)
                 item.setEnabled(False)
@@ -182,18 +164,26 @@ class ExportDialog(QDialog):
     def fmt(self) -> str:
         return str(self.format_combo.currentData())
 
+    @property
+    def _spec(self) -> FormatSpec:
+        return export_spec(self.fmt)
+
+    def _dequantized(self) -> bool:
+        return "dequantized" in self._spec.export_fields and self.dequantized_box.isChecked()
+
     def _on_format(self) -> None:
         fmt = self.fmt
         layout: QFormLayout = self.layout().itemAt(0).layout()  # type: ignore[assignment]
-        layout.setRowVisible(self.shard_spin, fmt == "tfjs")
-        layout.setRowVisible(self.dequantized_box, fmt == "safetensors")
+        fields = self._spec.export_fields
+        layout.setRowVisible(self.shard_spin, "shard_bytes" in fields)
+        layout.setRowVisible(self.dequantized_box, "dequantized" in fields)
         self.path_edit.setText(str(default_output(self.model, fmt)))
         self._predict()
 
     def _predict(self) -> None:
         """The preview's total under the chosen format, on a worker (cached tensors are free)."""
         self.predicted_bytes = None
-        if self.fmt == "safetensors" and self.dequantized_box.isChecked():
+        if self._dequantized():
             self.runner.cancel()
             self.predicted.setText("not predicted for dequantized values (about the float size)")
             return
@@ -235,7 +225,7 @@ class ExportDialog(QDialog):
 
     def _browse(self) -> None:
         current = self.path_edit.text()
-        if self.fmt == "tfjs":
+        if self._spec.writes_folder:
             path = QFileDialog.getExistingDirectory(self, "Folder for model.json", current)
         else:
             path, _ = QFileDialog.getSaveFileName(self, "Save quantized model", current)
@@ -253,7 +243,7 @@ class ExportDialog(QDialog):
             Path(self.path_edit.text().strip()),
             force=Path(self.path_edit.text().strip()).exists(),
             shard_bytes=int(self.shard_spin.value() * (1 << 20)),
-            dequantized=self.fmt == "safetensors" and self.dequantized_box.isChecked(),
+            dequantized=self._dequantized(),
         )
 
     def accept(self) -> None:

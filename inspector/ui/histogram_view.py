@@ -12,8 +12,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
+from inspector.core.formatting import format_count
 from inspector.ui.detail import MAX_LEVEL_LINES, DetailController, TensorDetail
-from inspector.ui.formatting import format_count
 from inspector.ui.plot_style import (
     CLIP_BRUSH,
     CLIP_EDGE,

@@ -49,10 +49,6 @@ from inspector.ui.tensor_panel import TensorPanel
 __all__ = ["MAX_RECENT", "MainWindow"]
 
 MAX_RECENT = 10
-MODEL_FILTER = (
-    "Models (*.h5 *.hdf5 *.keras *.json *.safetensors *.npz *.onnx);;TF.js model.json "
-    "(model.json);;All files (*)"
-)
 
 
 def _scrolled(widget: QWidget) -> QScrollArea:
@@ -219,7 +215,9 @@ class MainWindow(QMainWindow):
 
     def choose_model(self) -> None:
         folder = str(self.settings.value("last_folder", str(Path.home())))
-        path, _ = QFileDialog.getOpenFileName(self, "Open model", folder, MODEL_FILTER)
+        from inspector.formats.registry import open_filter
+
+        path, _ = QFileDialog.getOpenFileName(self, "Open model", folder, open_filter())
         if path:
             self.open_path(path)
 

@@ -26,9 +26,9 @@ from PySide6.QtWidgets import (
 )
 
 from inspector.core.errors import InspectorError
+from inspector.core.formatting import format_bytes, format_count, format_db
 from inspector.core.schemes import scheme_names
 from inspector.ui.evaluation import EvaluationController
-from inspector.ui.formatting import format_bytes, format_count, format_db
 from inspector.ui.sensitivity_panel import SensitivityPanel
 from inspector.ui.state import AppState
 

@@ -25,14 +25,21 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from inspector.core.formatting import format_bytes, format_count, format_db, format_ratio
 from inspector.core.preview import summarize
-from inspector.ui.formatting import format_bytes, format_count, format_db, format_ratio
 from inspector.ui.plot_style import CURVE_COLORS, apply_plot_style
 from inspector.ui.state import AppState
 
-__all__ = ["TARGET_CHOICES", "SummaryPanel", "format_gzip", "format_total"]
+__all__ = ["SummaryPanel", "format_gzip", "format_total", "target_choices"]
 
-TARGET_CHOICES = ("tfjs", "keras", "safetensors", "onnx", "npz", "native")
+
+def target_choices() -> tuple[str, ...]:
+    """The summary's "sizes as written by" menu: every writable format, then "native"."""
+    from inspector.formats.registry import export_choices
+
+    return (*export_choices(), "native")
+
+
 _FIELDS = (
     ("parameters", "Parameters"),
     ("original_bytes", "Bytes before"),
@@ -132,7 +139,7 @@ class SummaryPanel(QWidget):
         own = self.state.model.format if self.state.model is not None else None
         self.target_combo.blockSignals(True)
         self.target_combo.clear()
-        names = list(TARGET_CHOICES)
+        names = list(target_choices())
         if own is not None and own not in names:
             names.insert(0, own)
         for name in names:

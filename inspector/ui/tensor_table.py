@@ -14,9 +14,9 @@ from PySide6.QtCore import QModelIndex, QObject, Qt
 from PySide6.QtGui import QBrush, QColor, QFont, QStandardItem, QStandardItemModel
 
 from inspector.core.errors import InspectorError
+from inspector.core.formatting import format_bytes, format_count, format_db, format_shape
 from inspector.core.preview import summarize
 from inspector.core.schemes import parse_scheme
-from inspector.ui.formatting import format_bytes, format_count, format_db, format_shape
 from inspector.ui.state import AppState, poor_reasons
 from inspector.ui.table_delegates import (
     NAME_ROLE,

@@ -25,7 +25,7 @@ from inspector.core.errors import PlanError
 from inspector.core.plan import Plan
 from inspector.core.preview import PreviewCache, drain, run_preview
 from inspector.formats import open_model
-from inspector.formats.targets import get_target
+from inspector.formats.registry import get_target
 
 RES = Path(__file__).resolve().parents[2] / "resources"
 

@@ -93,8 +93,9 @@ def test_compiled_and_python_huffman_agree(monkeypatch):
 )
 def test_preview_rows_and_totals_carry_the_bound(spec):
     from inspector.core.model import Tensor, TensorInfo
-    from inspector.core.preview import preview_tensor, summarize
+    from inspector.core.preview import preview_tensor
     from inspector.core.schemes import parse_scheme
+    from inspector.core.totals import summarize
 
     x = np.random.default_rng(1).normal(0, 0.1, (64, 48)).astype(np.float32)
     tensor = Tensor(TensorInfo("w", x.shape, "float32", channel_axis=1), lambda: x)

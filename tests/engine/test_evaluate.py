@@ -28,7 +28,7 @@ from inspector.engine.evaluate import (
     synthetic_data,
 )
 from inspector.formats import open_model
-from inspector.formats.targets import get_target
+from inspector.formats.registry import get_target
 
 RESOURCES = Path(__file__).resolve().parents[2] / "resources"
 DEPTHWISE_TFJS = RESOURCES / "digits_depthwise" / "tfjs" / "model.json"

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from inspector.core.plan import Plan
-from inspector.core.preview import preview_tensor, quantize_tensor
+from inspector.core.preview import preview_tensor
+from inspector.core.quantize import quantize_tensor
 from inspector.core.rounding.data import NO_DATA
 from inspector.core.schemes import parse_scheme
 from inspector.core.target import NATIVE

@@ -17,7 +17,7 @@ from inspector.engine.sensitivity import (
     units,
 )
 from inspector.formats import open_model
-from inspector.formats.targets import get_target
+from inspector.formats.registry import get_target
 
 RES = Path(__file__).resolve().parents[2] / "resources"
 SAMPLES = 150

@@ -85,7 +85,7 @@ def _export(plan_doc: dict, src: Path, fmt: str, out: Path):
     from inspector.core.preview import run_preview
     from inspector.formats import open_model
     from inspector.formats.export import export_model
-    from inspector.formats.targets import get_target
+    from inspector.formats.registry import get_target
 
     plan = Plan.from_json(plan_doc)
     with open_model(src) as model:

@@ -17,7 +17,7 @@ from inspector.core.preview import run_preview
 from inspector.formats import open_model
 from inspector.formats.export import export_model
 from inspector.formats.keras import writer as keras_write
-from inspector.formats.targets import get_target
+from inspector.formats.registry import get_target
 
 RES = Path(__file__).resolve().parents[2] / "resources"
 SOURCES = [

@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 
 from inspector.core.plan import Plan
-from inspector.core.preview import quantize_tensor, run_preview
+from inspector.core.preview import run_preview
+from inspector.core.quantize import quantize_tensor
 from inspector.engine.rounding import GptqRounding
 from inspector.formats import open_model
 from inspector.formats.export import export_model
-from inspector.formats.targets import get_target
+from inspector.formats.registry import get_target
 from tests.export.test_roundtrip import _size, _tfjs_names, _written
 
 DEMO = Path(__file__).resolve().parents[2] / "resources" / "digits_convnet"

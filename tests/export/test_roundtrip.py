@@ -12,8 +12,8 @@ from inspector.core.plan import Plan
 from inspector.core.preview import quantize_tensor, run_preview
 from inspector.formats import open_model
 from inspector.formats.export import export_model
+from inspector.formats.registry import get_target
 from inspector.formats.safetensors.writer import load_dequantized
-from inspector.formats.targets import get_target
 
 DEMO = Path(__file__).resolve().parents[2] / "resources" / "digits_convnet"
 

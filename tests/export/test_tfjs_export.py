@@ -13,7 +13,7 @@ from inspector.core.plan import Plan
 from inspector.core.preview import drain, exact_gzip, iter_preview, run_preview
 from inspector.formats import open_model
 from inspector.formats.export import export_model
-from inspector.formats.targets import get_target
+from inspector.formats.registry import get_target
 
 DEMO = Path(__file__).resolve().parents[2] / "resources" / "digits_convnet"
 SHARED = (Path(__file__).resolve().parents[2] / ".." / "shared" / "models").resolve()

@@ -19,7 +19,7 @@ from inspector.core.preview import run_preview
 from inspector.formats import open_model
 from inspector.formats.export import export_model
 from inspector.formats.keras.topology import TopologyError, tfjs_model_topology
-from inspector.formats.targets import get_target
+from inspector.formats.registry import get_target
 
 EVERY_LAYER = (
     Path(__file__).resolve().parents[2] / "tests" / "engine" / "data" / "every_layer_k2.h5"

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from inspector.core.errors import FormatError
-from inspector.formats import FORMATS, open_model, sniff_format
+from inspector.formats import input_kinds, open_model, sniff_format
 
 
 def test_format_names() -> None:
-    assert {"tfjs", "tfjs-weights", "keras-h5", "keras", "safetensors", "npz"} <= set(FORMATS)
+    assert {"tfjs", "tfjs-weights", "keras-h5", "keras", "safetensors", "npz"} <= set(input_kinds())
 
 
 def test_real_files_sniffed_without_their_suffix(shared_models: Path, tmp_path: Path) -> None:

@@ -72,9 +72,9 @@ def test_constant_node_weights_of_a_real_file():
     "spec", ["int4:round=gptq", "int8:round=gptq,order=act", "uint8:round=hqq"]
 )
 def test_onnx_export_holds_the_previewed_values(tmp_path, convnet, spec):
-    from inspector.core.preview import quantize_tensor
+    from inspector.core.quantize import quantize_tensor
     from inspector.formats.export import export_model
-    from inspector.formats.targets import get_target
+    from inspector.formats.registry import get_target
 
     plan = Plan().with_default(spec)
     with open_model(convnet) as model:

@@ -23,8 +23,7 @@ from inspector.core.plan import Plan
 from inspector.core.preview import TensorPreview, preview_tensor, run_preview
 from inspector.core.schemes import parse_scheme, scheme_names
 from inspector.core.target import NATIVE
-from inspector.formats.registry import open_model
-from inspector.formats.targets import TARGET_NAMES, get_target
+from inspector.formats.registry import export_choices, get_target, open_model
 
 F32 = np.float32
 TINY = np.finfo(F32).smallest_subnormal
@@ -153,7 +152,7 @@ def test_every_scheme_on_edge_values(edge_model: Model, bf16_model: Model, spec:
             _check_row(row, tensor)
 
 
-@pytest.mark.parametrize("target_name", TARGET_NAMES)
+@pytest.mark.parametrize("target_name", export_choices())
 @pytest.mark.parametrize(
     "spec", ["float16", "bfloat16", "uint8", "affine3", "int8", "int4:group=4", "kmeans2"]
 )

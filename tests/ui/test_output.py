@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from inspector.core.plan import Plan
 from inspector.core.preview import run_preview
-from inspector.formats.targets import get_target
+from inspector.formats.registry import get_target
 from inspector.ui import dialogs
 from inspector.ui.tensor_table import COL_SENS
 

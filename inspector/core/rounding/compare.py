@@ -14,7 +14,7 @@ import numpy as np
 
 from inspector.core.metrics import error_sums, sqnr_db
 from inspector.core.model import Tensor
-from inspector.core.preview import quantize_tensor
+from inspector.core.quantize import quantize_tensor
 from inspector.core.rounding.options import rounding_of
 from inspector.core.schemes import Scheme
 from inspector.core.target import Target

@@ -123,6 +123,7 @@ class AffineFamily(Family):
         x: np.ndarray,
         axis: int | None,
         value_range: tuple[float, float] | None,
+        tensor: str = "",
     ) -> tuple[dict[str, Any], Any]:
         p = _fit(scheme, x.reshape(-1), value_range)
         if scheme.option("round") == "hqq" and not p.constant and x.size:

@@ -225,6 +225,11 @@ class Family:
     def validate(self, scheme: Scheme) -> None:
         """Extra checks across options (the options' own ranges are already checked)."""
 
+    def note(self, scheme: Scheme, shape: tuple[int, ...]) -> str:
+        """What the preview should say about storing a tensor of `shape` this way ("" when
+        nothing), e.g. that a row length forces a fallback type."""
+        return ""
+
     @property
     def per_channel(self) -> bool:
         """True when the family has a channel axis (option `axis`, `Scheme.resolve_axis`)."""
@@ -242,9 +247,11 @@ class Family:
         x: np.ndarray,
         axis: int | None,
         value_range: tuple[float, float] | None,
+        tensor: str = "",
     ) -> tuple[dict[str, Any], Any]:
         """Parameters for float32 `x` (already pruned) as `Encoded.params`, plus any fitted
-        state `quantize` wants (None). `value_range` is `x`'s (min, max) when known."""
+        state `quantize` wants (None). `value_range` is `x`'s (min, max) when known; `tensor`
+        is the tensor's name (for data keyed by tensor, such as an importance matrix)."""
         raise NotImplementedError
 
     def quantize(

@@ -88,6 +88,7 @@ class FloatFamily(Family):
         x: np.ndarray,
         axis: int | None,
         value_range: tuple[float, float] | None,
+        tensor: str = "",
     ) -> tuple[dict[str, Any], Any]:
         return {}, None
 
@@ -164,8 +165,8 @@ class _FloatFit(CurveFit):
         magnitude = (1 << (width - 1)) - 1
         top = FLOAT_MAX[self.name]
         ends = np.clip(np.array([vmin, vmax], np.float64), -top, top).astype(np.float32)
-        ends = ends.astype(ftype).view(utype).astype(np.int64)
-        keys = np.where(ends >> (width - 1), -(ends & magnitude), ends)
+        ends_bits: np.ndarray = ends.astype(ftype).view(utype).astype(np.int64)
+        keys = np.where(ends_bits >> (width - 1), -(ends_bits & magnitude), ends_bits)
         if keys[1] - keys[0] + 1 > max_levels:
             return None
         ordered = np.arange(keys[0], keys[1] + 1, dtype=np.int64)

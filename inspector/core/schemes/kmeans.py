@@ -62,6 +62,7 @@ class KmeansFamily(Family):
         x: np.ndarray,
         axis: int | None,
         value_range: tuple[float, float] | None,
+        tensor: str = "",
     ) -> tuple[dict[str, Any], Any]:
         palette = fit_palette(x.reshape(-1), 1 << scheme.bits, 0, scheme.sparsity > 0, value_range)
         return {"palette": palette}, None

@@ -171,14 +171,16 @@ class Scheme:
         x: np.ndarray,
         channel_axis: int | None = None,
         value_range: tuple[float, float] | None = None,
+        tensor: str = "",
     ) -> Encoded:
         """Quantize `x`; raises SchemeError for non-finite values or a bad axis.
         `value_range`: float32 `x`'s (min, max) when the caller has measured it and found every
-        value finite (`chunking.finite_minmax`), which saves that pass here."""
+        value finite (`chunking.finite_minmax`), which saves that pass here. `tensor`: the
+        tensor's name, for families using data keyed by tensor (importance matrices)."""
         x, value_range = self._prepared(x, value_range)
         axis = self.resolve_axis(x.shape, channel_axis)
         family = self.family
-        params, state = family.fit(self, x, axis, value_range)
+        params, state = family.fit(self, x, axis, value_range, tensor)
         codes, overflow = family.quantize(self, x, params, axis, state)
         return Encoded(self, tuple(x.shape), codes, params, overflow)
 
@@ -229,7 +231,7 @@ class Encoded:
 
     def to_bytes(self) -> bytes:
         """The stored bytes: every stored array in order, little-endian."""
-        return b"".join(bytes(memoryview(a).cast("B")) for a in self.array_bytes())
+        return b"".join(a if isinstance(a, bytes) else a.tobytes() for a in self.array_bytes())
 
     def array_bytes(self) -> list[bytes | np.ndarray]:
         """Each stored array's bytes, in `arrays()` order (uint8 views where possible)."""

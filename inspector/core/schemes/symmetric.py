@@ -132,6 +132,7 @@ class SymmetricFamily(Family):
         x: np.ndarray,
         axis: int | None,
         value_range: tuple[float, float] | None,
+        tensor: str = "",
     ) -> tuple[dict[str, Any], Any]:
         rows = sm.as_rows(x, axis)
         scales = _fit_scales(scheme, rows, x, axis)

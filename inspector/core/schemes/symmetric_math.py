@@ -101,7 +101,9 @@ def _row_step(group: int, channels: int) -> int:
     return max(1, CHUNK // max(1, channels))
 
 
-def _per_row(part: np.ndarray, scales_t: np.ndarray, r0: int, group: int, op: np.ufunc) -> None:
+def _per_row(
+    part: np.ndarray, scales_t: np.ndarray, r0: int, group: int, op: np.ufunc
+) -> np.ndarray:
     """`op(part, scale of each value's group)` into a float32 result, without a full gather
     when the chunk lies in one group (int8) or is made of whole groups (int4).
 

@@ -90,7 +90,9 @@ def _onnx_consumers(proto: Any) -> dict[str, list[tuple[Any, int]]]:
     return uses
 
 
-def _onnx_view(tensor: Tensor, source: Any, uses: Mapping[str, list]) -> tuple[LinearView, str]:
+def _onnx_view(
+    tensor: Tensor, source: Any, uses: Mapping[str, list[tuple[Any, int]]]
+) -> tuple[LinearView, str]:
     """(view, the value name of the consuming node's data input) or NotLinear."""
     if source.graph:
         raise NotLinear("the weight lives in a subgraph (If/Loop/Scan body)")

@@ -204,7 +204,13 @@ def keras_view(
 # --------------------------------------------------------------------------- ONNX
 
 
-def _onnx_pads(attrs: Mapping[str, Any], x: np.ndarray, ksize, strides, dilation):
+def _onnx_pads(
+    attrs: Mapping[str, Any],
+    x: np.ndarray,
+    ksize: tuple[int, ...],
+    strides: tuple[int, ...],
+    dilation: tuple[int, ...],
+) -> list[tuple[int, int]]:
     """Explicit (before, after) pads per spatial dim from ONNX `pads` / `auto_pad`."""
     nd = len(ksize)
     auto = attrs.get("auto_pad", b"NOTSET")

@@ -54,7 +54,7 @@ __all__ = [
 ]
 
 
-def read_keras_h5(path: str | os.PathLike) -> Model:
+def read_keras_h5(path: str | os.PathLike[str]) -> Model:
     """Open a Keras HDF5 file (legacy or Keras 3 weights layout), headers only."""
     p = Path(path)
     probe_hdf5(p)

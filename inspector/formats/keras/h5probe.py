@@ -155,7 +155,7 @@ def warm() -> None:
         threading.Thread(target=_SERVER.start, name="h5probe-warm", daemon=True).start()
 
 
-def probe_hdf5(path: str | os.PathLike, member: str | None = None) -> None:
+def probe_hdf5(path: str | os.PathLike[str], member: str | None = None) -> None:
     """Walk the HDF5 metadata of `path` (or of zip `member` inside it) in the probe child.
 
     Raises `FormatError` when libhdf5 crashes or hangs there; returns quietly otherwise
@@ -273,7 +273,7 @@ def _walk_request(argv: list[str | None]) -> None:
     if len(argv) > 1 and argv[1] is not None:
         import zipfile
 
-        with open(argv[0], "rb") as raw, zipfile.ZipFile(raw) as zf:
+        with open(str(argv[0]), "rb") as raw, zipfile.ZipFile(raw) as zf:
             walk(_member(raw, zf, argv[1]))
     else:
         walk(argv[0])

@@ -217,8 +217,8 @@ def _translate(cls: str, config: dict[str, Any], problems: list[tuple[str, str, 
     """TF.js equivalents of inference-time behaviour; unsupported pieces go to `problems`."""
     name = str(config.get("name", "?"))
     if cls in _DROPOUT_ALIASES:
-        keep = ("name", "trainable", "dtype", "rate", "seed")
-        for key in [k for k in config if k not in keep]:
+        dropout_keys = ("name", "trainable", "dtype", "rate", "seed")
+        for key in [k for k in config if k not in dropout_keys]:
             config.pop(key)
         cls = "Dropout"
     if cls == "LeakyReLU" and "negative_slope" in config:
@@ -228,7 +228,9 @@ def _translate(cls: str, config: dict[str, Any], problems: list[tuple[str, str, 
         if threshold:
             problems.append((name, cls, "TF.js ReLU has no threshold"))
         elif slope and config.get("max_value") is None:
-            keep = {k: config[k] for k in ("name", "trainable", "dtype") if k in config}
+            keep: dict[str, Any] = {
+                k: config[k] for k in ("name", "trainable", "dtype") if k in config
+            }
             config.clear()
             config.update(keep, alpha=slope)
             cls = "LeakyReLU"

@@ -50,7 +50,7 @@ from inspector.formats._write_common import (
     plain_values,
     resolved_plan_json,
 )
-from inspector.formats.targets import register_target
+from inspector.formats.base import ExportOptions
 
 __all__ = ["EXACT_LIMIT", "KERAS", "keras_overhead", "params_json", "stored_values", "write"]
 
@@ -187,7 +187,7 @@ def _rewrite(
 
 def _zip(zin: zipfile.ZipFile, zout: zipfile.ZipFile, model: Model, weights: Any) -> None:
     """The `.keras` members in their order; `weights(zout, name)` adds the weights member."""
-    member = model.metadata.get("weights_member")
+    member = str(model.metadata.get("weights_member"))
     for name in model.metadata.get("keras_zip_members") or []:
         if name == member:
             weights(zout, name)
@@ -196,7 +196,7 @@ def _zip(zin: zipfile.ZipFile, zout: zipfile.ZipFile, model: Model, weights: Any
 
 
 def _write_keras(model: Model, items: Iterable[Item], dest: Path, specs: dict[str, str]) -> None:
-    member = model.metadata.get("weights_member")
+    member = str(model.metadata.get("weights_member"))
     if not member:
         raise FormatError(model.path, "the .keras file holds no weights member")
     weights = dest.with_name(dest.name + ".src.weights.h5")
@@ -218,9 +218,11 @@ def _is_legacy_h5(model: Model) -> bool:
     return model.format == "keras-h5" and model.metadata.get("keras_weights_layout") == "legacy"
 
 
-def write(model: Model, stream: Iterable[QuantizedTensor], dest: Path, opts: Any) -> list[Path]:
+def write(
+    model: Model, stream: Iterable[QuantizedTensor], dest: Path, opts: ExportOptions
+) -> list[Path]:
     """Write a Keras file of the input's own kind (`.h5` from `.h5`, `.keras` from `.keras`)."""
-    out = Path(getattr(opts, "out", dest))
+    out = opts.out
     specs = _specs(model, opts.plan)
     if _is_legacy_h5(model):
         if out.suffix.lower() == ".keras":
@@ -263,9 +265,9 @@ def _dry_h5(model: Model, rows: Sequence[Any], src: Any) -> bytes:
         return bytes(dst.id.get_file_image())
 
 
-def _dry_keras(model: Model, rows: Sequence[Any]) -> tuple[bytes, int]:
+def _dry_keras(model: Model, rows: Sequence[Any]) -> tuple[bytes, bytes]:
     """(zip bytes without the weights member's data, that member's `.h5` image)."""
-    member = model.metadata.get("weights_member")
+    member = str(model.metadata.get("weights_member"))
     with zipfile.ZipFile(model.path) as zin:
         image = _dry_h5(model, rows, io.BytesIO(zin.read(member)))
         buf = io.BytesIO()
@@ -303,4 +305,3 @@ def keras_overhead(model: Model, previews: Sequence[Any]) -> bytes:
 
 
 KERAS = Target("keras", dequantized_storage, keras_overhead)
-register_target(KERAS)

@@ -76,7 +76,7 @@ def to_snake_case(name: str) -> str:
     return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
-def read_keras_zip(path: str | os.PathLike) -> Model:
+def read_keras_zip(path: str | os.PathLike[str]) -> Model:
     """Open a Keras 3 `.keras` file, headers only, without extracting it."""
     p = Path(path)
     raw = _open_raw(p)
@@ -248,7 +248,7 @@ def keras3_weights(
     return walker.tensors, meta
 
 
-def _natural(s: str) -> tuple:
+def _natural(s: str) -> tuple[int | str, ...]:
     return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", s))
 
 
@@ -276,7 +276,7 @@ class _Walker:
         self.paths: dict[str, str] = {}
         self.layer_names: dict[str, str] = {}
 
-    def walk(self, group: h5py.Group, chain: list[str], configs: list | None) -> None:
+    def walk(self, group: h5py.Group, chain: list[str], configs: list[Any] | None) -> None:
         """Emit `group`'s own vars (named under `chain`), then its sub-layers."""
         vars_group = group.get("vars")
         if isinstance(vars_group, h5py.Group):
@@ -296,7 +296,7 @@ class _Walker:
             if key not in ("vars", "layers") and isinstance(child, h5py.Group) and chain:
                 self._child(child, chain, None)
 
-    def _child(self, group: h5py.Group, chain: list[str], cfg: dict | None) -> None:
+    def _child(self, group: h5py.Group, chain: list[str], cfg: dict[str, Any] | None) -> None:
         vars_group = group.get("vars")
         user = None
         if isinstance(vars_group, h5py.Group) and "name" in vars_group.attrs:
@@ -350,12 +350,12 @@ def _var_labels(snake: str, count: int) -> list[str]:
     return [str(i) for i in range(count)]
 
 
-def _map_configs(configs: list | None) -> dict[str, dict]:
+def _map_configs(configs: list[Any] | None) -> dict[str, dict[str, Any]]:
     """File layer name (`dense_1`) → its config, replaying Keras's naming in layer order."""
     if not configs:
         return {}
     used: dict[str, int] = {}
-    out: dict[str, dict] = {}
+    out: dict[str, dict[str, Any]] = {}
     for cfg in configs:
         snake = to_snake_case(str(cfg.get("class_name", "")))
         if snake in used:

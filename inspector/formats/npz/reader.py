@@ -15,6 +15,7 @@ import os
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -26,7 +27,7 @@ __all__ = ["read_npz"]
 _DEFLATE_MAX_RATIO = 1100
 
 
-def read_npz(path: str | os.PathLike) -> Model:
+def read_npz(path: str | os.PathLike[str]) -> Model:
     """Open an `.npz` archive, reading only the `.npy` headers."""
     p = Path(path)
     try:
@@ -82,7 +83,7 @@ def _member_tensor(zf: zipfile.ZipFile, info: zipfile.ZipInfo, p: Path) -> Tenso
     return Tensor(info_t, _loader(zf, info, p, name))
 
 
-def _read_header(fh: object) -> tuple[tuple[int, ...], bool, np.dtype]:
+def _read_header(fh: Any) -> tuple[tuple[int, ...], bool, np.dtype]:
     version = np.lib.format.read_magic(fh)
     if version == (1, 0):
         return np.lib.format.read_array_header_1_0(fh)
@@ -91,7 +92,9 @@ def _read_header(fh: object) -> tuple[tuple[int, ...], bool, np.dtype]:
     raise ValueError(f"unknown .npy version {version}")
 
 
-def _loader(zf: zipfile.ZipFile, info: zipfile.ZipInfo, p: Path, name: str) -> Callable:
+def _loader(
+    zf: zipfile.ZipFile, info: zipfile.ZipInfo, p: Path, name: str
+) -> Callable[[], np.ndarray]:
     def load() -> np.ndarray:
         try:
             with zf.open(info) as fh:

@@ -32,7 +32,7 @@ from inspector.formats._write_common import (
     plain_values,
     resolved_plan_json,
 )
-from inspector.formats.targets import register_target
+from inspector.formats.base import ExportOptions
 
 __all__ = ["NPZ", "stored_array", "write", "write_npz_entries"]
 
@@ -80,7 +80,9 @@ def _weights(stream: Iterable[QuantizedTensor]) -> Iterator[QuantizedTensor]:
     return (q for q in stream if not q.info.optimizer and q.info.name != PLAN_KEY)
 
 
-def write(model: Model, stream: Iterable[QuantizedTensor], dest: Path, opts: Any) -> list[Path]:
+def write(
+    model: Model, stream: Iterable[QuantizedTensor], dest: Path, opts: ExportOptions
+) -> list[Path]:
     """Write the npz to `dest` (a temporary path the caller renames into place)."""
     pairs: list[tuple[str, str]] = []
 
@@ -113,4 +115,3 @@ def npz_overhead(model: Model, previews: Sequence[Any]) -> bytes:
 
 
 NPZ = Target("npz", dequantized_storage, npz_overhead)
-register_target(NPZ)

@@ -78,9 +78,11 @@ def _apply(g: Any, reps: Sequence[Replacement]) -> set[str]:
     chained = {name for r in reps for name in r.source.chain}
     for n in g.node:
         out = n.output[0] if n.output else None
-        r = in_place.get(out) if out is not None else None
-        if r is not None and (n.op_type == _NODE_KINDS[r.source.kind] or r.source.chain):
-            nodes.extend(_as_constants(r) if r.source.kind == "constant" else r.nodes)
+        found = in_place.get(out) if out is not None else None
+        if found is not None and (
+            n.op_type == _NODE_KINDS[found.source.kind] or found.source.chain
+        ):
+            nodes.extend(_as_constants(found) if found.source.kind == "constant" else found.nodes)
         elif out is None or out not in chained:
             nodes.append(_copy(n))
     drop = {r.source.parts[0] for r in reps if r.source.parts}

@@ -102,7 +102,7 @@ def _unpack_4bit(packed: np.ndarray, count: int, signed: bool) -> np.ndarray:
 
 
 def _external_location(
-    tensor: Any, base_dir: Path, source: str | os.PathLike
+    tensor: Any, base_dir: Path, source: str | os.PathLike[str]
 ) -> tuple[Path, int, int | None]:
     info = {e.key: e.value for e in tensor.external_data}
     file = contained_path(base_dir, info.get("location"), source)
@@ -116,7 +116,9 @@ def _external_location(
     return file, offset, length
 
 
-def _read_external(tensor: Any, base_dir: Path, source: str | os.PathLike, name: str) -> np.ndarray:
+def _read_external(
+    tensor: Any, base_dir: Path, source: str | os.PathLike[str], name: str
+) -> np.ndarray:
     """Memory-map an external tensor's bytes (validated against the file's size)."""
     onnx = require_onnx()
     file, offset, length = _external_location(tensor, base_dir, source)
@@ -151,7 +153,7 @@ def _read_external(tensor: Any, base_dir: Path, source: str | os.PathLike, name:
 
 
 def tensor_values(
-    tensor: Any, base_dir: Path, source: str | os.PathLike, name: str | None = None
+    tensor: Any, base_dir: Path, source: str | os.PathLike[str], name: str | None = None
 ) -> np.ndarray:
     """A TensorProto's values as numpy (int4/uint4 widened to int8/uint8); external data is
     memory-mapped. Every failure is a `FormatError` naming `source` and the tensor."""
@@ -170,7 +172,7 @@ def tensor_values(
     return arr
 
 
-def materialize_external(model: Any, base_dir: Path, source: str | os.PathLike) -> None:
+def materialize_external(model: Any, base_dir: Path, source: str | os.PathLike[str]) -> None:
     """Replace every external-data reference in `model` (in place) by inline bytes, reading
     only files inside `base_dir`; used before handing a proto to ONNX Runtime or re-saving it."""
     onnx = require_onnx()

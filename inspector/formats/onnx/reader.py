@@ -22,6 +22,7 @@ must stay inside the model's folder.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,6 +41,9 @@ from inspector.formats.onnx.proto import (
     tensor_dtype_name,
     tensor_values,
 )
+
+Step = Callable[[np.ndarray], np.ndarray]
+"""One numpy step the writer's nodes after a DequantizeLinear apply (reshape, transpose, …)."""
 
 __all__ = ["OnnxSource", "dequantize", "looks_like_onnx", "read_onnx"]
 
@@ -65,7 +69,7 @@ class OnnxSource:
     chain: tuple[str, ...] = ()
 
 
-def looks_like_onnx(path: str | os.PathLike) -> bool:
+def looks_like_onnx(path: str | os.PathLike[str]) -> bool:
     """Cheap sniff for the registry: `.onnx` suffix and a protobuf whose first field is a
     ModelProto field (ONNX has no magic bytes). Never raises; never imports onnx."""
     p = Path(path)
@@ -202,10 +206,10 @@ class _Reader:
 
     def _special_nodes(
         self, path: GraphPath, g: Any, inits: dict[str, Any]
-    ) -> tuple[dict[str, tuple], set[str]]:
+    ) -> tuple[dict[str, tuple[Any, ...]], set[str]]:
         """DequantizeLinear and Cast nodes fed by initializers: the q/float16 initializer name →
         the tensor to list in its place; the scale/zero-point names to hide."""
-        special: dict[str, tuple] = {}
+        special: dict[str, tuple[Any, ...]] = {}
         hidden: set[str] = set()
         for node in g.node:
             if node.domain not in ("", "ai.onnx") or not node.input or not node.output:
@@ -238,10 +242,12 @@ class _Reader:
             return None
         return inits[cast.input[0]], cast.input[0], name
 
-    def _follow(self, out: str, inits: dict[str, Any]) -> tuple[str, list, list[str], list[str]]:
+    def _follow(
+        self, out: str, inits: dict[str, Any]
+    ) -> tuple[str, list[Callable[[np.ndarray], np.ndarray]], list[str], list[str]]:
         """Single-consumer Reshape/Transpose/Add(scalar)/Cast after a DequantizeLinear (how the
         writer restores layout, affine offsets and dtypes): final value, numpy steps, parts."""
-        steps: list[Callable[[np.ndarray], np.ndarray]] = []
+        steps: list[Step] = []
         parts: list[str] = []
         chain: list[str] = []
         base = self.path.parent
@@ -250,18 +256,18 @@ class _Reader:
             other = [n for i, n in enumerate(node.input) if i != index and n]
             if node.op_type == "Reshape" and index == 0 and other and other[0] in inits:
                 dims = tuple(int(d) for d in tensor_values(inits[other[0]], base, self.path))
-                steps.append(lambda a, d=dims: a.reshape(d))
+                steps.append(functools.partial(_reshape, dims=dims))
             elif node.op_type == "Transpose" and not other:
                 perm = _attr(node, "perm", None)
-                steps.append(lambda a, p=perm: np.transpose(a, p))
+                steps.append(functools.partial(np.transpose, axes=perm))
             elif node.op_type == "Add" and len(other) == 1 and other[0] in inits:
                 off = tensor_values(inits[other[0]], base, self.path)
                 if off.size != 1:
                     break
-                steps.append(lambda a, o=off: (a + o.reshape(())).astype(a.dtype))
+                steps.append(functools.partial(_add_scalar, offset=off))
             elif node.op_type == "Cast" and tensor_dtype_name(_attr(node, "to", 0)) in _FLOATS:
                 dt = tensor_dtype_name(_attr(node, "to", 0))
-                steps.append(lambda a, t=dt: a.astype(_np_dtype(t)))
+                steps.append(functools.partial(_as_dtype, dtype=_np_dtype(dt)))
             else:
                 break
             parts += [n for n in other if n in inits]
@@ -271,7 +277,7 @@ class _Reader:
 
     def _dequantized(
         self, path: GraphPath, node: Any, inits: dict[str, Any], g: Any
-    ) -> tuple | None:
+    ) -> tuple[Any, ...] | None:
         if len(node.input) < 2 or node.input[0] not in inits:
             return None
         found = self._scale_input(node.input[1], inits, g)
@@ -308,7 +314,7 @@ class _Reader:
         removed = (*([cast_out] if cast_out else []), *chain, node.output[0])
         return value, kw, load, OnnxSource(path, "dequantize", value, parts, removed)
 
-    def _cast(self, path: GraphPath, node: Any, t: Any) -> tuple | None:
+    def _cast(self, path: GraphPath, node: Any, t: Any) -> tuple[Any, ...] | None:
         onnx = require_onnx()
         dtype = tensor_dtype_name(t.data_type)
         if dtype not in ("float16", "bfloat16") or _attr(node, "to", 0) != onnx.TensorProto.FLOAT:
@@ -377,7 +383,7 @@ def _load_proto(path: Path) -> Any:
         raise FormatError(path, f"not a readable ONNX model: {exc}") from None
 
 
-def read_onnx(path: str | os.PathLike) -> Model:
+def read_onnx(path: str | os.PathLike[str]) -> Model:
     """Open an ONNX model lazily: the graph is parsed, tensor bytes are read on `load()`.
 
     metadata: `onnx_model_path`, `onnx_proto` (the parsed ModelProto without external bytes; do
@@ -412,3 +418,15 @@ def _np_dtype(name: str) -> np.dtype:
 
         return np.dtype(ml_dtypes.bfloat16)
     return np.dtype(name)
+
+
+def _reshape(a: np.ndarray, dims: tuple[int, ...]) -> np.ndarray:
+    return a.reshape(dims)
+
+
+def _add_scalar(a: np.ndarray, offset: np.ndarray) -> np.ndarray:
+    return (a + offset.reshape(())).astype(a.dtype)
+
+
+def _as_dtype(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    return a.astype(dtype)

@@ -34,9 +34,9 @@ from inspector.core.schemes.floats import FLOATS
 from inspector.core.schemes.symmetric import SYMMETRIC
 from inspector.core.target import Storage, Target
 from inspector.formats._write_common import resolved_plan_json
+from inspector.formats.base import ExportOptions
 from inspector.formats.onnx.edit import NameAllocator, Replacement, apply_replacements
 from inspector.formats.onnx.proto import iter_graphs, materialize_external, require_onnx
-from inspector.formats.targets import register_target
 
 __all__ = ["ONNX_TARGET", "PLAN_PROP", "onnx_storage", "required_opset", "write"]
 
@@ -321,7 +321,9 @@ def _item(
     return src, q.info, q.encoded, q.decoded
 
 
-def write(model: Model, stream: Iterable[QuantizedTensor], dest: Path, opts: Any) -> list[Path]:
+def write(
+    model: Model, stream: Iterable[QuantizedTensor], dest: Path, opts: ExportOptions
+) -> list[Path]:
     """Write the quantized ONNX model to `dest` (a temporary path the caller renames)."""
     onnx = require_onnx()
     pairs: list[tuple[str, str]] = []
@@ -332,7 +334,7 @@ def write(model: Model, stream: Iterable[QuantizedTensor], dest: Path, opts: Any
         if item is not None:
             items.append(item)
     proto = build_proto(model, items, resolved_plan_json(pairs))
-    _note_opset(model, proto, items, getattr(opts, "notes", None))
+    _note_opset(model, proto, items, opts.notes)
     try:
         onnx.checker.check_model(proto)
     except Exception as exc:
@@ -400,4 +402,3 @@ def onnx_overhead(model: Model, previews: Sequence[Any]) -> bytes:
 
 
 ONNX_TARGET = Target("onnx", onnx_storage, onnx_overhead)
-register_target(ONNX_TARGET)

@@ -56,7 +56,7 @@ DTYPES: dict[str, tuple[np.dtype, str]] = {
 _MAX_HEADER = 100 * 1024 * 1024  # the reference implementation's limit
 
 
-def read_safetensors(path: str | os.PathLike) -> Model:
+def read_safetensors(path: str | os.PathLike[str]) -> Model:
     """Open a safetensors file: parse and validate the header, memory-map the buffer."""
     p = Path(path)
     try:
@@ -137,7 +137,7 @@ def _validate(
     return out
 
 
-def _check_tiling(p: Path, tensors: dict[str, Any], specs: list, data_len: int) -> None:
+def _check_tiling(p: Path, tensors: dict[str, Any], specs: list[Any], data_len: int) -> None:
     pos = 0
     for info, _, _ in specs:
         begin, end = tensors[info.name]["data_offsets"]
@@ -173,6 +173,8 @@ class _ResidentPages:
 
     def _release(self, offset: int, nbytes: int) -> None:
         start = offset - offset % mmap.PAGESIZE
+        if self._mm is None:
+            return
         with contextlib.suppress(ValueError, OSError):  # closed map, or not supported
             self._mm.madvise(mmap.MADV_DONTNEED, start, offset + nbytes - start)
 

@@ -36,7 +36,7 @@ from inspector.core.preview import QuantizedTensor
 from inspector.core.schemes import Scheme, parse_scheme
 from inspector.core.target import Target, native_storage
 from inspector.formats._write_common import PLAN_KEY, resolved_plan_json
-from inspector.formats.targets import register_target
+from inspector.formats.base import ExportOptions
 
 __all__ = ["SAFETENSORS", "components", "load_dequantized", "write"]
 
@@ -132,7 +132,9 @@ def _payload(q: QuantizedTensor, scheme: Scheme | None) -> bytes:
     return np.ascontiguousarray(q.decoded, dtype="<f4").tobytes()
 
 
-def write(model: Model, stream: Iterable[QuantizedTensor], dest: Path, opts: Any) -> list[Path]:
+def write(
+    model: Model, stream: Iterable[QuantizedTensor], dest: Path, opts: ExportOptions
+) -> list[Path]:
     """Write the file to `dest`. Tensors' bytes are spooled to a sibling temporary file
     while the header (which needs every size) is built, then the two are joined."""
     entries: list[tuple[TensorInfo, Scheme | None]] = []
@@ -143,7 +145,7 @@ def write(model: Model, stream: Iterable[QuantizedTensor], dest: Path, opts: Any
             for q in stream:
                 if q.info.optimizer or q.info.name == PLAN_KEY:
                     continue
-                scheme = _stored_scheme(q, getattr(opts, "dequantized", False))
+                scheme = _stored_scheme(q, opts.dequantized)
                 data = _payload(q, scheme)
                 expected = sum(c[3] for c in components(q.info, scheme))
                 if len(data) != expected:
@@ -210,4 +212,3 @@ def _layout(name: str, rec: dict[str, Any]) -> list[str]:
 
 
 SAFETENSORS = Target("safetensors", native_storage, safetensors_overhead)
-register_target(SAFETENSORS)

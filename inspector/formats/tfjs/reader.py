@@ -44,7 +44,7 @@ from inspector.formats._common import (
     wrap_loader,
 )
 
-__all__ = ["decode_quantized", "is_weights_manifest", "read_tfjs", "read_tfjs_weights"]
+__all__ = ["decode_quantized", "read_tfjs", "read_tfjs_weights"]
 
 # Logical dtype → (numpy storage dtype, bytes per element) for unquantized entries.
 _PLAIN = {
@@ -103,16 +103,7 @@ def decode_quantized(q: np.ndarray, quant: dict[str, Any], dtype: str) -> np.nda
     return values.astype(np.float32)
 
 
-def is_weights_manifest(obj: Any) -> bool:
-    """True for a JSON list of `{paths, weights}` groups (a TF.js weights manifest)."""
-    return (
-        isinstance(obj, list)
-        and len(obj) > 0
-        and all(isinstance(g, dict) and "paths" in g and "weights" in g for g in obj)
-    )
-
-
-def read_tfjs(path: str | os.PathLike) -> Model:
+def read_tfjs(path: str | os.PathLike[str]) -> Model:
     """Open a TF.js `model.json` (or a folder holding one) with its shards, headers only."""
     p = Path(path)
     if p.is_dir():
@@ -139,7 +130,7 @@ def read_tfjs(path: str | os.PathLike) -> Model:
     return Model(p, "tfjs", tensors, meta, closers)
 
 
-def read_tfjs_weights(path: str | os.PathLike) -> Model:
+def read_tfjs_weights(path: str | os.PathLike[str]) -> Model:
     """Open a bare TF.js weights manifest (a JSON list of groups, no topology)."""
     p = Path(path)
     manifest = read_json_file(p, "weights manifest")

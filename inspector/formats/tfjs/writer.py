@@ -45,12 +45,12 @@ from inspector.core.preview import QuantizedTensor
 from inspector.core.schemes import Encoded, Scheme, StoredArray, parse_scheme
 from inspector.core.schemes.affine import AFFINE
 from inspector.core.target import Storage, Target
+from inspector.formats.base import ExportOptions
 from inspector.formats.keras.topology import (
     TopologyError,
     tfjs_model_topology,
     tfjs_weight_name,
 )
-from inspector.formats.targets import register_target
 
 __all__ = [
     "TFJS",
@@ -78,8 +78,9 @@ class TfjsAffine(Scheme):
         x: np.ndarray,
         channel_axis: int | None = None,
         value_range: tuple[float, float] | None = None,
+        tensor: str = "",
     ) -> Encoded:
-        enc = super().encode(x, channel_axis, value_range)
+        enc = super().encode(x, channel_axis, value_range, tensor)
         return _TfjsEncoded(self, enc.shape, enc.codes, enc.params, enc.overflow)
 
     @property
@@ -343,13 +344,15 @@ class _Shards:
         return final
 
 
-def write(model: Model, stream: Iterable[QuantizedTensor], dest: Path, opts: Any) -> list[Path]:
+def write(
+    model: Model, stream: Iterable[QuantizedTensor], dest: Path, opts: ExportOptions
+) -> list[Path]:
     """Write model.json (or weights_manifest.json) and the shards into folder `dest`."""
     names = manifest_names(model)
-    bare = bool(getattr(opts, "weights_only", False))
+    bare = opts.weights_only
     if not bare:
         _base_document(model, strict=True)  # refuse an unloadable topology before writing
-    shards = _Shards(dest, int(getattr(opts, "shard_bytes", 4 << 20)))
+    shards = _Shards(dest, opts.shard_bytes)
     entries: list[_Entry] = []
     try:
         for q in stream:
@@ -434,4 +437,3 @@ class _Cutter:
 
 
 TFJS = Target("tfjs", tfjs_storage, tfjs_overhead, tfjs_tensor_bytes, tfjs_archive)
-register_target(TFJS)
