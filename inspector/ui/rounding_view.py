@@ -112,18 +112,20 @@ class RoundingView(QWidget):
             self.summary.setText(_HINT)
             return
         share = 100.0 * result.flipped / max(result.size, 1)
+        method = result.method.split("round=")[1].split(",")[0]
         lines = [
             f"<b>{result.nearest}</b> vs <b>{result.method}</b>"
             + (f" — {result.note}" if result.note else ""),
             f"weight SQNR: nearest {_db(result.nearest_sqnr_db)}, "
-            f"{result.method.split('round=')[1]} {_db(result.method_sqnr_db)}",
+            f"{method} {_db(result.method_sqnr_db)}",
             f"{result.flipped:,} of {result.size:,} weights ({share:.1f} %) rounded the other "
             "way (map: red up, blue down, against nearest)",
         ]
         if outputs is not None and all(o is not None for o in outputs):
+            same = " — GPTQ calibrated on this data too: optimistic" if method == "gptq" else ""
             lines.append(
                 f"output SQNR, only this tensor quantized: nearest {_db(outputs[0].sqnr_db)}, "
-                f"method {_db(outputs[1].sqnr_db)} ({data})"
+                f"{method} {_db(outputs[1].sqnr_db)} ({data}{same})"
             )
         elif data:
             lines.append(f"output error unavailable: {data}")
