@@ -12,6 +12,8 @@ before the picture (the Output & sensitivity tab). Regenerate the README picture
         --tab error --tensor block2_dw/depthwise_kernel -o docs/screenshot-depthwise.png
     python benchmarks/screenshot.py resources/digits_depthwise/digits_depthwise.h5 \
         --tab output --analyse --format safetensors -o docs/screenshot-sensitivity.png
+    python benchmarks/screenshot.py resources/digits_depthwise/digits_depthwise.h5 --equalize \
+        --tab error --tensor block2_dw/depthwise_kernel:0 -o docs/screenshot-repair.png
     python benchmarks/screenshot.py --tab rounding --scheme affine3:round=gptq \
         --tensor dense1/kernel --format safetensors -o docs/screenshot-rounding.png
 
@@ -56,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tensor", help="tensor to select (default: the first conv kernel)")
     parser.add_argument("--analyse", action="store_true", help="evaluate, sensitivity, front")
     parser.add_argument("--scheme", help="the plan's default scheme (e.g. int4:round=gptq)")
+    parser.add_argument("--equalize", action="store_true", help="tick Equalize first")
+    parser.add_argument("--fold-bn", action="store_true", help="tick Fold batch norms first")
     args = parser.parse_args(argv)
 
     from PySide6.QtCore import QSettings
@@ -82,6 +86,11 @@ def main(argv: list[str] | None = None) -> int:
         state.set_target(args.format)
         window.summary._fill_targets()
         _wait(app, lambda: not window.preview.runner.busy and state.preview is not None)
+    if args.equalize or args.fold_bn:
+        window.transforms.set_toggles(args.fold_bn, args.equalize)
+        _wait(app, lambda: state.original_model is not None and not window.transforms.task.busy)
+        _wait(app, lambda: not window.preview.runner.busy and state.preview is not None)
+        _wait(app, lambda: "before:" in window.transform_bar.label.text())
     if args.scheme:
         state.set_plan(state.plan.with_default(args.scheme))
         _wait(app, lambda: state.preview_plan == state.plan and state.preview is not None)

@@ -21,6 +21,9 @@ __all__ = ["COMMANDS"]
 
 
 def _common(p: argparse.ArgumentParser) -> None:
+    from inspector.cli.transforms import add_transform_options
+
+    add_transform_options(p)
     p.add_argument("model", help="model file or TF.js folder")
     p.add_argument("--format", help="export format whose storage to apply (default: input's)")
     p.add_argument(
@@ -42,25 +45,58 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _open(
-    args: argparse.Namespace, stack: Any, schemes: Callable[[Any], list[Any]]
-) -> tuple[Any, Any]:
-    """(model, evaluator) for the command's arguments; the model is closed by `stack`.
-    `schemes(model)` lists the schemes the command applies (GPTQ calibrates when one asks)."""
+    args: argparse.Namespace, stack: Any, plan: Any, schemes: list[Any] | None = None
+) -> tuple[Any, Any, Any]:
+    """(model, evaluator, transforms result or None) for the command's arguments; the models
+    are closed by `stack`. A transformed model is compared with the untransformed original.
+    GPTQ calibrates when `schemes` (default: the plan's per tensor) ask `round=gptq`."""
     from inspector.cli.options import with_calibration
-    from inspector.engine.evaluate import Evaluator
+    from inspector.cli.transforms import transformed
+    from inspector.engine.evaluate import Evaluator, make_executor
     from inspector.formats import open_model
     from inspector.formats.registry import get_target
 
     if args.max_samples is not None and args.max_samples < 1:
         raise InspectorError("--max-samples must be at least 1")
-    model = stack.enter_context(open_model(args.model))
-    target = get_target(args.format or model.format)
-    target = with_calibration(model, schemes(model), target, args.calibration or args.data)
-    return model, Evaluator.open(model, args.data, target, args.max_samples)
+    original = stack.enter_context(open_model(args.model))
+    target = get_target(args.format or original.format)
+    model, changes = transformed(original, plan, target, args, stack)
+    if schemes is None:
+        schemes = [plan.scheme_for(t.info) for t in model]
+    target = with_calibration(model, schemes, target, args.calibration or args.data)
+    evaluator = Evaluator.open(model, args.data, target, args.max_samples)
+    if changes is not None:
+        evaluator.reference = make_executor(original)
+    return model, evaluator, changes
 
 
-def _plan_schemes(plan: Any) -> Callable[[Any], list[Any]]:
-    return lambda model: [plan.scheme_for(t.info) for t in model]
+def _transforms_doc(evaluator: Any, changes: Any) -> dict[str, Any] | None:
+    """What the transforms did and how far they moved the float model's outputs."""
+    from inspector.engine.evaluate import drain, make_executor, output_metrics
+
+    if changes is None:
+        return None
+    original = drain(evaluator.iter_original())
+    runner = make_executor(changes.float_model)
+    floats = runner.run(list(evaluator.data.inputs), batch_size=evaluator.batch_size)
+    float_change = output_metrics(original, floats, evaluator.data.labels)
+    return {**changes.to_json(), "float_change": float_change.to_json()}
+
+
+def _print_transforms(changes: Any, doc: dict[str, Any] | None) -> None:
+    from inspector.cli.transforms import transforms_lines
+
+    if changes is None or doc is None:
+        return
+    print("\n".join(transforms_lines(changes)))
+    change = doc["float_change"]
+    sqnr = change["sqnr_db"]
+    line = f"  float model change: output SQNR {_fmt_db(float(sqnr))}"
+    if change.get("top1_agreement") is not None:
+        line += f", top-1 agreement {100 * change['top1_agreement']:.2f} %"
+    if change.get("quantized_score") is not None:
+        line += f", {change['metric']} {change['quantized_score']:.4f}"
+    print(line)
 
 
 def _model_json(model: Any, evaluator: Any) -> dict[str, Any]:
@@ -96,22 +132,45 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     plan = plan_from_args(args)
     with ExitStack() as stack:
-        model, evaluator = _open(args, stack, _plan_schemes(plan))
+        model, evaluator, changes = _open(args, stack, plan)
         if args.outputs:
             _check_out_path(Path(args.outputs), args)
+        tdoc = _transforms_doc(evaluator, changes)
         evaluation = evaluator.evaluate(plan)
+        arith = _arith(evaluator, plan, args.arith)
         if args.outputs:
             _save_outputs(Path(args.outputs), *evaluator.outputs(plan))
         if args.json:
             doc = {"model": _model_json(model, evaluator), **evaluation.to_json()}
+            if tdoc is not None:
+                doc["transforms"] = tdoc
+            if arith is not None:
+                doc["arith"] = arith.to_json()
             print(json.dumps(doc, indent=2))
         else:
             print(f"model: {model.path} ({model.format}), stored as {evaluator.target.name}")
             print(f"data:  {evaluator.data.describe()}")
+            _print_transforms(changes, tdoc)
             print("\n".join(metrics_lines(evaluation.metrics)))
+            print("\n".join(arith_lines(arith)))
     if args.outputs:
         print(f"outputs written to {args.outputs}", file=sys.stderr)
     return 0
+
+
+def _arith(evaluator: Any, plan: Any, dtype: str) -> Any:
+    from inspector.engine.arith import iter_arith
+    from inspector.engine.evaluate import drain
+
+    return None if dtype == "float32" else drain(iter_arith(evaluator, plan, dtype))
+
+
+def arith_lines(result: Any, limit: int = 12) -> list[str]:
+    """The arithmetic run for the terminal (first `limit` layers hit; --json lists all)."""
+    if result is None:
+        return []
+    head = f"{result.dtype} arithmetic (activations rounded after every layer):"
+    return [head, *("  " + line for line in result.lines(limit))]
 
 
 def _check_out_path(path: Path, args: argparse.Namespace) -> None:
@@ -141,6 +200,12 @@ def _parser_evaluate(sub: argparse._SubParsersAction) -> None:
     )
     _common(p)
     add_scheme_options(p)
+    p.add_argument(
+        "--arith",
+        choices=("float32", "float16", "bfloat16"),
+        default="float32",
+        help="also run with every activation rounded to this type (per-layer overflow counts)",
+    )
     p.add_argument("--outputs", metavar="OUT.npz", help="save original_i / quantized_i outputs")
     p.add_argument("--force", action="store_true", help="replace an existing --outputs file")
     p.set_defaults(func=_cmd_evaluate)
@@ -149,19 +214,26 @@ def _parser_evaluate(sub: argparse._SubParsersAction) -> None:
 def _cmd_sensitivity(args: argparse.Namespace) -> int:
     from contextlib import ExitStack
 
+    from inspector.cli.transforms import transforms_from_args
+    from inspector.core.plan import Plan
     from inspector.core.schemes import parse_scheme
     from inspector.engine.evaluate import drain
     from inspector.engine.sensitivity import iter_sensitivity
 
+    plan = transforms_from_args(args, Plan())
     with ExitStack() as stack:
-        model, evaluator = _open(args, stack, lambda model: [parse_scheme(args.scheme)])
+        model, evaluator, changes = _open(args, stack, plan, [parse_scheme(args.scheme)])
+        tdoc = _transforms_doc(evaluator, changes)
         result = drain(iter_sensitivity(evaluator, args.scheme, args.per, args.mode))
         if args.json:
             doc = {"model": _model_json(model, evaluator), "data": evaluator.data.to_json()}
+            if tdoc is not None:
+                doc["transforms"] = tdoc
             print(json.dumps(doc | result.to_json(), indent=2))
             return 0
         print(f"model: {model.path} ({model.format}), stored as {evaluator.target.name}")
         print(f"data:  {evaluator.data.describe()}")
+        _print_transforms(changes, tdoc)
         what = "only this" if args.mode == "only" else "all but this"
         print(f"{what} {args.per} at {result.scheme}, most sensitive first:")
         print(_sensitivity_table(result))
@@ -258,10 +330,13 @@ def _keep() -> Any:
 
 def _cmd_auto(args: argparse.Namespace) -> int:
     from contextlib import ExitStack
+    from dataclasses import replace
 
     from inspector.cli.options import with_calibration
+    from inspector.cli.transforms import print_transforms, transformed, transforms_from_args
     from inspector.core import budget
-    from inspector.core.preview import PreviewCache, run_preview
+    from inspector.core.plan import Plan
+    from inspector.core.preview import PreviewCache
     from inspector.core.schemes import parse_scheme
     from inspector.engine.evaluate import drain
     from inspector.formats import open_model
@@ -273,16 +348,22 @@ def _cmd_auto(args: argparse.Namespace) -> int:
     ladder = [s.strip() for s in args.ladder.split(",") if s.strip()]
     args.cache = PreviewCache()
     with ExitStack() as stack:
-        model = stack.enter_context(open_model(args.model))
-        target = get_target(args.format or model.format)
+        original = stack.enter_context(open_model(args.model))
+        target = get_target(args.format or original.format)
+        wanted = transforms_from_args(args, Plan()).transforms
+        search = Plan(transforms=replace(wanted, bias_correction="none"))
+        model, changes = transformed(original, search, target, args, stack)
+        print_transforms(changes)
         schemes = [parse_scheme(spec) for spec in ladder]
         target = with_calibration(model, schemes, target, args.calibration or args.data)
         full, measured = _auto_errors(args, model, target, ladder)
         probe, errors = measured if measured else (None, None)
         ladders = drain(budget.build_ladders(model, ladder, target, args.cache, errors))
         sol, goal = _auto_solve(args, model, target, ladders, probe)
-        preview = run_preview(model, sol.plan, target, args.cache)
-        evaluation = full.evaluate(sol.plan) if full is not None else None
+        sol = replace(sol, plan=sol.plan.with_transforms(wanted))
+        model, preview, evaluation = _auto_final(
+            args, (original, model), sol.plan, target, full, stack
+        )
         doc = {
             "model": {"path": str(model.path), "format": model.format, "target": target.name},
             "goal": goal,
@@ -306,6 +387,30 @@ def _cmd_auto(args: argparse.Namespace) -> int:
     else:
         _print_auto(doc, evaluation, out)
     return 0
+
+
+def _auto_final(
+    args: argparse.Namespace, models: tuple[Any, Any], plan: Any, target: Any, full: Any, stack: Any
+) -> tuple[Any, Any, Any]:
+    """(model, preview, evaluation) of the chosen plan. Bias correction depends on the plan,
+    so the search ran without it and it is applied here, for the plan found; a transformed
+    model is evaluated against the untransformed original."""
+    from inspector.cli.transforms import transformed
+    from inspector.core.preview import PreviewCache, run_preview
+    from inspector.engine.evaluate import Evaluator, make_executor
+
+    original, model = models
+    cache = args.cache
+    if plan.transforms.bias_correction != "none":
+        model, _ = transformed(original, plan, target, args, stack)
+        cache = PreviewCache()
+    preview = run_preview(model, plan, target, cache)
+    if full is None:
+        return model, preview, None
+    reference = make_executor(original) if plan.transforms.any else None
+    runner = make_executor(model) if model is not full.model else full.runner
+    evaluator = Evaluator(model, full.data, runner, target, reference=reference)
+    return model, preview, evaluator.evaluate(plan)
 
 
 def _print_auto(doc: dict[str, Any], evaluation: Any, out: Path | None) -> None:

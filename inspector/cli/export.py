@@ -12,26 +12,34 @@ import sys
 from collections.abc import Callable, Sequence
 
 from inspector.cli.options import add_data_option, add_scheme_options, plan_from_args
+from inspector.cli.transforms import add_transform_options
 from inspector.formats.registry import export_choices
 
 __all__ = ["COMMANDS"]
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
+    from contextlib import ExitStack
+
     from inspector.cli.options import with_calibration
-    from inspector.core.target import NATIVE
+    from inspector.cli.transforms import print_transforms, transformed
     from inspector.formats import open_model
-    from inspector.formats.export import export_model, result_json
+    from inspector.formats.export import default_format, export_model, result_json
+    from inspector.formats.registry import get_target
 
     plan = plan_from_args(args)
     want_report = bool(args.report)
-    with open_model(args.model) as model:
+    with ExitStack() as stack:
+        model = stack.enter_context(open_model(args.model))
+        target = get_target(args.format or default_format(model))
+        model, changes = transformed(model, plan, target, args, stack)
+        print_transforms(changes)
+        schemes = [plan.scheme_for(t.info) for t in model]
+        rounding = with_calibration(model, schemes, target, args.data).rounding
         for rule in plan.unmatched_rules(t.info for t in model):
             print(
                 f"warning: rule '{rule.pattern}={rule.scheme}' matches no tensor", file=sys.stderr
             )
-        schemes = [plan.scheme_for(t.info) for t in model]
-        rounding = with_calibration(model, schemes, NATIVE, args.data).rounding
         result = export_model(
             model,
             plan,
@@ -49,7 +57,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
             write_report(args.report, model, plan, result.preview, result, force=args.force)
     if args.json:
-        print(json.dumps(result_json(result), indent=2))
+        doc = result_json(result)
+        if changes is not None:
+            doc["transforms"] = changes.to_json()
+        print(json.dumps(doc, indent=2))
     else:
         print(f"wrote {result.path} ({result.format}, {result.total_bytes} bytes)")
         for line in _note_lines(result.notes):
@@ -81,7 +92,6 @@ def _parser_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model", help="model file or TF.js folder")
     p.add_argument("-o", "--output", required=True, help="output file (TF.js: output folder)")
     add_scheme_options(p)
-    add_data_option(p)
     p.add_argument(
         "--format",
         choices=export_choices(),
@@ -103,6 +113,8 @@ def _parser_export(sub: argparse._SubParsersAction) -> None:
         help="TF.js: weights_manifest.json + shards without topology (for layers TF.js lacks)",
     )
     p.add_argument("--json", action="store_true", help="print what was written as JSON")
+    add_data_option(p)
+    add_transform_options(p)
     p.set_defaults(func=_cmd_export)
 
 

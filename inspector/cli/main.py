@@ -19,6 +19,7 @@ from inspector.cli.options import (
     plan_from_args,
     with_calibration,
 )
+from inspector.cli.transforms import add_transform_options
 from inspector.core.errors import InspectorError
 
 __all__ = ["COMMANDS", "build_parser", "main"]
@@ -39,14 +40,19 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_preview(args: argparse.Namespace) -> int:
+    from contextlib import ExitStack
+
     from inspector.cli.text import preview_table
+    from inspector.cli.transforms import print_transforms, transformed
     from inspector.core.preview import run_preview
     from inspector.formats import open_model
     from inspector.formats.registry import get_target
 
     plan = plan_from_args(args)
-    with open_model(args.model) as model:
+    with ExitStack() as stack:
+        model = stack.enter_context(open_model(args.model))
         target = get_target(args.format or model.format)
+        model, changes = transformed(model, plan, target, args, stack)
         schemes = [plan.scheme_for(t.info) for t in model]
         target = with_calibration(model, schemes, target, args.data)
         preview = run_preview(model, plan, target)
@@ -60,8 +66,11 @@ def _cmd_preview(args: argparse.Namespace) -> int:
             doc["model"]["target"] = target.name
             doc["plan"] = plan.to_json()
             doc["unmatched_rules"] = [r.pattern for r in unmatched]
+            if changes is not None:
+                doc["transforms"] = changes.to_json()
             print(json.dumps(doc, indent=2))
         else:
+            print_transforms(changes)
             print(preview_table(model, preview, target.name))
     return 0
 
@@ -77,9 +86,10 @@ def _parser_preview(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("preview", help="sizes, error and gzip ratio of a plan, without writing")
     p.add_argument("model", help="model file or TF.js folder")
     add_scheme_options(p)
-    add_data_option(p)
     p.add_argument("--format", help="export format whose storage to count (default: input's)")
     p.add_argument("--json", action="store_true", help="print one JSON document")
+    add_data_option(p)
+    add_transform_options(p)
     p.set_defaults(func=_cmd_preview)
 
 

@@ -50,7 +50,9 @@ def plan_from_args(args: argparse.Namespace) -> Plan:
     for text in args.rule:
         rule = parse_rule(text)
         plan = plan.with_rule(rule.pattern, rule.scheme)
-    return plan
+    from inspector.cli.transforms import transforms_from_args
+
+    return transforms_from_args(args, plan)
 
 
 def add_data_option(p: argparse.ArgumentParser) -> None:
@@ -58,7 +60,7 @@ def add_data_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--data",
         metavar="D.npz",
-        help="sample inputs for round=gptq: x (or x0, x1, …) "
+        help="sample inputs for round=gptq and --bias-correction empirical: x (or x0, x1, …) "
         "(default: the demo model's bundled sample.npz; without data gptq rounds to nearest)",
     )
 

@@ -18,10 +18,15 @@ from typing import Any
 from inspector.core.errors import InspectorError, PlanError
 from inspector.core.model import TensorInfo
 from inspector.core.schemes import Scheme, parse_scheme
+from inspector.core.transform_spec import Transforms
 
-__all__ = ["KEEP", "PLAN_VERSION", "Plan", "Rule", "parse_rule"]
+__all__ = ["KEEP", "PLAN_VERSION", "PLAN_VERSIONS", "Plan", "Rule", "Transforms", "parse_rule"]
 
 PLAN_VERSION = 1
+NO_TRANSFORMS = Transforms()
+PLAN_VERSIONS = (1, 2)
+"""A plan with model transforms is written as version 2, so a reader that knows only version 1
+refuses it instead of exporting without the transforms; plans without them stay version 1."""
 KEEP = "float32"
 
 
@@ -54,11 +59,13 @@ def _checked_spec(spec: str) -> str:
 
 @dataclass(frozen=True)
 class Plan:
-    """Default scheme, ordered rules, overrides as (tensor name, spec) pairs."""
+    """Default scheme, ordered rules, overrides as (tensor name, spec) pairs, and the model
+    transforms applied before quantizing."""
 
     default: str = KEEP
     rules: tuple[Rule, ...] = ()
     overrides: tuple[tuple[str, str], ...] = ()
+    transforms: Transforms = NO_TRANSFORMS
 
     def spec_for(self, info: TensorInfo) -> str:
         """The spec the plan asks for this tensor, before the scheme decides it applies."""
@@ -116,13 +123,19 @@ class Plan:
         spec = _checked_spec(spec)
         return replace(self, overrides=kept + tuple((n, spec) for n in names))
 
+    def with_transforms(self, transforms: Transforms) -> Plan:
+        return replace(self, transforms=transforms)
+
     def to_json(self) -> dict[str, Any]:
-        return {
-            "version": PLAN_VERSION,
+        doc: dict[str, Any] = {
+            "version": 2 if self.transforms.any else PLAN_VERSION,
             "default": self.default,
             "rules": [{"pattern": r.pattern, "scheme": r.scheme} for r in self.rules],
             "overrides": dict(self.overrides),
         }
+        if self.transforms.any:
+            doc["transforms"] = self.transforms.to_json()
+        return doc
 
     @classmethod
     def from_json(cls, data: Any) -> Plan:
@@ -130,8 +143,10 @@ class Plan:
         if not isinstance(data, dict):
             raise PlanError("a plan must be a JSON object")
         version = data.get("version", PLAN_VERSION)
-        if version != PLAN_VERSION:
-            raise PlanError(f"plan version {version!r} is not supported (expected {PLAN_VERSION})")
+        if version not in PLAN_VERSIONS or isinstance(version, bool):
+            raise PlanError(
+                f"plan version {version!r} is not supported (expected one of {PLAN_VERSIONS})"
+            )
         default = data.get("default", KEEP)
         rules = data.get("rules", [])
         overrides = data.get("overrides", {})
@@ -147,6 +162,7 @@ class Plan:
             default=_checked_spec(default),
             rules=tuple(Rule(r["pattern"], _checked_spec(r["scheme"])) for r in rules),
             overrides=tuple((k, _checked_spec(v)) for k, v in overrides.items()),
+            transforms=Transforms.from_json(data.get("transforms", {})),
         )
 
     def dumps(self) -> str:

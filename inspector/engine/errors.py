@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from inspector.core.errors import InspectorError
 
-__all__ = ["EvaluationUnavailable"]
+__all__ = ["EvaluationUnavailable", "TransformUnavailable"]
 
 
 class EvaluationUnavailable(InspectorError):
@@ -17,3 +17,12 @@ class EvaluationUnavailable(InspectorError):
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(f"evaluation unavailable: {reason}")
+
+
+class TransformUnavailable(InspectorError):
+    """A model transform (BN folding, equalization, bias correction) cannot run on this model:
+    it needs a Keras / TF.js layer graph, or data it was not given."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"model transforms unavailable: {reason}")

@@ -134,7 +134,7 @@ class OutputMetrics:
 def _sqnr_db(signal: float, noise: float) -> float:
     if noise <= 0.0:
         return math.inf
-    if signal <= 0.0:
+    if signal <= 0.0 or not math.isfinite(noise):
         return -math.inf
     return 10.0 * math.log10(signal / noise)
 
@@ -260,10 +260,14 @@ class Evaluator:
         target: Target = NATIVE,
         cache: DecodedCache | None = None,
         batch_size: int = 256,
+        reference: Runner | None = None,
     ) -> None:
         self.model = model
         self.data = data
         self.runner = runner if runner is not None else make_executor(model)
+        self.reference = reference
+        """What quantized outputs are compared with when not the model's own float outputs
+        (a transformed model is judged against the untransformed original)."""
         self.target = target
         self.cache = cache if cache is not None else DecodedCache()
         self.batch_size = max(1, int(batch_size))
@@ -303,6 +307,9 @@ class Evaluator:
     ) -> Generator[Progress, None, list[np.ndarray]]:
         """Outputs with `overrides` laid over the weights, one `Progress` per batch."""
         runner = self.runner.with_weights(overrides) if overrides else self.runner
+        return (yield from self._run(runner, stage))
+
+    def _run(self, runner: Runner, stage: str) -> Generator[Progress, None, list[np.ndarray]]:
         n, step = self.data.samples, self.batch_size
         chunks: list[list[np.ndarray]] = []
         for start in range(0, n, step):
@@ -314,7 +321,10 @@ class Evaluator:
     def iter_original(self) -> Generator[Progress, None, list[np.ndarray]]:
         """The original model's outputs (computed on first use, then kept)."""
         if self._original is None:
-            self._original = yield from self.iter_run({}, stage="original")
+            if self.reference is not None:
+                self._original = yield from self._run(self.reference, "original")
+            else:
+                self._original = yield from self.iter_run({}, stage="original")
         return self._original
 
     def iter_measure(
@@ -322,7 +332,7 @@ class Evaluator:
     ) -> Generator[Progress, None, OutputMetrics]:
         """Output metrics of the model with `overrides` against the original."""
         original = yield from self.iter_original()
-        if not overrides:
+        if not overrides and self.reference is None:
             return output_metrics(original, original, self.data.labels)
         quantized = yield from self.iter_run(overrides, stage)
         return output_metrics(original, quantized, self.data.labels)

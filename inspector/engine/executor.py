@@ -44,6 +44,7 @@ class Executor:
             built[name] = _build(graph.layers[name], self._weights_for(name), graph.keras3)
         self._ops = built
         self._release = _release_plan(graph)
+        self._rounding: Callable[[str, np.ndarray], np.ndarray] | None = None
 
     def _weights_for(self, layer: str) -> WeightList:
         """A layer's weights; a nested model also owns the groups named `<layer>/<inner>`."""
@@ -102,7 +103,14 @@ class Executor:
             weights[layer][index] = (name, np.asarray(value))
             changed.add(layer if layer in self._graph.layers else layer.split("/", 1)[0])
         ops = {k: v for k, v in self._ops.items() if k not in changed}
-        return Executor(self._graph, weights, self._tensor_keys, ops)
+        return Executor(self._graph, weights, self._tensor_keys, ops).with_rounding(self._rounding)
+
+    def with_rounding(self, rounding: Callable[[str, np.ndarray], np.ndarray] | None) -> Executor:
+        """A copy that passes the model inputs and every layer's output through
+        `rounding(layer name, array)` (e.g. to float16, `inspector.engine.arith`)."""
+        copy = Executor(self._graph, self._weights, self._tensor_keys, self._ops)
+        copy._rounding = rounding
+        return copy
 
     def _locate(self, key: Any) -> tuple[str, int]:
         if isinstance(key, str) and key in self._tensor_keys:
@@ -128,6 +136,10 @@ class Executor:
     @property
     def graph(self) -> Graph:
         return self._graph
+
+    def op(self, layer: str) -> Op:
+        """The forward function of one layer of the graph (as `forward` runs it)."""
+        return self._ops[layer]
 
     def weight_role(self, tensor_name: str) -> tuple[LayerSpec, str]:
         """(the layer spec, the canonical role such as `kernel`) of a tensor of the model this
@@ -182,6 +194,9 @@ class Executor:
         """One batch through the graph, no shape checks (used by `run` and nested models);
         `seen`, when given, collects each layer's first output; `taps` see layers' inputs."""
         values: dict[TensorRef, np.ndarray] = dict(zip(self._graph.inputs, inputs, strict=True))
+        rnd = self._rounding
+        if rnd is not None:
+            values = {ref: rnd(ref.layer, v) for ref, v in values.items()}
         for step, node in enumerate(self._graph.nodes):
             args = [values[r] for r in node.inputs]
             if taps is not None and node.layer in taps:
@@ -189,7 +204,10 @@ class Executor:
             result = self._ops[node.layer](args)
             outs = result if isinstance(result, list) else [result]
             for i, out in enumerate(outs):
-                values[TensorRef(node.layer, node.call, i)] = out.astype(np.float32, copy=False)
+                out = out.astype(np.float32, copy=False)
+                values[TensorRef(node.layer, node.call, i)] = (
+                    out if rnd is None else rnd(node.layer, out)
+                )
             if seen is not None:
                 seen.setdefault(node.layer, values[TensorRef(node.layer, node.call, 0)])
             for ref in self._release[step]:

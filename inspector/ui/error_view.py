@@ -6,6 +6,8 @@ range is a sliver of the tensor's range get only a few of the levels.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
@@ -25,6 +27,9 @@ class ErrorView(QWidget):
         super().__init__(parent)
         self.state = state
         self.detail: TensorDetail | None = None
+        self.before_ranges: Callable[[str, int | None], tuple[np.ndarray, np.ndarray] | None]
+        self.before_ranges = lambda name, axis: None
+        """Per-channel (min, max) of a tensor before the model transforms (set by the window)."""
         self.info = QLabel("")
         self.graphics = pg.GraphicsLayoutWidget()
         self.hist = self.graphics.addPlot(row=0, col=0)
@@ -81,6 +86,22 @@ class ErrorView(QWidget):
             pen=None,
         )
         self.ranges.addItem(bars)
+        before = self.before_ranges(d.name, d.channel_axis)
+        if before is not None and before[0].size == x.size:
+            self.ranges.setTitle(
+                f"Per-channel min … max along axis {d.channel_axis}: after (bars) and before "
+                "the model transforms (outline)",
+                size="10pt",
+            )
+            outline = pg.BarGraphItem(
+                x=x,
+                y0=before[0],
+                height=before[1] - before[0],
+                width=0.9,
+                brush=None,
+                pen=pg.mkPen(CURVE_COLORS["original"], width=1),
+            )
+            self.ranges.addItem(outline)
         pen = pg.mkPen(CURVE_COLORS["8"], style=Qt.PenStyle.DashLine)
         for v in (float(d.channel_min.min()), float(d.channel_max.max())):
             self.ranges.addItem(pg.InfiniteLine(v, angle=0, pen=pen))

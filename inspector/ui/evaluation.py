@@ -73,6 +73,7 @@ class EvaluationController(QObject):
     """Evaluation, sensitivity and front jobs; results come back as signals."""
 
     evaluated = Signal(object)
+    arith_done = Signal(object)  # ArithResult, or None for float32 arithmetic
     unavailable = Signal(str)
     sensitivity_done = Signal(object)
     front_done = Signal(object, object, object)
@@ -83,6 +84,8 @@ class EvaluationController(QObject):
         self.state = state
         self.data_path: str | None = None
         self.auto_evaluate = False
+        self.arith = "float32"
+        """Activation arithmetic of the next evaluation (`inspector.engine.arith`)."""
         self.ladder = AUTO_LADDER
         self.eval_task = BackgroundTask("Evaluation", self)
         self.analysis = BackgroundTask("Analysis", self)
@@ -138,6 +141,11 @@ class EvaluationController(QObject):
             except EvaluationUnavailable as exc:
                 self._unavailable = str(exc)
                 raise
+            original = self.state.original_model
+            if original is not None:  # a transformed model is judged against the original
+                from inspector.engine.evaluate import make_executor
+
+                full.reference = make_executor(original)
             probe_data = full.data.head(PROBE_SAMPLES)
             self._probe = Evaluator(model, probe_data, full.runner, target)  # type: ignore[arg-type]
             self._full = full
@@ -158,25 +166,37 @@ class EvaluationController(QObject):
         """Run the original and the quantized model on the evaluation data."""
         if self.state.model is None:
             return
-        plan = self.state.plan
+        plan, arith = self.state.plan, self.arith
 
         def job(cancelled: Any, report: Any) -> Any:
+            from inspector.engine.arith import iter_arith
+
             try:
                 full, _ = self._evaluators()
             except InspectorError as exc:
                 if self._unavailable_text(exc):
                     return exc
                 raise
-            gen = full.iter_evaluate(plan)
-            return _drain(gen, cancelled, lambda p: report((p.done, p.total)))
+
+            def on_item(p: Any) -> None:
+                report((p.done, p.total))
+
+            evaluation = _drain(full.iter_evaluate(plan), cancelled, on_item)
+            if evaluation is None or arith == "float32":
+                return evaluation, None
+            try:
+                return evaluation, _drain(iter_arith(full, plan, arith), cancelled, on_item)
+            except InspectorError as exc:
+                return evaluation, str(exc)
 
         self.eval_task.start(job)
 
     def _on_evaluated(self, result: Any) -> None:
         if isinstance(result, BaseException):
             self.unavailable.emit(str(result))
-        elif result is not None:
-            self.evaluated.emit(result)
+        elif result is not None and result[0] is not None:
+            self.evaluated.emit(result[0])
+            self.arith_done.emit(result[1])
 
     # -- sensitivity ------------------------------------------------------------------------
     def run_sensitivity(self, scheme: str, per: str = "layer", mode: str = "only") -> None:

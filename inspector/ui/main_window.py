@@ -26,7 +26,6 @@ from PySide6.QtWidgets import (
 )
 
 from inspector.core.errors import InspectorError
-from inspector.core.model import Model
 from inspector.core.plan import Plan
 from inspector.ui import dialogs
 from inspector.ui.autosave import Autosaver
@@ -45,6 +44,7 @@ from inspector.ui.scheme_editor import SchemeEditor
 from inspector.ui.state import AppState
 from inspector.ui.summary_panel import SummaryPanel
 from inspector.ui.tensor_panel import TensorPanel
+from inspector.ui.transforms_ui import TransformBar, TransformController
 
 __all__ = ["MAX_RECENT", "MainWindow"]
 
@@ -75,6 +75,7 @@ class MainWindow(QMainWindow):
         self.exports = ExportActions(self, self.state)
         self.autosave = Autosaver(self.state, self.settings, self)
         self.evaluation = EvaluationController(self.state, self)
+        self.transforms = TransformController(self.state, self)
         self.setWindowTitle("Quantization Inspector")
         self.setAcceptDrops(True)
         self._build_widgets()
@@ -113,7 +114,13 @@ class MainWindow(QMainWindow):
         self.hsplit.setStretchFactor(1, 1)
         self.vsplit = QSplitter(Qt.Orientation.Vertical)
         self.vsplit.addWidget(self.hsplit)
-        self.vsplit.addWidget(_scrolled(self.summary))
+        self.transform_bar = TransformBar(self.state, self.transforms)
+        bottom = QWidget()
+        bottom_layout = QVBoxLayout(bottom)
+        bottom_layout.setContentsMargins(0, 0, 0, 0)
+        bottom_layout.addWidget(self.transform_bar)
+        bottom_layout.addWidget(self.summary, 1)
+        self.vsplit.addWidget(_scrolled(bottom))
         self.vsplit.setStretchFactor(0, 1)
         self.vsplit.setSizes([640, 220])
         central = QWidget()
@@ -202,6 +209,7 @@ class MainWindow(QMainWindow):
         self.preview.message.connect(self.status_label.setText)
         self.exports.message.connect(self.status_label.setText)
         self.evaluation.failed.connect(lambda t: dialogs.show_error(self, "Evaluation failed", t))
+        self.errors.before_ranges = self.transforms.before_ranges
         self.preview.gzip_progress.connect(self.summary.show_gzip_progress)
         self.preview.failed.connect(lambda text: dialogs.show_error(self, "Preview failed", text))
         self.state.history_changed.connect(self._on_history)
@@ -222,12 +230,13 @@ class MainWindow(QMainWindow):
             self.open_path(path)
 
     def _on_opened(self, model: object) -> None:
-        old = self.state.model
+        old, opened = self.state.model, self.state.original_model
         self.preview.runner.cancel()
         self.detail.runner.cancel()
-        self._calibrate(model, None)
+        self.transforms.reset()
         self.state.set_model(model, target=model.format)  # type: ignore[arg-type,attr-defined]
         retire_model(old, self.model_readers())
+        retire_model(opened, self.model_readers())
         path = str(model.path)  # type: ignore[attr-defined]
         self._remember(path)
         self.setWindowTitle(f"{Path(path).name} — Quantization Inspector")
@@ -355,16 +364,8 @@ class MainWindow(QMainWindow):
         )
         if path:
             self.evaluation.set_data_path(path)
+            self.state.set_calibration_path(path)
             self.output.data_label.setText(f"data: {path} (used from the next evaluation)")
-            if self.state.model is not None:
-                self._calibrate(self.state.model, path, notify=True)
-
-    def _calibrate(self, model: Model, data_path: str | None, notify: bool = False) -> None:
-        """`round=gptq` calibrates on the evaluation data (the bundled sample until one is
-        chosen), opened on a worker when a gptq scheme first needs it."""
-        from inspector.engine.rounding.calibrate import LazyCalibration
-
-        self.state.set_rounding(LazyCalibration(model, data_path), notify)
 
     def _evaluate(self) -> None:
         self.tabs.setCurrentWidget(self.output)
@@ -376,7 +377,7 @@ class MainWindow(QMainWindow):
 
     def tasks(self) -> list:
         """User-started background tasks, each with its own progress bar and Cancel."""
-        return [self.exports.task, *self.evaluation.tasks, self.rounding.task]
+        return [self.exports.task, *self.evaluation.tasks, self.transforms.task, self.rounding.task]
 
     def cancel_work(self) -> None:
         """Esc: cancel the preview and every running task."""
@@ -410,8 +411,9 @@ class MainWindow(QMainWindow):
         self.state.blockSignals(True)  # nothing may start new work on a closing model
         for runner in [self.opener.runner, *self.model_readers()]:
             runner.wait()
-        if self.state.model is not None:
-            self.state.model.close()
+        for model in (self.state.model, self.state.original_model):
+            if model is not None:
+                model.close()
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.settings.setValue("geometry", self.saveGeometry())

@@ -32,7 +32,7 @@ from inspector.ui.evaluation import EvaluationController
 from inspector.ui.sensitivity_panel import SensitivityPanel
 from inspector.ui.state import AppState
 
-__all__ = ["OutputPanel", "describe_metrics"]
+__all__ = ["OutputPanel", "arith_text", "describe_metrics"]
 
 
 def describe_metrics(m: Any) -> dict[str, str]:
@@ -46,6 +46,11 @@ def describe_metrics(m: Any) -> dict[str, str]:
     else:
         out["score"] = f"MAE {m.original_score:.4g} → {m.quantized_score:.4g}"
     return out
+
+
+def arith_text(result: Any, limit: int = 8) -> str:
+    """Lines for an `ArithResult`: error against float32 arithmetic, the layers hit."""
+    return "\n".join([f"{result.dtype} arithmetic:", *result.lines(limit)])
 
 
 class OutputPanel(QWidget):
@@ -67,6 +72,7 @@ class OutputPanel(QWidget):
         layout.addWidget(self._build_analysis_box())
         layout.addWidget(self.sensitivity, 1)
         controller.evaluated.connect(self.show_evaluation)
+        controller.arith_done.connect(self.show_arith)
         controller.unavailable.connect(self.show_unavailable)
         controller.sensitivity_done.connect(self.sensitivity.set_sensitivity)
         controller.analysis.partial.connect(self.sensitivity.add_row)
@@ -86,11 +92,23 @@ class OutputPanel(QWidget):
         self.data_label.setStyleSheet("color: #555")
         self.message = QLabel("")
         self.message.setWordWrap(True)
+        self.arith_combo = QComboBox()
+        self.arith_combo.addItems(["float32", "float16", "bfloat16"])
+        self.arith_combo.setToolTip(
+            "Arithmetic of the quantized run: every activation rounded to this type after "
+            "each layer (a float16 runtime); per-layer overflow counts below"
+        )
+        self.arith_combo.currentTextChanged.connect(self._on_arith)
+        self.arith_label = QLabel("")
+        self.arith_label.setWordWrap(True)
+        self.arith_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.values = {k: QLabel("–") for k in ("sqnr", "top1", "score")}
         grid = QGridLayout(box)
         top = QHBoxLayout()
         top.addWidget(self.evaluate_button)
         top.addWidget(self.auto_box, 1)
+        top.addWidget(QLabel("Arithmetic"))
+        top.addWidget(self.arith_combo)
         grid.addLayout(top, 0, 0, 1, 4)
         names = (("sqnr", "Output SQNR"), ("top1", "Top-1 agreement"), ("score", "Score"))
         for i, (key, text) in enumerate(names):
@@ -98,6 +116,7 @@ class OutputPanel(QWidget):
             grid.addWidget(self.values[key], 1 + i // 2, 2 * (i % 2) + 1)
         grid.addWidget(self.data_label, 3, 0, 1, 4)
         grid.addWidget(self.message, 4, 0, 1, 4)
+        grid.addWidget(self.arith_label, 5, 0, 1, 4)
         return box
 
     def _build_analysis_box(self) -> QGroupBox:
@@ -131,6 +150,19 @@ class OutputPanel(QWidget):
         grid.addWidget(self.apply_button, 1, 3)
         grid.addWidget(self.budget_label, 2, 0, 1, 4)
         return box
+
+    def _on_arith(self, text: str) -> None:
+        self.controller.arith = text
+        self.arith_label.setText("")
+
+    def show_arith(self, result: Any) -> None:
+        """Per-layer overflow / underflow of the last evaluation's arithmetic run."""
+        if result is None:
+            self.arith_label.setText("")
+        elif isinstance(result, str):
+            self.arith_label.setText(f"⚠ {result}")
+        else:
+            self.arith_label.setText(arith_text(result))
 
     def _on_auto(self, on: bool) -> None:
         self.controller.auto_evaluate = on
@@ -200,5 +232,6 @@ class OutputPanel(QWidget):
         for label in self.values.values():
             label.setText("–")
         self.message.setText("")
+        self.arith_label.setText("")
         self.budget_label.setText("")
         self.solution = None

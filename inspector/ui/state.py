@@ -61,10 +61,13 @@ class AppState(QObject):
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.model: Model | None = None
+        self.original_model: Model | None = None
+        """The model as opened when `model` is a transformed version of it (`swap_model`)."""
         self.plan: Plan = Plan(default=START_SPEC)
         self.target_name: str = "native"
-        self.rounding: Any = None
-        """The `DataRounding` GPTQ takes its codes from (`set_rounding`), None without data."""
+        self.calibration_path: str | None = None
+        """The evaluation data `round=gptq` calibrates on (None: the bundled sample)."""
+        self._rounding: tuple[Model, str | None, Any] | None = None
         self.selection: tuple[str, ...] = ()
         self.current: str | None = None
         self.tensor_previews: dict[str, object] = {}
@@ -83,6 +86,7 @@ class AppState(QObject):
     def set_model(self, model: Model, plan: Plan | None = None, target: str | None = None) -> None:
         """Show `model`; the plan starts fresh (undo history belongs to the previous model)."""
         self.model = model
+        self.original_model = None
         self._spec_plan = None
         self.plan = plan if plan is not None else Plan(default=START_SPEC)
         if target is not None:
@@ -98,6 +102,21 @@ class AppState(QObject):
         self.model_changed.emit()
         self.history_changed.emit()
         self.plan_changed.emit()
+        self.selection_changed.emit()
+
+    def swap_model(self, model: Model, original: Model | None) -> None:
+        """Show a transformed version of the current model (`original` is the model as opened,
+        None when `model` is it): plan, history and the selection's surviving names stay."""
+        self.model = model
+        self.original_model = original
+        self._spec_plan = None
+        self.tensor_previews = {}
+        self.preview = None
+        self.preview_plan = None
+        self.selection = tuple(n for n in self.selection if n in model.tensors)
+        self.current = self.current if self.current in model.tensors else None
+        self.sensitivity = {}
+        self.model_changed.emit()
         self.selection_changed.emit()
 
     def tensor(self, name: str | None) -> Tensor | None:
@@ -173,11 +192,29 @@ class AppState(QObject):
             self.target_name = name
             self.target_changed.emit()
 
-    def set_rounding(self, rounding: Any, notify: bool = True) -> None:
-        """Calibration data for `round=gptq` changed: results under the target are stale
-        (`notify=False` when a model change that follows tells everyone anyway)."""
-        self.rounding = rounding
-        if notify:
+    @property
+    def rounding(self) -> Any:
+        """The `DataRounding` GPTQ takes its codes from: calibrated on `calibration_path` (or
+        the bundled sample) for the model shown now — a transformed model gets its own. Made
+        on first use; it opens data and runs the model lazily, on a worker."""
+        if self.model is None:
+            return None
+        held = self._rounding
+        if held is None or held[0] is not self.model or held[1] != self.calibration_path:
+            from inspector.engine.rounding.calibrate import LazyCalibration
+
+            held = (
+                self.model,
+                self.calibration_path,
+                LazyCalibration(self.model, self.calibration_path),
+            )
+            self._rounding = held
+        return held[2]
+
+    def set_calibration_path(self, path: str | None) -> None:
+        """New evaluation data for `round=gptq`: results under the target are stale."""
+        if path != self.calibration_path:
+            self.calibration_path = path
             self.target_changed.emit()
 
     def set_sqnr_threshold(self, db: float) -> None:

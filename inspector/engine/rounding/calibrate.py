@@ -85,7 +85,8 @@ class LazyCalibration:
 
     @property
     def key(self) -> str:
-        return f"gptq:{self._model.path}|{self._path or 'bundled'}"
+        """The model object (a transformed model has the same path, other weights) and data."""
+        return f"gptq:{self._model.path}#{id(self._model):x}|{self._path or 'bundled'}"
 
     @property
     def calibration(self) -> Calibration:

@@ -81,6 +81,8 @@ class _Server:
     def _running(self) -> subprocess.Popen[bytes]:
         if self.pid != os.getpid():  # inherited across fork: leave it to the parent
             self.proc, self.pid = None, os.getpid()
+        if self.proc is not None and self.proc.poll() is not None:
+            _close_pipes(self.proc)
         if self.proc is None or self.proc.poll() is not None:
             self.proc = subprocess.Popen(
                 [sys.executable, str(Path(__file__).resolve()), "--serve"],
@@ -118,6 +120,7 @@ class _Server:
                 self._send(proc, request)
             except OSError:  # it ended since the last request (not this file's doing): renew
                 proc.wait()
+                _close_pipes(proc)
                 self.proc = None
                 proc = self._running()
                 self._send(proc, request)
@@ -126,6 +129,7 @@ class _Server:
             if not ready:
                 proc.kill()
                 proc.wait()
+                _close_pipes(proc)
                 self.proc = None
                 return "hung", 0
             if not proc.stdout.readline():
@@ -140,8 +144,18 @@ class _Server:
 
     def _ended(self, proc: subprocess.Popen[bytes]) -> tuple[str, int]:
         code = proc.wait()
+        _close_pipes(proc)
         self.proc = None
         return ("crashed", -code) if code < 0 else ("ok", 0)
+
+
+def _close_pipes(proc: subprocess.Popen[bytes]) -> None:
+    """Close a finished child's pipes now (left to the garbage collector, they surface as a
+    ResourceWarning in whatever runs next)."""
+    for pipe in (proc.stdin, proc.stdout):
+        if pipe is not None:
+            with contextlib.suppress(OSError):
+                pipe.close()
 
 
 _SERVER = _Server()

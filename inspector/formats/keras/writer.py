@@ -51,6 +51,7 @@ from inspector.formats._write_common import (
     resolved_plan_json,
 )
 from inspector.formats.base import ExportOptions
+from inspector.formats.keras.layout import apply_layout, skipped_groups
 
 __all__ = ["EXACT_LIMIT", "KERAS", "keras_overhead", "params_json", "stored_values", "write"]
 
@@ -135,16 +136,19 @@ def _planned_dtypes(model: Model, specs: dict[str, str]) -> dict[str, np.dtype]:
     return out
 
 
-def _copy(src: h5py.Group, dst: h5py.Group, dtypes: dict[str, np.dtype]) -> None:
-    """Copy a tree, creating datasets that change dtype fresh (no dead space left behind)."""
+def _copy(
+    src: h5py.Group, dst: h5py.Group, dtypes: dict[str, np.dtype], skip: frozenset[str]
+) -> None:
+    """Copy a tree, creating datasets that change dtype fresh (no dead space left behind) and
+    leaving out the groups in `skip` (layers a model transform removed or rebuilds)."""
     for key, value in src.attrs.items():
         dst.attrs[key] = value
     for key in src:
         obj = src[key]
-        if src.name == "/" and key == "optimizer_weights":
+        if (src.name == "/" and key == "optimizer_weights") or obj.name in skip:
             continue
         if isinstance(obj, h5py.Group):
-            _copy(obj, dst.create_group(key), dtypes)
+            _copy(obj, dst.create_group(key), dtypes, skip)
         elif obj.name in dtypes and obj.dtype != dtypes[obj.name]:
             ds = dst.create_dataset(key, shape=obj.shape, dtype=dtypes[obj.name])
             for k, v in obj.attrs.items():
@@ -180,7 +184,11 @@ def _rewrite(
 ) -> None:
     """The whole `.h5` build, shared by the writer and the in-memory size prediction."""
     with h5py.File(src, "r") as f:
-        _copy(f, dst, _planned_dtypes(model, specs))
+        changed = bool(model.metadata.get("transforms"))
+        skip = skipped_groups(f, model) if changed else frozenset()
+        _copy(f, dst, _planned_dtypes(model, specs), skip)
+        if changed:
+            apply_layout(f, dst, model, [t.info for t in model.weights])
     _fill(dst, model, items, Path(dst.filename))
     dst.attrs["quant_inspector_plan"] = resolved_plan_json(specs.items())
 
@@ -191,6 +199,8 @@ def _zip(zin: zipfile.ZipFile, zout: zipfile.ZipFile, model: Model, weights: Any
     for name in model.metadata.get("keras_zip_members") or []:
         if name == member:
             weights(zout, name)
+        elif name == "config.json" and model.metadata.get("transforms"):
+            zout.writestr(zin.getinfo(name), json.dumps(model.metadata["keras_config"]))
         else:
             zout.writestr(zin.getinfo(name), zin.read(name))
 
