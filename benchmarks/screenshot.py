@@ -1,7 +1,8 @@
 """Render the main window at 1400×900 with the demo model open and a tensor selected.
 
     python benchmarks/screenshot.py [MODEL] [-o docs/screenshot.png]
-        [--tab histogram|curve|error|output] [--tensor NAME] [--analyse]
+        [--tab histogram|curve|error|output|rounding] [--tensor NAME] [--analyse]
+        [--scheme SPEC]
 
 `--analyse` evaluates the plan, runs the uint8 sensitivity and builds the size/error front
 before the picture (the Output & sensitivity tab). Regenerate the README pictures with:
@@ -13,6 +14,10 @@ before the picture (the Output & sensitivity tab). Regenerate the README picture
         --tab output --analyse --format safetensors -o docs/screenshot-sensitivity.png
     python benchmarks/screenshot.py resources/digits_depthwise/digits_depthwise.h5 --equalize \
         --tab error --tensor block2_dw/depthwise_kernel:0 -o docs/screenshot-repair.png
+    python benchmarks/screenshot.py --tab rounding --scheme affine3:round=gptq \
+        --tensor dense1/kernel --format safetensors -o docs/screenshot-rounding.png
+
+`--tab rounding` runs the Rounding A/B comparison of the selected tensor before the picture.
 
 Runs offscreen (no display needed); waits for the whole-model preview and the selected
 tensor's plots, then saves `QWidget.grab()` as PNG.
@@ -30,7 +35,7 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 ROOT = Path(__file__).resolve().parent.parent
-TABS = {"histogram": 0, "curve": 1, "error": 2, "output": 3}
+TABS = {"histogram": 0, "curve": 1, "error": 2, "output": 3, "rounding": 4}
 
 
 def _wait(app: object, predicate: object, timeout: float = 60.0) -> None:
@@ -52,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--tensor", help="tensor to select (default: the first conv kernel)")
     parser.add_argument("--analyse", action="store_true", help="evaluate, sensitivity, front")
+    parser.add_argument("--scheme", help="the plan's default scheme (e.g. int4:round=gptq)")
     parser.add_argument("--equalize", action="store_true", help="tick Equalize first")
     parser.add_argument("--fold-bn", action="store_true", help="tick Fold batch norms first")
     args = parser.parse_args(argv)
@@ -85,6 +91,9 @@ def main(argv: list[str] | None = None) -> int:
         _wait(app, lambda: state.original_model is not None and not window.transforms.task.busy)
         _wait(app, lambda: not window.preview.runner.busy and state.preview is not None)
         _wait(app, lambda: "before:" in window.transform_bar.label.text())
+    if args.scheme:
+        state.set_plan(state.plan.with_default(args.scheme))
+        _wait(app, lambda: state.preview_plan == state.plan and state.preview is not None)
     if args.tab == "output":
         window.hsplit.setSizes([430, 690, 280])  # the charts need the width
     if args.analyse:
@@ -93,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     state.set_selection([name], name)
     window.tabs.setCurrentIndex(TABS[args.tab])
     _wait(app, lambda: window.detail.detail is not None and window.detail.detail.name == name)
+    if args.tab == "rounding":
+        window.rounding.compare()
+        _wait(app, lambda: "rounded the other way" in window.rounding.summary.text(), 300)
     for _ in range(30):
         app.processEvents()
         time.sleep(0.02)

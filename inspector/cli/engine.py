@@ -35,12 +35,22 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--max-samples", type=int, metavar="N", help="use only the first N samples (faster)"
     )
+    p.add_argument(
+        "--calibration",
+        metavar="C.npz",
+        help="sample inputs round=gptq calibrates on (default: --data, then the bundled "
+        "sample: calibrating on the evaluation data itself measures optimistically)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON document")
 
 
-def _open(args: argparse.Namespace, stack: Any, plan: Any) -> tuple[Any, Any, Any]:
+def _open(
+    args: argparse.Namespace, stack: Any, plan: Any, schemes: list[Any] | None = None
+) -> tuple[Any, Any, Any]:
     """(model, evaluator, transforms result or None) for the command's arguments; the models
-    are closed by `stack`. A transformed model is compared with the untransformed original."""
+    are closed by `stack`. A transformed model is compared with the untransformed original.
+    GPTQ calibrates when `schemes` (default: the plan's per tensor) ask `round=gptq`."""
+    from inspector.cli.options import with_calibration
     from inspector.cli.transforms import transformed
     from inspector.engine.evaluate import Evaluator, make_executor
     from inspector.formats import open_model
@@ -51,6 +61,9 @@ def _open(args: argparse.Namespace, stack: Any, plan: Any) -> tuple[Any, Any, An
     original = stack.enter_context(open_model(args.model))
     target = get_target(args.format or original.format)
     model, changes = transformed(original, plan, target, args, stack)
+    if schemes is None:
+        schemes = [plan.scheme_for(t.info) for t in model]
+    target = with_calibration(model, schemes, target, args.calibration or args.data)
     evaluator = Evaluator.open(model, args.data, target, args.max_samples)
     if changes is not None:
         evaluator.reference = make_executor(original)
@@ -203,12 +216,13 @@ def _cmd_sensitivity(args: argparse.Namespace) -> int:
 
     from inspector.cli.transforms import transforms_from_args
     from inspector.core.plan import Plan
+    from inspector.core.schemes import parse_scheme
     from inspector.engine.evaluate import drain
     from inspector.engine.sensitivity import iter_sensitivity
 
     plan = transforms_from_args(args, Plan())
     with ExitStack() as stack:
-        model, evaluator, changes = _open(args, stack, plan)
+        model, evaluator, changes = _open(args, stack, plan, [parse_scheme(args.scheme)])
         tdoc = _transforms_doc(evaluator, changes)
         result = drain(iter_sensitivity(evaluator, args.scheme, args.per, args.mode))
         if args.json:
@@ -318,10 +332,12 @@ def _cmd_auto(args: argparse.Namespace) -> int:
     from contextlib import ExitStack
     from dataclasses import replace
 
+    from inspector.cli.options import with_calibration
     from inspector.cli.transforms import print_transforms, transformed, transforms_from_args
     from inspector.core import budget
     from inspector.core.plan import Plan
     from inspector.core.preview import PreviewCache
+    from inspector.core.schemes import parse_scheme
     from inspector.engine.evaluate import drain
     from inspector.formats import open_model
     from inspector.formats.registry import get_target
@@ -338,6 +354,8 @@ def _cmd_auto(args: argparse.Namespace) -> int:
         search = Plan(transforms=replace(wanted, bias_correction="none"))
         model, changes = transformed(original, search, target, args, stack)
         print_transforms(changes)
+        schemes = [parse_scheme(spec) for spec in ladder]
+        target = with_calibration(model, schemes, target, args.calibration or args.data)
         full, measured = _auto_errors(args, model, target, ladder)
         probe, errors = measured if measured else (None, None)
         ladders = drain(budget.build_ladders(model, ladder, target, args.cache, errors))

@@ -11,7 +11,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 
-from inspector.cli.options import add_scheme_options, plan_from_args
+from inspector.cli.options import add_data_option, add_scheme_options, plan_from_args
 from inspector.cli.transforms import add_transform_options
 from inspector.formats.registry import export_choices
 
@@ -21,6 +21,7 @@ __all__ = ["COMMANDS"]
 def _cmd_export(args: argparse.Namespace) -> int:
     from contextlib import ExitStack
 
+    from inspector.cli.options import with_calibration
     from inspector.cli.transforms import print_transforms, transformed
     from inspector.formats import open_model
     from inspector.formats.export import default_format, export_model, result_json
@@ -33,6 +34,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
         target = get_target(args.format or default_format(model))
         model, changes = transformed(model, plan, target, args, stack)
         print_transforms(changes)
+        schemes = [plan.scheme_for(t.info) for t in model]
+        rounding = with_calibration(model, schemes, target, args.data).rounding
         for rule in plan.unmatched_rules(t.info for t in model):
             print(
                 f"warning: rule '{rule.pattern}={rule.scheme}' matches no tensor", file=sys.stderr
@@ -48,6 +51,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
             weights_only=args.weights_only,
             with_preview=want_report,
             max_shard_bytes=_shard_size(args.max_shard_size),
+            rounding=rounding,
         )
         if want_report:
             from inspector.report import write_report
@@ -136,7 +140,8 @@ def _parser_export(sub: argparse._SubParsersAction) -> None:
         help="TF.js: weights_manifest.json + shards without topology (for layers TF.js lacks)",
     )
     p.add_argument("--json", action="store_true", help="print what was written as JSON")
-    add_transform_options(p, data=True)
+    add_data_option(p)
+    add_transform_options(p)
     p.set_defaults(func=_cmd_export)
 
 

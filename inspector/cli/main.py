@@ -13,7 +13,12 @@ from collections.abc import Callable, Sequence
 
 from inspector.cli import engine as _engine
 from inspector.cli import export as _export
-from inspector.cli.options import add_scheme_options, plan_from_args
+from inspector.cli.options import (
+    add_data_option,
+    add_scheme_options,
+    plan_from_args,
+    with_calibration,
+)
 from inspector.cli.transforms import add_transform_options
 from inspector.core.errors import InspectorError
 
@@ -48,6 +53,8 @@ def _cmd_preview(args: argparse.Namespace) -> int:
         model = stack.enter_context(open_model(args.model))
         target = get_target(args.format or model.format)
         model, changes = transformed(model, plan, target, args, stack)
+        schemes = [plan.scheme_for(t.info) for t in model]
+        target = with_calibration(model, schemes, target, args.data)
         preview = run_preview(model, plan, target)
         unmatched = plan.unmatched_rules(t.info for t in model)
         for rule in unmatched:
@@ -81,7 +88,8 @@ def _parser_preview(sub: argparse._SubParsersAction) -> None:
     add_scheme_options(p)
     p.add_argument("--format", help="export format whose storage to count (default: input's)")
     p.add_argument("--json", action="store_true", help="print one JSON document")
-    add_transform_options(p, data=True)
+    add_data_option(p)
+    add_transform_options(p)
     p.set_defaults(func=_cmd_preview)
 
 

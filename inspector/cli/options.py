@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from inspector.core.errors import PlanError
 
 if TYPE_CHECKING:
+    from inspector.core.model import Model
     from inspector.core.plan import Plan
+    from inspector.core.target import Target
 
-__all__ = ["add_scheme_options", "plan_from_args"]
+__all__ = ["add_data_option", "add_scheme_options", "plan_from_args", "with_calibration"]
 
 
 def add_scheme_options(p: argparse.ArgumentParser) -> None:
@@ -50,3 +53,27 @@ def plan_from_args(args: argparse.Namespace) -> Plan:
     from inspector.cli.transforms import transforms_from_args
 
     return transforms_from_args(args, plan)
+
+
+def add_data_option(p: argparse.ArgumentParser) -> None:
+    """`--data`: the sample inputs `round=gptq` calibrates on (preview, export)."""
+    p.add_argument(
+        "--data",
+        metavar="D.npz",
+        help="sample inputs for round=gptq and --bias-correction empirical: x (or x0, x1, …) "
+        "(default: the demo model's bundled sample.npz; without data gptq rounds to nearest)",
+    )
+
+
+def with_calibration(
+    model: Model, schemes: Any, target: Target, data_path: str | None, data: Any = None
+) -> Target:
+    """`target` with GPTQ calibrated on the data when any of `schemes` asks `round=gptq`
+    (else as is); says on stderr what it calibrated on, or why it could not."""
+    from inspector.engine.rounding.calibrate import open_calibration, uses_gptq
+
+    if not uses_gptq(schemes):
+        return target
+    calibration = open_calibration(model, data_path, data=data)
+    print(f"note: {calibration.message}", file=sys.stderr)
+    return target.with_rounding(calibration.rounding)

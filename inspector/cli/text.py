@@ -130,6 +130,8 @@ def preview_table(model: Model, preview: Preview, target: str) -> str:
         f"{format_bytes(tot['quantized_bytes'])}  "
         f"(×{tot['compression_ratio']:.2f}, {tot['bits_per_weight']:.2f} bits/weight)",
         f"gzip ratio      {tot['gzip_ratio']:.3f}  (total bytes ÷ gzipped bytes)",
+        f"entropy bound   {tot['entropy_bits_per_weight']:.2f} bits/weight; Huffman-coded "
+        f"{format_bytes(tot['huffman_bytes'])}, gzip {format_bytes(tot['gzip_bytes'])}",
         f"global SQNR     {_sqnr_text(tot['sqnr_db'])} dB",
     ]
     if tot["worst"]:

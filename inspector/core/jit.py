@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["disabled", "f16_decode_lut", "get", "sym_layout", "wait"]
+__all__ = ["disabled", "f16_decode_lut", "get", "huffman_cost", "sym_layout", "wait"]
 
 _LOCK = threading.Lock()
 _STATE: dict[str, Any] = {"kernels": None, "thread": None}
@@ -137,6 +137,7 @@ def _compile() -> SimpleNamespace:
             radix_select=jit(_radix_select, radix_sig),
             affine_mse_grid=jit(_affine_mse_grid, aff_mse_sig),
             sym_mse_grid=jit(_sym_mse_grid, sym_mse_sig, fastmath=sums_math),
+            huffman_cost=jit(huffman_cost, [i64(ro(i64))]),
         )
 
 
@@ -647,3 +648,29 @@ def _sym_mse_grid(vals, absmax, grid, qmax, half):
             out[c] = _grid_err_f32(vals, absmax, grid[c], qmax)
         out[c] /= max(vals.size, 1)
     return out
+
+
+def huffman_cost(counts: np.ndarray) -> int:
+    """Total bits of a Huffman code for `counts` (int64, sorted ascending, ≥ 2 of them): the
+    sum of every merged weight, by the two-queue method (merged weights come out sorted).
+    Plain Python is the fallback; the kernel is this function compiled."""
+    n = counts.size
+    merged = np.empty(n, np.int64)
+    i = j = 0
+    total = 0
+    for k in range(n - 1):  # k: merged weights so far
+        if j >= k or (i < n and counts[i] <= merged[j]):
+            x = counts[i]
+            i += 1
+        else:
+            x = merged[j]
+            j += 1
+        if j >= k or (i < n and counts[i] <= merged[j]):
+            y = counts[i]
+            i += 1
+        else:
+            y = merged[j]
+            j += 1
+        merged[k] = x + y
+        total += x + y
+    return total

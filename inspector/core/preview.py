@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from inspector.core.chunking import on_two_threads
+from inspector.core.entropy import encoding_entropy
 from inspector.core.gzip_size import EXACT_GZIP_BELOW, exact_gzip
 from inspector.core.metrics import ErrorSums, error_sums, gzip_estimate, metrics_from_sums
 from inspector.core.model import Model, Tensor
@@ -77,6 +78,8 @@ class TensorPreview:
     gzip_uncertainty: float
     signal_energy: float
     stored_params: tuple[float, ...] = ()  # affine (min, scale) as stored, for model.json
+    entropy_bits_per_weight: float | None = None
+    huffman_bytes: int = 0
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -98,6 +101,7 @@ def preview_tensor(tensor: Tensor, scheme: Scheme, target: Target = NATIVE) -> T
     q = quantize_tensor(tensor, scheme, target)
     info = q.info
     nbytes = q.stored_nbytes
+    entropy, huffman = encoding_entropy(q.encoded) if q.encoded is not None else (None, nbytes)
     if q.skipped is None:
         (gz, gz_err), sums = _gzip_and_sums(q)
         scale = q.first.scale if q.first is not None else None
@@ -127,6 +131,8 @@ def preview_tensor(tensor: Tensor, scheme: Scheme, target: Target = NATIVE) -> T
         gzip_uncertainty=gz_err,
         signal_energy=energy,
         stored_params=_affine_numbers(q.encoded),
+        entropy_bits_per_weight=entropy,
+        huffman_bytes=huffman,
         **m,
     )
 

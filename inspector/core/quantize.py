@@ -8,7 +8,7 @@ what the preview reports is what the export writes). `TensorCache` keeps one res
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Generic, TypeVar
 
@@ -16,6 +16,8 @@ import numpy as np
 
 from inspector.core.chunking import finite_minmax
 from inspector.core.model import Tensor, TensorInfo
+from inspector.core.rounding.data import NO_DATA
+from inspector.core.rounding.options import rounding_of
 from inspector.core.schemes import Encoded, Scheme
 from inspector.core.target import NATIVE, Storage, Target
 
@@ -37,6 +39,7 @@ class QuantizedTensor:
     decoded_values: np.ndarray | None
     skipped: str | None
     nonfinite: int = 0
+    rounding_note: str = ""
 
     @cached_property
     def decoded(self) -> np.ndarray:
@@ -53,7 +56,7 @@ class QuantizedTensor:
         was baked and why) and each stage family's (e.g. a fallback type for a row length)."""
         notes = [self.storage.note]
         notes += [s.family.note(s, self.info.shape) for s in self.storage.stages]
-        return "; ".join(n for n in notes if n)
+        return "; ".join(n for n in (*notes, self.rounding_note) if n)
 
     @property
     def stored_nbytes(self) -> int:
@@ -102,7 +105,7 @@ def quantize_tensor(tensor: Tensor, scheme: Scheme, target: Target = NATIVE) -> 
         return QuantizedTensor(
             info, scheme, Storage(()), None, None, values, values, reason, nonfinite
         )
-    decoded, first, enc = x, None, None
+    decoded, first, enc, note = x, None, None, ""
     for i, stage in enumerate(storage.stages):
         if i:
             assert enc is not None  # the previous stage encoded
@@ -116,21 +119,36 @@ def quantize_tensor(tensor: Tensor, scheme: Scheme, target: Target = NATIVE) -> 
         enc = stage.encode(
             decoded, channel_axis=info.channel_axis, value_range=known, tensor=info.name
         )
+        if rounding_of(stage) == "gptq":
+            enc, note = _data_rounded(tensor, enc, decoded, target)
         first = first or enc
-    return QuantizedTensor(info, scheme, storage, enc, first, x, None, None)
+    return QuantizedTensor(info, scheme, storage, enc, first, x, None, None, 0, note)
+
+
+def _data_rounded(
+    tensor: Tensor, enc: Encoded, values: np.ndarray, target: Target
+) -> tuple[Encoded, str]:
+    """`enc` with the codes the target's data rounding chooses, or as is with the reason."""
+    if target.rounding is None:
+        return enc, NO_DATA
+    codes, why = target.rounding.choose(tensor, enc, values)
+    if codes is None:
+        return enc, f"round=gptq: {why}; nearest"
+    return replace(enc, codes=codes), ""
 
 
 class TensorCache(Generic[T]):
-    """Results of `compute(tensor, scheme, target)` keyed by (tensor name, scheme spec, target
-    name), reused across plan edits so changing one tensor's scheme recomputes one tensor.
-    Not locked: two workers racing on one key only compute it twice."""
+    """Results of `compute(tensor, scheme, target)` keyed by (tensor name, scheme spec,
+    `target.cache_key`: its name, plus the calibration data of a gptq scheme), reused across
+    plan edits so changing one tensor's scheme recomputes one tensor. Not locked: two workers
+    racing on one key only compute it twice."""
 
     def __init__(self, compute: Callable[[Tensor, Scheme, Target], T]) -> None:
         self._compute = compute
         self._items: dict[tuple[str, str, str], T] = {}
 
     def get(self, tensor: Tensor, scheme: Scheme, target: Target) -> T:
-        key = (tensor.name, scheme.spec, target.name)
+        key = (tensor.name, scheme.spec, target.cache_key(scheme))
         if key not in self._items:
             self._items[key] = self._compute(tensor, scheme, target)
         return self._items[key]

@@ -9,14 +9,16 @@ and the preview applies exactly them, so what the preview reports is what the ex
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from inspector.core.model import TensorInfo
+from inspector.core.rounding.options import rounding_of
 from inspector.core.schemes import Scheme
 
 if TYPE_CHECKING:
     from inspector.core.model import Model
+    from inspector.core.rounding.data import DataRounding
 
 __all__ = ["NATIVE", "Storage", "Target", "native_storage", "single_file_archive"]
 
@@ -78,6 +80,10 @@ class Target:
     `option_bytes(model, info, stored)` is the part of the overhead one tensor brings when it
     is stored as `stored` (ONNX: the nodes that decode it), so the budget solver can weigh it
     per tensor; 0 where the container's bytes barely depend on the plan.
+
+    `rounding` chooses the codes of `round=gptq` stages from calibration data (None: they
+    round to nearest, with a note); `with_rounding` attaches one, `cache_key` tells caches
+    apart.
     """
 
     name: str
@@ -89,8 +95,20 @@ class Target:
     )
     option_bytes: Callable[[Model, TensorInfo, Scheme], int] = field(default=_no_option_bytes)
 
+    rounding: DataRounding | None = field(default=None, compare=False)
+
     def storage(self, info: TensorInfo, scheme: Scheme) -> Storage:
         return self.store(info, scheme)
+
+    def with_rounding(self, rounding: DataRounding | None) -> Target:
+        """This target with `rounding` choosing the codes of `round=gptq` stages."""
+        return replace(self, rounding=rounding)
+
+    def cache_key(self, scheme: Scheme) -> str:
+        """What, besides tensor and spec, a cached result under this target depends on."""
+        if rounding_of(scheme) == "gptq" and self.rounding is not None:
+            return f"{self.name}+{self.rounding.key}"
+        return self.name
 
 
 NATIVE = Target("native")

@@ -29,6 +29,8 @@ def summarize(
     `gzip_exact` is that gzipped size measured on the whole archive (`exact_gzip`); without it
     the size is the sum of the per-tensor estimates, and `gzip_uncertainty` is its relative
     1-sigma band (the tensors' sampling errors, independent, added in quadrature).
+    `entropy_bits_per_weight` and `huffman_bytes` are the entropy-coding bound and a real
+    Huffman coding of the stored codes (core/entropy.py).
     """
     weights = [t for t in tensors if not t.optimizer]
     params = sum(math.prod(t.shape) for t in weights)
@@ -60,4 +62,20 @@ def summarize(
         "gzip_exact": gzip_exact is not None,
         "nonfinite_tensors": [t.name for t in weights if t.nonfinite],
         "worst": [t.name for t in ranked[:WORST_COUNT]],
+        **_entropy_totals(weights, params, len(overhead)),
+    }
+
+
+def _entropy_totals(weights: Sequence[TensorPreview], params: int, overhead: int) -> dict[str, Any]:
+    """The model's entropy bound (bits per weight: tensors without a code alphabet count at
+    their stored size) and the bytes with every tensor's codes Huffman-coded, plus overhead."""
+    bits = sum(
+        t.entropy_bits_per_weight * math.prod(t.shape)
+        if t.entropy_bits_per_weight is not None
+        else 8.0 * t.quantized_bytes
+        for t in weights
+    )
+    return {
+        "entropy_bits_per_weight": bits / params if params else 0.0,
+        "huffman_bytes": sum(t.huffman_bytes for t in weights) + overhead,
     }

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-__all__ = ["conv", "depthwise_conv", "pad_amounts", "pool", "windows"]
+__all__ = ["conv", "depthwise_conv", "pad_amounts", "padded_windows", "pool", "windows"]
 
 _IM2COL_ELEMENTS = 1 << 23  # ~32 MB of float32 per im2col slice
 
@@ -57,6 +57,20 @@ def windows(
     view = sliding_window_view(x, eff, axis=tuple(range(1, nd + 1)))
     steps = (slice(None), *(slice(None, None, s) for s in strides), slice(None))
     return view[(*steps, *(slice(None, None, d) for d in dilation))]
+
+
+def padded_windows(
+    x: np.ndarray,
+    kernel: Sequence[int],
+    strides: Sequence[int],
+    dilation: Sequence[int],
+    padding: str | list[tuple[int, int]],
+) -> np.ndarray:
+    """`windows` of x (N, *spatial, C) padded with zeros by TensorFlow's rule for `padding`
+    ("valid", "same", "causal") or by explicit (before, after) pairs: (N, *out, C, *kernel)."""
+    if isinstance(padding, str):
+        padding = pad_amounts(x.shape[1:-1], kernel, strides, dilation, padding)
+    return windows(_pad(x, padding), kernel, strides, dilation)
 
 
 def conv(

@@ -10,7 +10,7 @@ import numpy as np
 from inspector.engine import shapes as _shapes  # noqa: F401  (registers the weightless layers)
 from inspector.engine.errors import EvaluationUnavailable
 from inspector.engine.graph import MODEL_CLASSES, Graph, LayerSpec, TensorRef, parse_topology
-from inspector.engine.layers import Op, build_layer
+from inspector.engine.layers import Op, bind_weights, build_layer, weight_roles
 
 if TYPE_CHECKING:
     from inspector.core.model import Model
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 __all__ = ["Executor"]
 
 WeightList = list[tuple[str, np.ndarray]]
+Tap = Callable[[list[np.ndarray]], None]
 
 
 class Executor:
@@ -140,6 +141,20 @@ class Executor:
         """The forward function of one layer of the graph (as `forward` runs it)."""
         return self._ops[layer]
 
+    def weight_role(self, tensor_name: str) -> tuple[LayerSpec, str]:
+        """(the layer spec, the canonical role such as `kernel`) of a tensor of the model this
+        executor was built from (`from_model`); EvaluationUnavailable when it has none."""
+        layer, index = self._locate(tensor_name)
+        spec = self._graph.layers.get(layer)
+        if spec is None:
+            raise EvaluationUnavailable(f"tensor {tensor_name!r} is not in a top-level layer")
+        names = [name for name, _ in self._weights[layer]]
+        return spec, weight_roles(spec, names)[index]
+
+    def layer_weights(self, layer: str) -> dict[str, np.ndarray]:
+        """A top-level layer's current weights (float32) by canonical role."""
+        return bind_weights(self._graph.layers[layer], self._weights.get(layer, []))
+
     def run(self, inputs: Sequence[np.ndarray], batch_size: int = 256) -> list[np.ndarray]:
         """Outputs (float32, one array per model output) for inputs batched on axis 0."""
         xs = self._check_inputs(inputs)
@@ -158,17 +173,35 @@ class Executor:
             self.forward(self._check_inputs(inputs), seen)
         return seen
 
+    def tap(
+        self, inputs: Sequence[np.ndarray], taps: Mapping[str, Tap], batch_size: int = 256
+    ) -> None:
+        """Run `inputs` through the model in batches, handing every call of each layer named in
+        `taps` its input arrays (`taps[layer](arrays)`) before the layer runs: how GPTQ sees a
+        layer's inputs. Layers inside a nested model are not reached; outputs are dropped."""
+        xs = self._check_inputs(inputs)
+        step = max(1, int(batch_size))
+        with np.errstate(over="ignore", under="ignore"):
+            for start in range(0, xs[0].shape[0], step):
+                self.forward([x[start : start + step] for x in xs], taps=taps)
+
     def forward(
-        self, inputs: Sequence[np.ndarray], seen: dict[str, np.ndarray] | None = None
+        self,
+        inputs: Sequence[np.ndarray],
+        seen: dict[str, np.ndarray] | None = None,
+        taps: Mapping[str, Tap] | None = None,
     ) -> list[np.ndarray]:
         """One batch through the graph, no shape checks (used by `run` and nested models);
-        `seen`, when given, collects each layer's first output."""
+        `seen`, when given, collects each layer's first output; `taps` see layers' inputs."""
         values: dict[TensorRef, np.ndarray] = dict(zip(self._graph.inputs, inputs, strict=True))
         rnd = self._rounding
         if rnd is not None:
             values = {ref: rnd(ref.layer, v) for ref, v in values.items()}
         for step, node in enumerate(self._graph.nodes):
-            result = self._ops[node.layer]([values[r] for r in node.inputs])
+            args = [values[r] for r in node.inputs]
+            if taps is not None and node.layer in taps:
+                taps[node.layer](args)
+            result = self._ops[node.layer](args)
             outs = result if isinstance(result, list) else [result]
             for i, out in enumerate(outs):
                 out = out.astype(np.float32, copy=False)

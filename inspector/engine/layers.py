@@ -17,7 +17,15 @@ from inspector.engine.activations import activation, elu, softmax
 from inspector.engine.errors import EvaluationUnavailable
 from inspector.engine.graph import LayerSpec
 
-__all__ = ["Op", "bind_weights", "build_layer", "is_supported", "register"]
+__all__ = [
+    "Op",
+    "bind_weights",
+    "build_layer",
+    "canonical",
+    "is_supported",
+    "register",
+    "weight_roles",
+]
 
 Op = Callable[[list[np.ndarray]], np.ndarray]
 Builder = Callable[[LayerSpec, dict[str, np.ndarray], bool], Op]
@@ -64,31 +72,41 @@ def is_supported(class_name: str) -> bool:
     return canonical(class_name) in _BUILDERS
 
 
-def bind_weights(
-    spec: LayerSpec, weights: Sequence[tuple[str, np.ndarray]]
-) -> dict[str, np.ndarray]:
-    """Map a layer's (weight name, array) list, in file order, to its canonical weight names."""
+def weight_roles(spec: LayerSpec, names: Sequence[str]) -> list[str]:
+    """The canonical role (`kernel`, `bias`, `depthwise_kernel`, …) of each of a layer's weight
+    names in file order: by the name's last component, else (Keras 3 `vars/0`) by position."""
     order = _WEIGHT_ORDER.get(canonical(spec.class_name), _no_weights)(spec.config)
-    bound: dict[str, np.ndarray] = {}
-    for position, (name, value) in enumerate(weights):
+    roles: list[str] = []
+    for position, name in enumerate(names):
         key = name.rsplit("/", 1)[-1].split(":", 1)[0]
         key = _NAME_ALIASES.get(key, key)
         if key == "kernel" and "kernel" not in order and order:
             key = order[0]
-        if key not in order or key in bound:
+        if key not in order or key in roles:
             if position >= len(order):
                 raise EvaluationUnavailable(
                     f"layer {spec.name!r} of class {spec.class_name} has an unexpected "
                     f"weight {name!r}"
                 )
             key = order[position]
-        bound[key] = np.asarray(value, dtype=np.float32)
-    missing = [k for k in order if k not in bound]
+        roles.append(key)
+    missing = [k for k in order if k not in roles]
     if missing:
         raise EvaluationUnavailable(
             f"layer {spec.name!r} of class {spec.class_name} is missing weights {missing}"
         )
-    return bound
+    return roles
+
+
+def bind_weights(
+    spec: LayerSpec, weights: Sequence[tuple[str, np.ndarray]]
+) -> dict[str, np.ndarray]:
+    """Map a layer's (weight name, array) list, in file order, to its canonical weight names."""
+    roles = weight_roles(spec, [name for name, _ in weights])
+    return {
+        role: np.asarray(value, dtype=np.float32)
+        for role, (_, value) in zip(roles, weights, strict=True)
+    }
 
 
 def build_layer(spec: LayerSpec, weights: Sequence[tuple[str, np.ndarray]], keras3: bool) -> Op:

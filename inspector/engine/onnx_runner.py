@@ -73,13 +73,22 @@ def _replacements(model: Model, overrides: Mapping[str, np.ndarray]) -> list[Rep
 class OnnxExecutor:
     """An ONNX Runtime CPU session on a model, with weight overrides applied to a graph copy."""
 
-    def __init__(self, model: Model, base: Any, overrides: Mapping[str, np.ndarray]) -> None:
+    def __init__(
+        self,
+        model: Model,
+        base: Any,
+        overrides: Mapping[str, np.ndarray],
+        extra_outputs: Sequence[str] = (),
+    ) -> None:
         self._model = model
         self._base = base
         self._overrides = dict(overrides)
+        self._extra = tuple(extra_outputs)
         proto = type(base)()
         proto.CopyFrom(base)
         apply_replacements(proto, _replacements(model, self._overrides))
+        for name in self._extra:
+            proto.graph.output.add().name = name
         ort = _ort()
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = 2
@@ -113,7 +122,12 @@ class OnnxExecutor:
 
     def with_weights(self, overrides: Mapping[str, np.ndarray]) -> OnnxExecutor:
         """A new executor with `overrides` laid over this one's (the graph is parsed once)."""
-        return OnnxExecutor(self._model, self._base, {**self._overrides, **overrides})
+        return OnnxExecutor(self._model, self._base, {**self._overrides, **overrides}, self._extra)
+
+    def with_outputs(self, values: Sequence[str]) -> OnnxExecutor:
+        """A new executor whose `run` also returns the main graph's values named `values`,
+        after the model's outputs and in that order (e.g. a layer's input, for GPTQ)."""
+        return OnnxExecutor(self._model, self._base, self._overrides, values)
 
     @property
     def input_names(self) -> list[str]:

@@ -18,6 +18,7 @@ from inspector.core.errors import InspectorError
 from inspector.core.model import Model
 from inspector.core.plan import Plan
 from inspector.core.preview import Preview, PreviewCache, QuantizedTensor, quantize_tensor
+from inspector.core.rounding.data import DataRounding
 from inspector.core.target import Target
 from inspector.formats.atomic import atomic_dir, atomic_path, check_output
 from inspector.formats.base import ExportOptions, load_attr
@@ -129,6 +130,7 @@ def export_model(
     with_preview: bool = False,
     cache: PreviewCache | None = None,
     max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
+    rounding: DataRounding | None = None,
 ) -> ExportResult:
     """Write `model` under `plan` as `fmt` (None: the input's format) to `out`.
 
@@ -136,12 +138,14 @@ def export_model(
     sharded Hugging Face layout, shards of at most `max_shard_bytes`); a file otherwise.
     Refuses to replace an existing `out` unless `force`, and always refuses the input itself.
     `with_preview` also computes the preview (metrics for a report), reusing `cache` when given.
+    `rounding` chooses the codes of `round=gptq` tensors (pass the preview's object to reuse
+    the codes it already computed).
     """
     fmt = fmt or default_format(model)
     spec = export_spec(fmt)
     _check_expressible(model, fmt)
     write = load_attr(spec.writer or "")
-    target = get_target(fmt)
+    target = get_target(fmt).with_rounding(rounding)
     path = check_output(out, input_paths(model), force)
     if shard_bytes < 1 or max_shard_bytes < 1:
         raise InspectorError(
@@ -149,7 +153,7 @@ def export_model(
         )
     sharded = fmt == "safetensors" and wants_folder(path)
     if sharded:
-        target = sharded_target(max_shard_bytes)
+        target = sharded_target(max_shard_bytes).with_rounding(rounding)
     opts = ExportOptions(
         plan,
         target,

@@ -35,6 +35,7 @@ __all__ = [
     "error_text",
     "resolve_target",
     "retire_model",
+    "state_target",
 ]
 
 
@@ -50,6 +51,11 @@ def resolve_target(name: str) -> Target:
         return get_target(name)
     except InspectorError:
         return NATIVE
+
+
+def state_target(state: AppState) -> Target:
+    """The state's export target with its calibration data for `round=gptq` attached."""
+    return resolve_target(state.target_name).with_rounding(state.rounding)
 
 
 def _open(path: str) -> Model:
@@ -189,7 +195,7 @@ class PreviewController(QObject):
         self._flush()  # the previous run's last tensors, as they were before this one started
         if model is None or self.stopped:
             return
-        target, cache = resolve_target(self.state.target_name), self.cache
+        target, cache = state_target(self.state), self.cache
         self._count, self._total = 0, len(model)
         below = self.exact_gzip_below
 
@@ -231,7 +237,7 @@ class PreviewController(QObject):
 
     def _start_exact(self, preview: Preview, plan: Any) -> None:
         model = None if self.stopped else self.state.model
-        target = resolve_target(self.state.target_name)
+        target = state_target(self.state)
         if model is None or plan != self.state.plan or self.state.preview is not preview:
             return
         self.gzip_runner.submit(

@@ -20,7 +20,7 @@ from inspector.core.model import Tensor
 from inspector.core.preview import quantize_tensor
 from inspector.core.schemes import Scheme, parse_scheme
 from inspector.core.target import Target
-from inspector.ui.controllers import resolve_target
+from inspector.ui.controllers import state_target
 from inspector.ui.state import AppState
 from inspector.ui.workers import JobRunner
 
@@ -347,7 +347,7 @@ class DetailController(QObject):
             self.detail_cleared.emit()
             return
         scheme = self.state.plan.scheme_for(tensor.info)
-        target = resolve_target(self.state.target_name)
+        target = state_target(self.state)
         labels, channel = self.labels, self.channel
         self.busy.emit(True)
         self.runner.submit(_job(lambda: compute_detail(tensor, scheme, target, labels, channel)))

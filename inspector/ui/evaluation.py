@@ -18,7 +18,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from inspector.core import budget
 from inspector.core.errors import InspectorError, PlanError
 from inspector.core.preview import PreviewCache
-from inspector.ui.controllers import resolve_target
+from inspector.ui.controllers import state_target
 from inspector.ui.state import AppState
 from inspector.ui.tasks import BackgroundTask
 
@@ -135,7 +135,7 @@ class EvaluationController(QObject):
         if self._unavailable is not None:
             raise EvaluationUnavailable(self._unavailable)
         if self._full is None:
-            model, target = self.state.model, resolve_target(self.state.target_name)
+            model, target = self.state.model, state_target(self.state)
             try:
                 full = Evaluator.open(model, self.data_path, target)  # type: ignore[arg-type]
             except EvaluationUnavailable as exc:
@@ -150,6 +150,11 @@ class EvaluationController(QObject):
             self._probe = Evaluator(model, probe_data, full.runner, target)  # type: ignore[arg-type]
             self._full = full
         return self._full, self._probe
+
+    def probe(self) -> Any:
+        """The probe evaluator (few samples, built on first use: call it on a worker);
+        raises EvaluationUnavailable when the model cannot run."""
+        return self._evaluators()[1]
 
     def _unavailable_text(self, exc: BaseException) -> str | None:
         from inspector.engine.errors import EvaluationUnavailable
@@ -230,7 +235,7 @@ class EvaluationController(QObject):
         model = self.state.model
         if model is None:
             return
-        target, ladder, cache = resolve_target(self.state.target_name), self.ladder, self.cache
+        target, ladder, cache = state_target(self.state), self.ladder, self.cache
 
         def job(cancelled: Any, report: Any) -> Any:
             errors = None
@@ -281,7 +286,7 @@ class EvaluationController(QObject):
         original = sum(t.info.nbytes for t in weights)
         params = sum(t.info.size for t in weights)
         limit, whole = budget_bytes(text, original, params)
-        target = resolve_target(self.state.target_name)
+        target = state_target(self.state)
         if whole:
             return budget.solve_total(model, self.ladders, limit, target, self.cache)
         return budget.solve_size(self.ladders, limit)

@@ -78,7 +78,7 @@ class ExportActions(QObject):
     def export(self, request: ExportRequest) -> None:
         from inspector.formats.export import export_model
 
-        model, plan = self.state.model, self.state.plan
+        model, plan, rounding = self.state.model, self.state.plan, self.state.rounding
 
         def job(cancelled: Any, report: Any) -> Any:
             return export_model(
@@ -91,6 +91,7 @@ class ExportActions(QObject):
                 dequantized=request.dequantized,
                 progress=lambda done, total, _name: report((done, total)),
                 cancelled=cancelled,
+                rounding=rounding,
             )
 
         self._pending_plan = plan

@@ -193,7 +193,8 @@ class ExportDialog(QDialog):
             return
         from inspector.ui.controllers import resolve_target
 
-        model, plan, target, cache = self.model, state.plan, resolve_target(self.fmt), self.cache
+        target = resolve_target(self.fmt).with_rounding(state.rounding)
+        model, plan, cache = self.model, state.plan, self.cache
         self.predicted.setText("computing…")
 
         def job(cancelled: Any, report: Any) -> Any:

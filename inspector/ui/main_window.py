@@ -38,6 +38,7 @@ from inspector.ui.export_actions import ExportActions
 from inspector.ui.histogram_view import HistogramView
 from inspector.ui.output_panel import OutputPanel
 from inspector.ui.plot_style import configure_pyqtgraph
+from inspector.ui.rounding_view import RoundingView
 from inspector.ui.rules_list import RulesList
 from inspector.ui.scheme_editor import SchemeEditor
 from inspector.ui.state import AppState
@@ -95,6 +96,8 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.errors, "Error")
         self.output = OutputPanel(self.state, self.evaluation)
         self.tabs.addTab(self.output, "Output && sensitivity")
+        self.rounding = RoundingView(self.state, self.evaluation)
+        self.tabs.addTab(self.rounding, "Rounding A/B")
         self.editor = SchemeEditor(self.state)
         self.rules = RulesList(self.state)
         self.summary = SummaryPanel(self.state)
@@ -361,6 +364,7 @@ class MainWindow(QMainWindow):
         )
         if path:
             self.evaluation.set_data_path(path)
+            self.state.set_calibration_path(path)
             self.output.data_label.setText(f"data: {path} (used from the next evaluation)")
 
     def _evaluate(self) -> None:
@@ -373,7 +377,7 @@ class MainWindow(QMainWindow):
 
     def tasks(self) -> list:
         """User-started background tasks, each with its own progress bar and Cancel."""
-        return [self.exports.task, *self.evaluation.tasks, self.transforms.task]
+        return [self.exports.task, *self.evaluation.tasks, self.transforms.task, self.rounding.task]
 
     def cancel_work(self) -> None:
         """Esc: cancel the preview and every running task."""

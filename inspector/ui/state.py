@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
@@ -64,6 +65,9 @@ class AppState(QObject):
         """The model as opened when `model` is a transformed version of it (`swap_model`)."""
         self.plan: Plan = Plan(default=START_SPEC)
         self.target_name: str = "native"
+        self.calibration_path: str | None = None
+        """The evaluation data `round=gptq` calibrates on (None: the bundled sample)."""
+        self._rounding: tuple[Model, str | None, Any] | None = None
         self.selection: tuple[str, ...] = ()
         self.current: str | None = None
         self.tensor_previews: dict[str, object] = {}
@@ -186,6 +190,31 @@ class AppState(QObject):
     def set_target(self, name: str) -> None:
         if name != self.target_name:
             self.target_name = name
+            self.target_changed.emit()
+
+    @property
+    def rounding(self) -> Any:
+        """The `DataRounding` GPTQ takes its codes from: calibrated on `calibration_path` (or
+        the bundled sample) for the model shown now — a transformed model gets its own. Made
+        on first use; it opens data and runs the model lazily, on a worker."""
+        if self.model is None:
+            return None
+        held = self._rounding
+        if held is None or held[0] is not self.model or held[1] != self.calibration_path:
+            from inspector.engine.rounding.calibrate import LazyCalibration
+
+            held = (
+                self.model,
+                self.calibration_path,
+                LazyCalibration(self.model, self.calibration_path),
+            )
+            self._rounding = held
+        return held[2]
+
+    def set_calibration_path(self, path: str | None) -> None:
+        """New evaluation data for `round=gptq`: results under the target are stale."""
+        if path != self.calibration_path:
+            self.calibration_path = path
             self.target_changed.emit()
 
     def set_sqnr_threshold(self, db: float) -> None:

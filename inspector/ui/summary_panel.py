@@ -48,6 +48,7 @@ _FIELDS = (
     ("gzip_ratio", "gzip ratio"),
     ("sqnr_db", "Global SQNR"),
     ("bits_per_weight", "Bits / weight"),
+    ("entropy_bits_per_weight", "Entropy bound"),
 )
 
 
@@ -70,7 +71,7 @@ def format_total(key: str, value: Any) -> str:
         return f"{format_bytes(value)}  ({format_count(value)} B)"
     if key == "sqnr_db":
         return format_db(value)
-    if key == "bits_per_weight":
+    if key in ("bits_per_weight", "entropy_bits_per_weight"):
         return f"{value:.2f} bits"
     return format_ratio(value)
 
@@ -181,6 +182,12 @@ class SummaryPanel(QWidget):
             else "Estimated from sampled blocks (± one standard deviation); the exact size is "
             "being measured in the background"
         )
+        huffman = self.shown_total.get("huffman_bytes")
+        if huffman is not None:
+            self.values["entropy_bits_per_weight"].setToolTip(
+                "Empirical entropy of the stored codes, bits per weight (the bound of any coder "
+                f"coding each weight alone); a Huffman coding of them: {format_bytes(huffman)}"
+            )
         self.status.setText(f"{self.shown_total.get('tensors', 0)} weight tensors")
         self._fill_worst()
         self._draw_chart()

@@ -21,6 +21,8 @@ from inspector.core import clipping, jit
 from inspector.core.bitpack import pack_codes, packed_nbytes, unpack_codes
 from inspector.core.chunking import finite_minmax, split_grid
 from inspector.core.metrics import ErrorSums, PackedCodes, affine_error_sums
+from inspector.core.rounding import options as rounding
+from inspector.core.rounding.hqq import hqq_affine
 from inspector.core.schemes.affine_math import (
     AffineParams,
     affine_decode,
@@ -110,7 +112,10 @@ class AffineFamily(Family):
         return {8: "uint8", 16: "uint16"}.get(bits, f"affine{min(max(bits, 2), 16)}")
 
     def options(self, name: str) -> tuple[Option, ...]:
-        return (CLIP,)
+        return (CLIP, *rounding.OPTIONS)
+
+    def validate(self, scheme: Scheme) -> None:
+        rounding.check_rounding(scheme)
 
     def fit(
         self,
@@ -121,6 +126,9 @@ class AffineFamily(Family):
         tensor: str = "",
     ) -> tuple[dict[str, Any], Any]:
         p = _fit(scheme, x.reshape(-1), value_range)
+        if scheme.option("round") == "hqq" and not p.constant and x.size:
+            lo, scale = hqq_affine(x, p.min, p.scale, p.qmax)
+            p = replace(p, min=lo, scale=scale, lo=lo, hi=p.qmax * scale + lo)
         return {"min": p.min, "scale": p.scale}, p
 
     def quantize(
@@ -196,6 +204,13 @@ class AffineFamily(Family):
 
     def step(self, enc: Encoded) -> float | None:
         return float(enc.params["scale"])
+
+    def grid(self, enc: Encoded) -> tuple[np.ndarray, np.ndarray, int, int] | None:
+        if not enc.codes.any() and float(enc.params["scale"]) == 1.0:
+            return None  # a constant tensor: codes 0, min = the value (nothing to choose)
+        step = np.full(enc.shape, float(enc.params["scale"]))
+        offset = np.full(enc.shape, float(enc.params["min"]))
+        return step, offset, 0, (1 << enc.scheme.bits) - 1
 
     def curve_fit(
         self, scheme: Scheme, x: np.ndarray, axis: int | None, channel: int | None

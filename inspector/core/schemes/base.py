@@ -318,6 +318,13 @@ class Family:
         """Quantization step for `rmse_over_scale` (None: not a uniform grid)."""
         return None
 
+    def grid(self, enc: Encoded) -> tuple[np.ndarray, np.ndarray, int, int] | None:
+        """The encoding's grid element by element, for rounding that chooses codes itself
+        (GPTQ, `round=gptq`): (step, offset, lowest code, highest code), step and offset
+        shaped like the tensor, code q decoding to q·step + offset; None when the family's
+        levels are not such a grid (a family declaring option `round` must give one)."""
+        return None
+
     def curve_fit(
         self,
         scheme: Scheme,

@@ -21,6 +21,8 @@ from inspector.core import clipping, jit
 from inspector.core.bitpack import pack_codes, packed_nbytes, unpack_codes
 from inspector.core.chunking import split_grid
 from inspector.core.metrics import ErrorSums, PackedCodes
+from inspector.core.rounding import options as rounding
+from inspector.core.rounding.hqq import hqq_symmetric
 from inspector.core.schemes import symmetric_math as sm
 from inspector.core.schemes.affine import CLIP
 from inspector.core.schemes.base import CurveFit, Family, Option, StoredArray, register_family
@@ -114,7 +116,11 @@ class SymmetricFamily(Family):
         return 8 if name == "int8" else 4
 
     def options(self, name: str) -> tuple[Option, ...]:
-        return (AXIS, GROUP, CLIP) if name == "int4" else (AXIS, CLIP)
+        own = (AXIS, GROUP, CLIP) if name == "int4" else (AXIS, CLIP)
+        return (*own, *rounding.OPTIONS)
+
+    def validate(self, scheme: Scheme) -> None:
+        rounding.check_rounding(scheme)
 
     @property
     def per_channel(self) -> bool:
@@ -130,6 +136,10 @@ class SymmetricFamily(Family):
     ) -> tuple[dict[str, Any], Any]:
         rows = sm.as_rows(x, axis)
         scales = _fit_scales(scheme, rows, x, axis)
+        if scheme.option("round") == "hqq" and rows.size:
+            group, qmax = _group(scheme, rows), _QMAX[scheme.name]
+            tuned = hqq_symmetric(rows, scales_2d(scales, rows.shape[1]), group, qmax)
+            scales = tuned.reshape(scales.shape)
         if scheme.name == "int8":
             scales = scales.reshape(-1) if scales.size else np.ones(rows.shape[1], np.float32)
             return {"scales": scales, "axis": axis}, None
@@ -246,6 +256,12 @@ class SymmetricFamily(Family):
     def step(self, enc: Encoded) -> float | None:
         s = np.asarray(enc.params["scales"], dtype=np.float64)
         return float(np.sqrt(np.mean(s * s))) if s.size else None
+
+    def grid(self, enc: Encoded) -> tuple[np.ndarray, np.ndarray, int, int] | None:
+        ones = np.ones(enc.shape, dtype=np.int8)  # decoding code 1 gives each value's scale
+        step = np.asarray(self.dequantize(enc.scheme, ones, enc.params), dtype=np.float64)
+        qmax = _QMAX[enc.scheme.name]
+        return step.reshape(enc.shape), np.zeros(enc.shape), -qmax, qmax
 
     def curve_fit(
         self, scheme: Scheme, x: np.ndarray, axis: int | None, channel: int | None

@@ -42,7 +42,7 @@ from inspector.core.archive import TarMember, tar_stream
 from inspector.core.errors import FormatError
 from inspector.core.model import Model, TensorInfo
 from inspector.core.preview import QuantizedTensor
-from inspector.core.schemes import Encoded, Scheme, parse_scheme
+from inspector.core.schemes import Encoded, Scheme, StoredArray, parse_scheme
 from inspector.core.schemes.affine import AFFINE
 from inspector.core.target import Storage, Target
 from inspector.formats.base import ExportOptions
@@ -100,14 +100,25 @@ class _TfjsEncoded(Encoded):
             return [self.codes.reshape(-1).view(np.uint8)]
         return [self.to_bytes()]
 
+    def arrays(self) -> tuple[StoredArray, ...]:
+        """The codes alone, one per uint8/uint16 (min and scale live in model.json)."""
+        dtype = "uint8" if self.scheme.bits <= 8 else "uint16"
+        nbytes = int(np.prod(self.shape, dtype=np.int64)) * (1 if self.scheme.bits <= 8 else 2)
+        return (StoredArray("codes", dtype, self.shape, nbytes),)
+
     @property
     def nbytes(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64)) * (1 if self.scheme.bits <= 8 else 2)
+        return self.arrays()[0].nbytes
 
 
 def _as_tfjs(scheme: Scheme) -> TfjsAffine:
     return TfjsAffine(
-        scheme.name, scheme.bits, clip=scheme.clip, sparsity=scheme.sparsity, skip=scheme.skip
+        scheme.name,
+        scheme.bits,
+        clip=scheme.clip,
+        sparsity=scheme.sparsity,
+        skip=scheme.skip,
+        extra=scheme.extra,
     )
 
 
