@@ -62,7 +62,9 @@ def from_rows(rows: np.ndarray, shape: tuple[int, ...], axis: int | None) -> np.
 
 
 def group_absmax(rows: np.ndarray, group: int) -> np.ndarray:
-    """max|w| per (channel, group) as float32 of shape `(C, ceil(M/group))`."""
+    """max|w| per (channel, group) as float32 of shape `(C, ceil(M/group))`. An all-zero group
+    gives +0.0, as the compiled kernel does (`max(0, -0)` is −0.0 in numpy, and a −0.0 scale
+    would store different bytes and decode to −0.0)."""
     m, c = rows.shape
     ngroups = -(-m // group) if m else 0
     out = np.zeros((ngroups, c), dtype=np.float32)
@@ -77,6 +79,7 @@ def group_absmax(rows: np.ndarray, group: int) -> np.ndarray:
         if part.shape[0] % group:
             tail = part[full * group :]
             out[g0 + full] = np.maximum(tail.max(axis=0), -tail.min(axis=0))
+    np.abs(out, out=out)
     return np.ascontiguousarray(out.T)
 
 
