@@ -400,3 +400,17 @@ def test_int4_float16_scale_saturation_and_underflow():
     tiny = s.encode(np.array([1e-8, -1e-9], np.float32))
     assert tiny.params["scales"][0, 0] == 0 and not tiny.codes.any()
     assert np.all(s.decode(tiny) == 0)
+
+
+@pytest.mark.parametrize("name", ["q8_0", "q4_k", "iq4_xs", "q6_k"])
+@pytest.mark.parametrize("shape", [(0,), (3, 0), (0, 32), ()])
+def test_llama_blocks_of_empty_and_scalar_tensors(name, shape):
+    """A row of zero values stores zero bytes (no block), a scalar one padded block: the
+    sizes the preview reports are the bytes the writers store, and decoding gives the shape."""
+    s = parse_scheme(name)
+    enc = s.encode(np.full(shape, 0.5, np.float32))
+    assert s.encoded_nbytes(TensorInfo("t", shape, "float32")) == len(enc.to_bytes())
+    decoded = s.decode(enc)
+    assert decoded.shape == shape
+    if decoded.size:
+        assert abs(float(decoded.reshape(-1)[0]) - 0.5) < 0.01

@@ -122,7 +122,9 @@ class LlamaFamily(Family):
 
         importance, big = state if state is not None else (None, True)
         ne0, type_name = params["ne0"], params["type"]
-        rows = np.asarray(x, dtype=np.float32).reshape(-1, ne0)
+        rows = np.asarray(x, dtype=np.float32).reshape(_ne0_rows(tuple(x.shape))[1], ne0)
+        if rows.size == 0:  # no values: rows of zero bytes, or no rows at all
+            return np.zeros((rows.shape[0], row_nbytes(type_name, ne0)), np.uint8), 0
         if importance is None or importance.shape[0] == 1:
             qw = None if importance is None else importance[0]
             codes = quantize(rows, type_name, qw)
@@ -141,7 +143,10 @@ class LlamaFamily(Family):
         from inspector.core.ggml.dequant import dequantize
 
         ne0 = params["ne0"]
-        return dequantize(codes, params["type"], (codes.shape[0] if codes.ndim else 0, ne0))
+        rows = codes.shape[0] if codes.ndim else 0
+        if rows * ne0 == 0:
+            return np.zeros((rows, ne0), np.float32)
+        return dequantize(codes, params["type"], (rows, ne0))
 
     def stored_arrays(
         self, scheme: Scheme, shape: tuple[int, ...], axis: int | None
