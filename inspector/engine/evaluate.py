@@ -67,22 +67,15 @@ class Runner(Protocol):
 
 
 def make_executor(model: Model) -> Runner:
-    """ONNX Runtime for ONNX models, LiteRT for TF-Lite models, the numpy executor for Keras /
-    TF.js layer graphs.
+    """The model's runtime (`engine.runners`): ONNX Runtime for ONNX, LiteRT for TF-Lite, the
+    numpy executor for Keras / TF.js layer graphs.
 
     Raises `EvaluationUnavailable` (with the layer and class when one layer is the reason).
     """
-    if model.format == "onnx":
-        from inspector.engine.onnx_runner import OnnxExecutor
+    from inspector.engine.runners import make_executor as from_table
 
-        return OnnxExecutor.from_model(model)
-    if model.format == "tflite":
-        from inspector.engine.tflite_runner import TfliteExecutor
-
-        return TfliteExecutor.from_model(model)
-    from inspector.engine.executor import Executor
-
-    return Executor.from_model(model)
+    runner: Runner = from_table(model)
+    return runner
 
 
 @dataclass(frozen=True)
