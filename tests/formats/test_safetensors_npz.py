@@ -169,3 +169,27 @@ def test_npz_object_array_and_bad_members_rejected(tmp_path: Path) -> None:
     (tmp_path / "x.npz").write_bytes(b"PK\x03\x04garbage")
     with pytest.raises(FormatError, match="not a readable npz"):
         open_model(tmp_path / "x.npz")
+
+
+@pytest.mark.parametrize(
+    ("spec", "fmt"),
+    [("float16", "pt"), ("bfloat16", "pt"), ("float32", "pt"), ("uint8", "quant_inspector")],
+)
+def test_export_format_key_says_who_can_load_it(tmp_path: Path, spec: str, fmt: str) -> None:
+    """transformers loads a safetensors file only if `__metadata__["format"]` is "pt" (or tf,
+    flax, mlx): a float export under the input's names is such a state dict (the int64 buffer
+    is stored as it is), codes with parameter arrays are not."""
+    from inspector.core.plan import Plan
+    from inspector.formats.export import export_model
+
+    arrays = {
+        "w": ("F32", np.linspace(-1, 1, 64, dtype=np.float32).reshape(8, 8)),
+        "ids": ("I64", np.arange(4, dtype=np.int64)),
+    }
+    src = _st(tmp_path / "in.safetensors", arrays, {"format": "pt"})
+    out = tmp_path / "out.safetensors"
+    with open_model(src) as model:
+        export_model(model, Plan().with_default(spec), "safetensors", out)
+    with open_model(out) as written:
+        assert written.metadata["safetensors_metadata"]["format"] == fmt
+        assert {"ids", "w"} <= {t.name for t in written}

@@ -13,9 +13,11 @@ Naming convention (one entry per stored array; buffer order = model order, codes
 
 Decode: affine `float32(q·scale + min)` in float64 (zero point = −min/scale); int8/int4
 `q·scale[c]` (int4 groups of `group` values along the input axis, channel-major); kmeans
-`palette[q]` — `load_dequantized` does it. `__metadata__` holds `quant_inspector_plan` (the
-resolved plan JSON) and `quant_inspector_tensors` (JSON: name → stored spec, shape, axis) so
-a file decodes without this tool's help. The bytes per tensor are exactly the scheme's
+`palette[q]` — `load_dequantized` does it. `__metadata__` holds `format` ("pt" when every
+quantized tensor is a float array under its own name — an ordinary state dict that transformers
+loads — else "quant_inspector"), `quant_inspector_plan` (the resolved plan JSON) and
+`quant_inspector_tensors` (JSON: name → stored spec, shape, axis) so a file decodes without this
+tool's help. The bytes per tensor are exactly the scheme's
 `Encoded.to_bytes()` (the preview's `quantized_bytes`); the header (plus its 8-byte length) is
 the preview's overhead, built from the preview rows.
 """
@@ -98,6 +100,19 @@ def _tensor_record(info: TensorInfo, scheme: Scheme) -> dict[str, Any]:
     }
 
 
+def _container_format(entries: Sequence[tuple[TensorInfo, Scheme | None]]) -> str:
+    """`__metadata__["format"]`: "pt" when every tensor is one float array under its own name,
+    as Hugging Face checkpoints are (transformers refuses any other value, and such a file is an
+    ordinary state dict); "quant_inspector" when codes and parameter arrays need our decoding."""
+    for info, scheme in entries:
+        if scheme is None:  # stored as the input holds it (integer buffers too)
+            continue
+        for key, code, _shape, _nbytes in components(info, scheme):
+            if key != info.name or code not in ("F32", "F16", "BF16"):
+                return "quant_inspector"
+    return "pt"
+
+
 def header_bytes(
     entries: Sequence[tuple[TensorInfo, Scheme | None]], pairs: Sequence[tuple[str, str]]
 ) -> bytes:
@@ -106,7 +121,7 @@ def header_bytes(
     header: dict[str, Any] = {}
     records = {i.name: _tensor_record(i, s) for i, s in entries if s is not None}
     header["__metadata__"] = {
-        "format": "quant_inspector",
+        "format": _container_format(entries),
         "quant_inspector_plan": resolved_plan_json(pairs),
         "quant_inspector_tensors": json.dumps(records, separators=(",", ":")),
     }
