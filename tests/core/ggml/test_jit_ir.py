@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 from numba.core import compiler, ir, typed_passes, types
+from numba.core.compiler_lock import global_compiler_lock
 from numba.core.registry import cpu_target
 
 from inspector.core.ggml import _quant_k, _quant_k6, _quant_small, quant
@@ -15,11 +16,14 @@ from inspector.core.ggml import _quant_k, _quant_k6, _quant_small, quant
 def _float64_uses(py_func, args) -> tuple[list[str], list[tuple]]:
     """(float64 problems, callees as (dispatcher, arg types)) of one function."""
     typing, target = cpu_target.typing_context, cpu_target.target_context
-    typing.refresh()
-    target.refresh()
-    res = typed_passes.type_inference_stage(
-        typing, target, compiler.run_frontend(py_func), args, None
-    )
+    # numba's compiler is not thread-safe: the background kernel load (core.jit) may be
+    # compiling in another thread, so inference runs under the lock numba's own compiles take.
+    with global_compiler_lock:
+        typing.refresh()
+        target.refresh()
+        res = typed_passes.type_inference_stage(
+            typing, target, compiler.run_frontend(py_func), args, None
+        )
     where = py_func.__qualname__
     bad = [  # literals and module constants are float64 until np.float32(...) converts them
         f"{where}: {name}"
