@@ -44,12 +44,17 @@ from inspector.formats._common import keras_channel_axis
 from inspector.formats.keras.h5probe import probe_hdf5
 
 __all__ = [
+    "MAX_INFLATE_SLACK",
+    "MAX_RATIO",
+    "H5Source",
     "attr_list",
     "attr_str",
+    "check_contained",
     "damaged",
     "dataset_tensor",
     "open_h5",
     "read_keras_h5",
+    "resolve",
     "safe_dataset",
 ]
 
@@ -60,14 +65,16 @@ def read_keras_h5(path: str | os.PathLike[str]) -> Model:
     probe_hdf5(p)
     f = open_h5(p, p)
     try:
+        src = H5Source.for_path(f, p)
         if "layer_names" in f.attrs or "layer_names0" in f.attrs or "model_weights" in f:
-            tensors, meta = _read_legacy(f, p)
+            tensors, meta = _read_legacy(f, src)
         elif "layers" in f or "vars" in f:
             from inspector.formats.keras.zip_reader import keras3_weights
 
-            tensors, meta = keras3_weights(f, p, None)
+            tensors, meta = keras3_weights(f, src, None)
         else:
             raise FormatError(p, "HDF5 file holds no Keras weights (no layer_names attribute)")
+        check_contained(f, src)
     except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
         f.close()
         raise damaged(p, exc) from None
@@ -125,42 +132,155 @@ def attr_list(obj: h5py.Group, name: str, source: Path) -> list[str] | None:
     return out
 
 
-def safe_dataset(group: h5py.Group, rel: str, source: Path, tensor: str) -> h5py.Dataset:
-    """The dataset at `rel` under `group`, refusing links and storage outside the file."""
-    parts = [s for s in rel.split("/") if s]
-    if not parts:
-        raise FormatError(source, "empty weight path", tensor)
-    links = group.id.links
-    for i in range(1, len(parts) + 1):
-        sub = "/".join(parts[:i])
+class H5Source:
+    """What the tensor loaders of one open HDF5 file share: the user's file (for messages),
+    its size when opened, how to learn its size now (another process may truncate it while it
+    is previewed: libhdf5 then returns zeros for the missing bytes instead of failing), the
+    file's identity (objects reached through a link into another file have another), and the
+    budget of bytes that compressed datasets may declare beyond `MAX_RATIO` × what they
+    store."""
+
+    def __init__(self, f: h5py.File, source: Path, size_now: Callable[[], int]) -> None:
+        self.source = source
+        self.size = f.id.get_filesize()
+        self.size_now = size_now
+        self.fileno = f.id.fileno
+        self.slack = MAX_INFLATE_SLACK
+
+    @classmethod
+    def for_path(cls, f: h5py.File, source: Path) -> H5Source:
+        """A file libhdf5 opened by path (its sec2 driver exposes the descriptor)."""
         try:
-            kind = links.get_info(sub.encode()).type
-        except (KeyError, ValueError, OSError, RuntimeError) as exc:
-            reason = f"missing dataset {group.name}/{rel} ({exc})"
-            raise FormatError(source, reason, tensor) from None
-        if kind not in (h5py.h5l.TYPE_HARD, h5py.h5l.TYPE_SOFT):
-            raise FormatError(source, f"{group.name}/{sub} is an external link", tensor)
-    try:
-        obj = group[rel]
-    except (KeyError, ValueError, OSError, RuntimeError) as exc:
-        raise FormatError(source, f"cannot open {group.name}/{rel}: {exc}", tensor) from None
+            fd = int(f.id.get_vfd_handle())
+        except (OSError, RuntimeError, TypeError, ValueError):
+            return cls(f, source, lambda: os.stat(source).st_size)
+        return cls(f, source, lambda: os.fstat(fd).st_size)
+
+
+MAX_RATIO = 32
+"""Declared bytes per stored byte a compressed dataset may have (real weights compress 1-3x;
+deflate reaches ~1000x on zeros, which would let a few MB of file claim GBs at preview)."""
+MAX_INFLATE_SLACK = 16 << 20
+"""Bytes beyond `MAX_RATIO` x storage all the compressed datasets of one file may declare in
+total (small all-zero biases compress far better than `MAX_RATIO`)."""
+_MAX_SOFT_HOPS = 32
+
+
+def _short(text: str, limit: int = 120) -> str:
+    """A name from the file cut to `limit` characters (a hostile name can be megabytes)."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def resolve(
+    group: h5py.Group, rel: str, src: H5Source, tensor: str | None = None, hops: int = 0
+) -> h5py.Group | h5py.Dataset | None:
+    """The object at `rel` under `group`, following hard and soft links one component at a
+    time (a soft link's target is resolved the same way, so a soft link to an external link
+    is caught) and refusing external and user-defined links; None when a component is
+    missing or a soft link dangles."""
+    node: Any = group
+    for part in (s for s in rel.split("/") if s and s != "."):
+        where = f"{node.name.rstrip('/')}/{part}"
+        if not isinstance(node, h5py.Group):
+            raise FormatError(src.source, _short(f"{node.name} is not a group"), tensor)
+        link = node.get(part, getlink=True)
+        if link is None:
+            return None
+        if isinstance(link, h5py.SoftLink):
+            if hops >= _MAX_SOFT_HOPS:
+                raise FormatError(
+                    src.source, _short(f"soft links at {where} loop or nest too deep"), tensor
+                )
+            base = node.file if link.path.startswith("/") else node
+            node = resolve(base, link.path, src, tensor, hops + 1)
+            if node is None:
+                return None
+        elif isinstance(link, h5py.HardLink):
+            node = node[part]
+        elif isinstance(link, h5py.ExternalLink):
+            target = _short(f"{link.filename}:{link.path}", 80)
+            raise FormatError(
+                src.source,
+                f"{_short(where)} is an external link: it reads another file ({target!r})",
+                tensor,
+            )
+        else:
+            raise FormatError(src.source, f"{_short(where)} is a user-defined link", tensor)
+    if node.id.fileno != src.fileno:
+        raise FormatError(src.source, _short(f"{node.name} lies in another file"), tensor)
+    return node
+
+
+def check_contained(f: h5py.File, src: H5Source) -> None:
+    """Refuse a file any of whose links leaves it or any of whose datasets stores its data in
+    other files (external raw storage, virtual datasets mapping other files). Run on the
+    whole file, not only the weights: the Keras writer copies every object."""
+    bad: list[bytes] = []
+
+    def visit(name: bytes, info: Any) -> int | None:
+        if info.type not in (h5py.h5l.TYPE_HARD, h5py.h5l.TYPE_SOFT):
+            bad.append(name)
+            return 1
+        return None
+
+    f.id.links.visit(visit, info=True)
+    if bad:
+        name = bad[0].decode("utf-8", "replace")
+        link = f.get(name, getlink=True)
+        target = (
+            _short(f"{link.filename}:{link.path}", 80)
+            if isinstance(link, h5py.ExternalLink)
+            else ""
+        )
+        what = (
+            f"an external link: it reads another file ({target!r})"
+            if target
+            else "a user-defined link (it may read another file)"
+        )
+        raise FormatError(src.source, f"/{_short(name)} is {what}")
+    outside: list[str] = []
+
+    def visit_obj(name: str, obj: Any) -> int | None:
+        if isinstance(obj, h5py.Dataset) and _reads_outside(obj):
+            outside.append(name)
+            return 1
+        return None
+
+    f.visititems(visit_obj)
+    if outside:
+        raise FormatError(src.source, f"/{_short(outside[0])} stores its data in other files")
+
+
+def _reads_outside(ds: h5py.Dataset) -> bool:
+    if ds.external:
+        return True
+    return bool(ds.is_virtual and any(vs.file_name != "." for vs in ds.virtual_sources()))
+
+
+def safe_dataset(group: h5py.Group, rel: str, src: H5Source, tensor: str) -> h5py.Dataset:
+    """The dataset at `rel` under `group`, refusing links and storage outside the file."""
+    if not [s for s in rel.split("/") if s and s != "."]:
+        raise FormatError(src.source, "empty weight path", tensor)
+    obj = resolve(group, rel, src, tensor)
+    if obj is None:
+        raise FormatError(src.source, _short(f"missing dataset {group.name}/{rel}"), tensor)
     if not isinstance(obj, h5py.Dataset):
-        raise FormatError(source, f"{obj.name} is not a dataset", tensor)
+        raise FormatError(src.source, _short(f"{obj.name} is not a dataset"), tensor)
     if obj.external:
-        raise FormatError(source, f"{obj.name} stores its data in external files", tensor)
-    if obj.is_virtual and any(vs.file_name != "." for vs in obj.virtual_sources()):
-        raise FormatError(source, f"{obj.name} is a virtual dataset reading other files", tensor)
+        raise FormatError(
+            src.source, _short(f"{obj.name} stores its data in external files"), tensor
+        )
+    if obj.is_virtual:
+        raise FormatError(
+            src.source, _short(f"{obj.name} is a virtual dataset (Keras never writes one)"), tensor
+        )
     return obj
 
 
-def dataset_tensor(
-    ds: h5py.Dataset,
-    source: Path,
-    info_fields: dict[str, Any],
-    file_size: int,
-) -> Tensor:
+def dataset_tensor(ds: h5py.Dataset, src: H5Source, info_fields: dict[str, Any]) -> Tensor:
     """A lazy `Tensor` for a validated dataset; `info_fields` gives name, layer, optimizer."""
     name = info_fields["name"]
+    source = src.source
     shape = ds.shape
     if shape is None:
         raise FormatError(source, "dataset has no shape (null dataspace)", name)
@@ -168,35 +288,99 @@ def dataset_tensor(
     if dtype.kind not in "fiub" or dtype.itemsize > 8:
         raise FormatError(source, f"unsupported dtype {dtype}", name)
     native = dtype.newbyteorder("=")
-    _check_storage(ds, source, name, int(np.prod(shape, dtype=object)) * native.itemsize, file_size)
+    _check_storage(ds, src, name, int(np.prod(shape, dtype=object)) * native.itemsize)
     channel_axis = keras_channel_axis(len(shape), name, ds.name or "")
     info = TensorInfo(
         shape=tuple(shape), dtype=native.name, channel_axis=channel_axis, **info_fields
     )
-    return Tensor(info, _loader(ds, source, name, native))
+    return Tensor(info, _loader(ds, src, name, native))
 
 
-def _check_storage(ds: h5py.Dataset, source: Path, name: str, nbytes: int, size: int) -> None:
+def _check_storage(ds: h5py.Dataset, src: H5Source, name: str, nbytes: int) -> None:
+    source = src.source
     storage = ds.id.get_storage_size()
-    if nbytes > 1024 * storage + (1 << 20):
+    if nbytes > storage and ds.id.get_create_plist().get_nfilters():
+        excess = nbytes - MAX_RATIO * storage
+        if excess > src.slack:
+            raise FormatError(
+                source,
+                f"compressed dataset declares {nbytes} bytes but stores {storage} "
+                f"(more than {MAX_RATIO}x: a decompression bomb; re-save it uncompressed)",
+                name,
+            )
+        src.slack -= max(excess, 0)
+    elif nbytes > 1024 * storage + (1 << 20):
         raise FormatError(source, f"dataset declares {nbytes} bytes but stores {storage}", name)
     try:
         offset = ds.id.get_offset()
     except (OSError, RuntimeError):
         offset = None
-    if offset is not None and offset + storage > size:
+    if offset is not None and offset + storage > src.size:
         raise FormatError(source, "file is truncated: dataset runs past its end", name)
 
 
-def _loader(ds: h5py.Dataset, source: Path, name: str, dtype: np.dtype) -> Callable[[], np.ndarray]:
+def _data_end(ds: h5py.Dataset, nbytes: int) -> int:
+    """The file offset the dataset's stored bytes end at (0 when they live in its header).
+    Raises ValueError when part of it is not stored at all: libhdf5 would return fill values
+    (zeros) for that part instead of failing."""
+    layout = ds.id.get_create_plist().get_layout()
+    if layout == h5py.h5d.COMPACT or nbytes == 0:
+        return 0
+    if layout == h5py.h5d.CONTIGUOUS:
+        offset = ds.id.get_offset()
+        if offset is None:
+            raise ValueError("no values stored (they would all read as the fill value)")
+        return int(offset) + max(nbytes, int(ds.id.get_storage_size()))
+    if layout == h5py.h5d.CHUNKED and ds.chunks is not None:
+        found = [0, 0]
+
+        def chunk(info: Any) -> None:
+            found[0] += 1
+            found[1] = max(found[1], int(info.byte_offset) + int(info.size))
+
+        ds.id.chunk_iter(chunk)
+        expected = 1
+        for dim, size in zip(ds.shape, ds.chunks, strict=True):
+            expected *= -(-dim // size)
+        if found[0] < expected:
+            raise ValueError(
+                f"only {found[0]} of its {expected} chunks are stored (the rest would read "
+                "as the fill value)"
+            )
+        return found[1]
+    raise ValueError("unsupported storage layout")
+
+
+def _loader(
+    ds: h5py.Dataset, src: H5Source, name: str, dtype: np.dtype
+) -> Callable[[], np.ndarray]:
+    source = src.source
+    end: list[int] = []
+
+    def check(out: np.ndarray, when: str) -> None:
+        if not end:
+            end.append(_data_end(ds, out.nbytes))
+        now = src.size_now()
+        if now < end[0]:
+            raise FormatError(
+                source,
+                f"file shrank to {now} bytes {when} (another program is changing it); "
+                f"this tensor's data ends at byte {end[0]}",
+                name,
+            )
+
     def load() -> np.ndarray:
         try:
             out = np.empty(ds.shape, dtype=dtype)
             if out.size:
+                check(out, "before the read")
                 ds.read_direct(out)
+                check(out, "during the read")
             return out
+        except FormatError:
+            raise
         except Exception as exc:
-            raise FormatError(source, f"cannot read values: {exc}", name) from None
+            raise FormatError(source, _short(f"cannot read values: {exc}"), name) from None
 
     return load
 
@@ -215,9 +399,10 @@ def _json_attr(f: h5py.File, key: str, source: Path) -> dict[str, Any] | None:
     return value
 
 
-def _read_legacy(f: h5py.File, source: Path) -> tuple[list[Tensor], dict[str, Any]]:
+def _read_legacy(f: h5py.File, src: H5Source) -> tuple[list[Tensor], dict[str, Any]]:
+    source = src.source
     root_name = "model_weights" if "model_weights" in f else "/"
-    root = f[root_name]
+    root = resolve(f, root_name, src)
     if not isinstance(root, h5py.Group):
         raise FormatError(source, "model_weights is not a group")
     meta: dict[str, Any] = {"keras_weights_layout": "legacy", "weights_root": root_name}
@@ -232,47 +417,51 @@ def _read_legacy(f: h5py.File, source: Path) -> tuple[list[Tensor], dict[str, An
     layer_names = attr_list(root, "layer_names", source)
     if layer_names is None:
         raise FormatError(source, f"{root.name} has no layer_names attribute")
-    size = f.id.get_filesize()
-    tensors, layout, paths = _legacy_layers(root, layer_names, source, size)
-    opt_names, opt_tensors = _legacy_optimizer(f, source, size, paths)
+    tensors, layout, paths = _legacy_layers(root, layer_names, src)
+    opt_names, opt_tensors = _legacy_optimizer(f, src, paths)
     meta.update(h5_layout=layout, optimizer_weight_names=opt_names, h5_paths=paths)
     return tensors + opt_tensors, meta
 
 
 def _legacy_layers(
-    root: h5py.Group, layer_names: list[str], source: Path, size: int
+    root: h5py.Group, layer_names: list[str], src: H5Source
 ) -> tuple[list[Tensor], list[tuple[str, list[str]]], dict[str, str]]:
+    source = src.source
     tensors: list[Tensor] = []
     layout: list[tuple[str, list[str]]] = []
     paths: dict[str, str] = {}
     for layer in layer_names:
-        try:
-            group = root[layer]
-        except (KeyError, ValueError, OSError, RuntimeError):
-            group = None
+        group = resolve(root, layer, src) if layer.strip("/.") else None
         if not isinstance(group, h5py.Group):
-            raise FormatError(source, f"layer group {layer!r} listed in layer_names is missing")
+            raise FormatError(
+                source, _short(f"layer group {layer!r} listed in layer_names is missing")
+            )
         weight_names = attr_list(group, "weight_names", source) or []
-        if len(set(weight_names)) != len(weight_names):
-            twice = next(w for w in weight_names if weight_names.count(w) > 1)
-            raise FormatError(source, "duplicate tensor name", f"{layer}/{twice}")
+        seen: set[str] = set()
+        for w in weight_names:
+            if w in seen:
+                raise FormatError(source, "duplicate tensor name", f"{layer}/{w}")
+            seen.add(w)
         layout.append((layer, weight_names))
         for wname in weight_names:
             name = wname if wname not in paths else f"{layer}/{wname}"
             if name in paths:
                 raise FormatError(source, "duplicate tensor name", name)
-            ds = safe_dataset(group, wname, source, name)
+            ds = safe_dataset(group, wname, src, name)
             paths[name] = ds.name
-            tensors.append(dataset_tensor(ds, source, {"name": name, "layer": layer}, size))
+            tensors.append(dataset_tensor(ds, src, {"name": name, "layer": layer}))
     return tensors, layout, paths
 
 
 def _legacy_optimizer(
-    f: h5py.File, source: Path, size: int, paths: dict[str, str]
+    f: h5py.File, src: H5Source, paths: dict[str, str]
 ) -> tuple[list[str], list[Tensor]]:
-    group = f.get("optimizer_weights")
-    if not isinstance(group, h5py.Group):
+    source = src.source
+    group = resolve(f, "optimizer_weights", src)
+    if group is None:
         return [], []
+    if not isinstance(group, h5py.Group):
+        raise FormatError(source, "optimizer_weights is not a group")
     names = attr_list(group, "weight_names", source)
     if names is None:
         names = []
@@ -282,8 +471,8 @@ def _legacy_optimizer(
         name = f"optimizer_weights/{wname}"
         if name in paths:
             raise FormatError(source, "duplicate tensor name", name)
-        ds = safe_dataset(group, wname, source, name)
+        ds = safe_dataset(group, wname, src, name)
         paths[name] = ds.name
         fields = {"name": name, "layer": "optimizer_weights", "optimizer": True}
-        tensors.append(dataset_tensor(ds, source, fields, size))
+        tensors.append(dataset_tensor(ds, src, fields))
     return names, tensors

@@ -51,6 +51,7 @@ from inspector.formats._write_common import (
     resolved_plan_json,
 )
 from inspector.formats.base import ExportOptions
+from inspector.formats.keras.h5_reader import H5Source, check_contained
 from inspector.formats.keras.layout import apply_layout, skipped_groups
 
 __all__ = ["EXACT_LIMIT", "KERAS", "keras_overhead", "params_json", "stored_values", "write"]
@@ -144,6 +145,8 @@ def _copy(
     for key, value in src.attrs.items():
         dst.attrs[key] = value
     for key in src:
+        if not isinstance(src.get(key, getlink=True), h5py.HardLink | h5py.SoftLink):
+            raise FormatError(src.file.filename, f"{src.name}/{key} is a link to another file")
         obj = src[key]
         if (src.name == "/" and key == "optimizer_weights") or obj.name in skip:
             continue
@@ -184,6 +187,7 @@ def _rewrite(
 ) -> None:
     """The whole `.h5` build, shared by the writer and the in-memory size prediction."""
     with h5py.File(src, "r") as f:
+        check_contained(f, H5Source(f, model.path, lambda: 0))
         changed = bool(model.metadata.get("transforms"))
         skip = skipped_groups(f, model) if changed else frozenset()
         _copy(f, dst, _planned_dtypes(model, specs), skip)
