@@ -211,9 +211,11 @@ def _open_weights(
         closers.insert(0, f.close)
         return f, H5Source(f, p, view.available)
     tmp = _extract(zf, info, p)
-    closers.append(lambda: tmp.unlink(missing_ok=True))
-    probe_hdf5(tmp)
-    f = open_h5(p, tmp)
+    try:
+        probe_hdf5(tmp)
+        f = open_h5(p, tmp)
+    finally:
+        tmp.unlink(missing_ok=True)  # libhdf5 keeps its descriptor: nothing left if killed
     closers.insert(0, f.close)
     return f, H5Source.for_path(f, p)
 
