@@ -29,7 +29,6 @@ Keras 3 `.weights.h5` files: see `inspector.formats.keras.zip_reader`
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -41,6 +40,7 @@ import numpy as np
 from inspector.core.errors import FormatError
 from inspector.core.model import Model, Tensor, TensorInfo
 from inspector.formats._common import keras_channel_axis
+from inspector.formats._json import MAX_CONFIG_BYTES, parse_json
 from inspector.formats.keras.h5probe import probe_hdf5
 
 __all__ = [
@@ -388,10 +388,13 @@ def _loader(
 def _json_attr(f: h5py.File, key: str, source: Path) -> dict[str, Any] | None:
     if key not in f.attrs:
         return None
-    try:
-        value = json.loads(attr_str(f.attrs[key]))
-    except (json.JSONDecodeError, RecursionError) as exc:
-        raise FormatError(source, f"root attribute {key} is not valid JSON: {exc}") from None
+    text = f.attrs[key]
+    if isinstance(text, np.ndarray) and text.shape != ():
+        raise FormatError(source, f"root attribute {key} is not a JSON string")
+    data = attr_str(text).encode("utf-8", "surrogateescape")
+    if len(data) > MAX_CONFIG_BYTES:
+        raise FormatError(source, f"root attribute {key} is {len(data)} bytes (a config is < 5 MB)")
+    value = parse_json(source, data, f"root attribute {key}")
     if value is None:
         return None
     if not isinstance(value, dict):

@@ -39,7 +39,8 @@ import h5py
 
 from inspector.core.errors import FormatError
 from inspector.core.model import Model, Tensor
-from inspector.formats._common import MAX_JSON_BYTES, load_json_bytes, stored_member_offset
+from inspector.formats._common import stored_member_offset
+from inspector.formats._json import MAX_CONFIG_BYTES, parse_json
 from inspector.formats.keras.h5_reader import (
     H5Source,
     attr_str,
@@ -171,11 +172,11 @@ def _member_json(
         if required:
             raise FormatError(p, f"archive holds no {name}")
         return None
-    if info.file_size > MAX_JSON_BYTES:
-        raise FormatError(p, f"{name} declares {info.file_size} bytes")
+    if info.file_size > MAX_CONFIG_BYTES:
+        raise FormatError(p, f"{name} declares {info.file_size} bytes (a config is < 5 MB)")
     try:
-        with zf.open(info) as fh:
-            data = fh.read(MAX_JSON_BYTES + 1)
+        with zf.open(info) as fh:  # inflates at most the declared size (else a CRC error)
+            data = fh.read(info.file_size)
     except (
         zipfile.BadZipFile,
         OSError,
@@ -185,7 +186,7 @@ def _member_json(
         zlib.error,
     ) as exc:
         raise FormatError(p, f"cannot read {name}: {exc}") from None
-    doc = load_json_bytes(p, data, name)
+    doc = parse_json(p, data, name)
     if not isinstance(doc, dict):
         raise FormatError(p, f"{name} must be a JSON object")
     return doc

@@ -30,7 +30,8 @@ import numpy as np
 
 from inspector.core.errors import FormatError
 from inspector.core.model import Model, Tensor, TensorInfo
-from inspector.formats._common import check_shape, layer_of, load_json_bytes
+from inspector.formats._common import check_shape, layer_of
+from inspector.formats._json import parse_json, regular_file
 from inspector.formats._mmap import ResidentPages as _ResidentPages
 from inspector.formats._mmap import close_map as _close
 
@@ -53,11 +54,19 @@ DTYPES: dict[str, tuple[np.dtype, str]] = {
     "BOOL": (np.dtype("bool"), "bool"),
 }
 _MAX_HEADER = 100 * 1024 * 1024  # the reference implementation's limit
+MAX_TENSORS = 1 << 20
+"""Tensors one file may declare (the largest real checkpoints have ~100,000 over all shards)."""
+_HEADER_DEPTH = 3
+"""header object > tensor entry > shape / data_offsets list: nothing nests deeper."""
+_HEADER_BYTES_PER_CONTAINER = 12
+"""The smallest entry `{"dtype":"U8","shape":[],"data_offsets":[0,0]}` spends ~15 bytes of
+text per object or list; `[{},{},…]`-style bombs spend 3."""
 
 
 def read_safetensors(path: str | os.PathLike[str]) -> Model:
     """Open a safetensors file: parse and validate the header, memory-map the buffer."""
     p = Path(path)
+    regular_file(p, "safetensors file")
     try:
         with open(p, "rb") as fh:
             size = os.fstat(fh.fileno()).st_size
@@ -92,9 +101,20 @@ def _read_header(fh: Any, p: Path, size: int) -> dict[str, Any]:
     (n,) = struct.unpack("<Q", head)
     if n > _MAX_HEADER or n > size - 8:
         raise FormatError(p, f"header length {n} exceeds the file ({size} bytes) or 100 MB")
-    doc = load_json_bytes(p, fh.read(n), "safetensors header")
+    data = fh.read(n)
+    if len(data) != n:
+        raise FormatError(p, f"file ends inside its {n}-byte header")
+    doc = parse_json(
+        p,
+        data,
+        "safetensors header",
+        max_depth=_HEADER_DEPTH,
+        bytes_per_container=_HEADER_BYTES_PER_CONTAINER,
+    )
     if not isinstance(doc, dict):
         raise FormatError(p, "safetensors header must be a JSON object")
+    if len(doc) > MAX_TENSORS:
+        raise FormatError(p, f"header declares {len(doc)} tensors (limit {MAX_TENSORS})")
     meta = doc.pop("__metadata__", None) or {}
     if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
         raise FormatError(p, "__metadata__ must map strings to strings")
