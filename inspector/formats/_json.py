@@ -33,10 +33,13 @@ __all__ = [
 
 MAX_DEPTH = 128
 """Nesting levels any model header may have (Keras configs of nested models: ~20)."""
-MAX_MODEL_JSON_BYTES = 64 << 20
+MAX_MODEL_JSON_BYTES = 32 << 20
 """A TF.js model.json or weights manifest (a large graph model's is a few MB)."""
-MAX_CONFIG_BYTES = 64 << 20
+MAX_CONFIG_BYTES = 16 << 20
 """A Keras `model_config` attribute or `.keras` `config.json` once inflated (~10 kB to ~5 MB)."""
+BYTES_PER_CONTAINER = 12
+"""Least text per object or list a header may spend (real headers: 26-77, see
+`parse_json`)."""
 
 
 def regular_file(path: str | os.PathLike[str], what: str = "file") -> int:
@@ -71,7 +74,7 @@ def parse_json(
     *,
     max_depth: int = MAX_DEPTH,
     max_values: int | None = None,
-    bytes_per_container: int = 4,
+    bytes_per_container: int = BYTES_PER_CONTAINER,
 ) -> Any:
     """Parse UTF-8 JSON (optional BOM) and check its shape: at most `max_depth` levels of
     nesting and `max_values` values (default: one per input byte, which no real document
@@ -80,8 +83,10 @@ def parse_json(
     Before parsing, the text may hold at most one `{` or `[` per `bytes_per_container` bytes
     (strings included, so the count is an upper bound): an empty list or object costs 56-64
     bytes of Python objects for 3 bytes of text (`[{},{},…]`), the costliest thing a parse
-    builds. Real headers spend far more text per container (a Keras config ~15 bytes, a
-    safetensors header entry ~25)."""
+    builds. Real headers spend 26-77 bytes of text per container (TF.js layers and graph
+    model.json, Keras configs, safetensors headers of the demo and third-party models). With
+    that check a parse costs at most ~15 bytes of memory per byte of text (a 2-character
+    string per 5 bytes is the costliest remaining case)."""
     containers = data.count(b"{") + data.count(b"[")
     if containers * bytes_per_container > len(data) + 2 * bytes_per_container:
         raise FormatError(

@@ -75,6 +75,7 @@ MAX_LAYER_DEPTH = 64
 """Nested layer groups (`layers/a/layers/b/…`) beyond which a weights file is refused; real
 models nest a few levels."""
 _MAX_RATIO = 200  # declared/compressed size beyond which a deflated member is a zip bomb
+_JSON_RATIO = 50  # the same for config.json/metadata.json (JSON deflates 5-20x), above 1 MiB
 
 
 def to_snake_case(name: str) -> str:
@@ -172,8 +173,15 @@ def _member_json(
         if required:
             raise FormatError(p, f"archive holds no {name}")
         return None
-    if info.file_size > MAX_CONFIG_BYTES:
-        raise FormatError(p, f"{name} declares {info.file_size} bytes (a config is < 5 MB)")
+    limit = MAX_CONFIG_BYTES
+    if info.compress_type != zipfile.ZIP_STORED:
+        limit = min(limit, (1 << 20) + _JSON_RATIO * info.compress_size)
+    if info.file_size > limit:
+        raise FormatError(
+            p,
+            f"{name} declares {info.file_size} bytes from {info.compress_size} compressed "
+            f"(more than {limit}: a config is < 5 MB and JSON deflates < {_JSON_RATIO}x)",
+        )
     try:
         with zf.open(info) as fh:  # inflates at most the declared size (else a CRC error)
             data = fh.read(info.file_size)
