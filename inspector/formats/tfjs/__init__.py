@@ -33,8 +33,14 @@ def _sniff(probe: Probe) -> str | None:
     try:
         # read(n) allocates n bytes up front: ask for what the file holds, not the limit.
         doc = parse_json(p, probe.read_at(0, size))
-    except (OSError, FormatError):
+    except OSError:
         return "tfjs" if p.name == "model.json" else None
+    except FormatError:  # let the reader say what is wrong with a TF.js-looking JSON file
+        if p.name == "model.json" or probe.suffix == ".json":
+            return (
+                "tfjs" if probe.head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"{" else "tfjs-weights"
+            )
+        return None
     if isinstance(doc, dict) and ("weightsManifest" in doc or "modelTopology" in doc):
         return "tfjs"
     return "tfjs-weights" if is_weights_manifest(doc) else None

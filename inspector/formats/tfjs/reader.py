@@ -113,7 +113,7 @@ def read_tfjs(path: str | os.PathLike[str]) -> Model:
     p = Path(path)
     if p.is_dir():
         p = p / "model.json"
-    doc = read_json(p, "model.json", MAX_MODEL_JSON_BYTES)
+    doc = read_json(p, "TF.js model JSON", MAX_MODEL_JSON_BYTES)
     if not isinstance(doc, dict):
         raise FormatError(p, "model.json must be a JSON object")
     manifest = doc.get("weightsManifest", [])
@@ -162,11 +162,11 @@ def _model_type(doc: dict[str, Any]) -> str | None:
     return None
 
 
-MAX_WEIGHTS = 1 << 16
+MAX_WEIGHTS = 1 << 14
 """Weights one TF.js model may list (real models: a few hundred to a few thousand; each costs
-~2 ms of preview, so 65,536 is about two minutes)."""
-MAX_SHARDS = 1 << 16
-"""Weight files one TF.js model may list (real models: 1-200)."""
+~2 ms of preview on the 2-core machine, so 16,384 is about half a minute)."""
+MAX_SHARDS = 1 << 14
+"""Weight files one TF.js model may list (real models: 1-500 at 4 MiB per shard)."""
 MAX_STRING_RECORDS = 1 << 22
 """Records one string weight may hold (each becomes a Python bytes object at load)."""
 
