@@ -164,6 +164,14 @@ def test_in_file_soft_link_weight_still_opens(h5: Path) -> None:
         np.testing.assert_array_equal(model["dense1/kernel:0"].load(), want)
 
 
+def test_groups_nested_beyond_the_limit(h5: Path) -> None:
+    """The writer copies the tree recursively: a 2,000-deep chain of groups is refused at
+    open (it passed the reader and then blew the stack in export)."""
+    with h5py.File(h5, "r+") as f:
+        f.create_group("notes/" + "/".join(["g"] * 2000))
+    _refused(h5, "nest more than")
+
+
 # --- Keras 3: .weights.h5 inside .keras zips -------------------------------------------------
 
 

@@ -45,11 +45,13 @@ from inspector.formats.keras.h5probe import probe_hdf5
 
 __all__ = [
     "MAX_INFLATE_SLACK",
+    "MAX_PATH_DEPTH",
     "MAX_RATIO",
     "H5Source",
     "attr_list",
     "attr_str",
     "check_contained",
+    "check_depth",
     "damaged",
     "dataset_tensor",
     "open_h5",
@@ -66,6 +68,7 @@ def read_keras_h5(path: str | os.PathLike[str]) -> Model:
     f = open_h5(p, p)
     try:
         src = H5Source.for_path(f, p)
+        check_depth(f, src)
         if "layer_names" in f.attrs or "layer_names0" in f.attrs or "model_weights" in f:
             tensors, meta = _read_legacy(f, src)
         elif "layers" in f or "vars" in f:
@@ -164,6 +167,9 @@ MAX_INFLATE_SLACK = 16 << 20
 """Bytes beyond `MAX_RATIO` x storage all the compressed datasets of one file may declare in
 total (small all-zero biases compress far better than `MAX_RATIO`)."""
 _MAX_SOFT_HOPS = 32
+MAX_PATH_DEPTH = 128
+"""Group levels a Keras HDF5 file may have (a Keras 3 file adds two per nested model; the
+writer copies the tree recursively)."""
 
 
 def _short(text: str, limit: int = 120) -> str:
@@ -215,6 +221,7 @@ def check_contained(f: h5py.File, src: H5Source) -> None:
     """Refuse a file any of whose links leaves it or any of whose datasets stores its data in
     other files (external raw storage, virtual datasets mapping other files). Run on the
     whole file, not only the weights: the Keras writer copies every object."""
+    check_depth(f, src)
     bad: list[bytes] = []
 
     def visit(name: bytes, info: Any) -> int | None:
@@ -249,6 +256,24 @@ def check_contained(f: h5py.File, src: H5Source) -> None:
     f.visititems(visit_obj)
     if outside:
         raise FormatError(src.source, f"/{_short(outside[0])} stores its data in other files")
+
+
+def check_depth(f: h5py.File, src: H5Source) -> None:
+    """Refuse groups nested deeper than `MAX_PATH_DEPTH` before anything walks the tree by
+    object (h5py's `visititems` reopens each object by its full path: a 2,000-deep chain
+    took 13 s; the writer's recursive copy would overflow the stack)."""
+    deep: list[bytes] = []
+
+    def visit(name: bytes) -> int | None:
+        if name.count(b"/") >= MAX_PATH_DEPTH:
+            deep.append(name)
+            return 1
+        return None
+
+    f.id.links.visit(visit)
+    if deep:
+        where = _short(deep[0].decode("utf-8", "replace"))
+        raise FormatError(src.source, f"groups nest more than {MAX_PATH_DEPTH} deep (/{where})")
 
 
 def _reads_outside(ds: h5py.Dataset) -> bool:

@@ -45,6 +45,7 @@ from inspector.formats.keras.h5_reader import (
     H5Source,
     attr_str,
     check_contained,
+    check_depth,
     damaged,
     dataset_tensor,
     open_h5,
@@ -99,6 +100,7 @@ def read_keras_zip(path: str | os.PathLike[str]) -> Model:
         if weights_member is None:
             raise FormatError(p, "archive holds no model.weights.h5")
         f, src = _open_weights(raw, zf, infos[weights_member], p, closers)
+        check_depth(f, src)
         tensors, meta = keras3_weights(f, src, config)
         check_contained(f, src)
     except (
