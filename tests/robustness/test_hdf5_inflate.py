@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from robust_helpers import CONVNET, MLP, bounded, copy_file, expect_format_error
 
+from inspector.core.errors import FormatError
 from inspector.formats.keras.h5_reader import MAX_INFLATE_SLACK
 from inspector.formats.registry import open_model
 
@@ -120,3 +121,31 @@ def test_deflated_keras_weights_open(tmp_path: Path, monkeypatch: pytest.MonkeyP
             np.testing.assert_array_equal(model[name].load(), want)
         assert len([t for t in model if not t.info.optimizer]) == 8
     assert list(temp.iterdir()) == []
+
+
+def test_deflated_keras_member_with_bad_crc(tmp_path: Path) -> None:
+    """The extraction checks the member's CRC: a damaged deflated member is one clear error."""
+    path, _ = _deflated_keras(tmp_path, 1)
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo("model.weights.h5")
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as zf:
+        local = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    data[local + 40 : local + 44] = b"\0\0\0\0"  # inside the deflate stream: CRC or inflate fails
+    path.write_bytes(bytes(data))
+    expect_format_error(path)
+
+
+def test_keras_archive_cut_before_export(tmp_path: Path) -> None:
+    """Opened intact, cut before the export re-reads it: a clear error, nothing written."""
+    from inspector.core.plan import Plan
+    from inspector.formats.export import export_model
+
+    path, _ = _deflated_keras(tmp_path, 2)
+    out = tmp_path / "out.keras"
+    with open_model(path) as model:
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+        with pytest.raises(FormatError) as info:
+            export_model(model, Plan(default="int8"), "keras", out)
+    assert str(path) in str(info.value)
+    assert not out.exists()

@@ -31,6 +31,7 @@ import io
 import json
 import shutil
 import zipfile
+import zlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -223,6 +224,8 @@ def _write_keras(model: Model, items: Iterable[Item], dest: Path, specs: dict[st
                 _rewrite(weights, model, items, dst, specs)
             with zipfile.ZipFile(dest, "w", zipfile.ZIP_STORED) as zout:
                 _zip(zin, zout, model, lambda z, name: z.write(built, arcname=name))
+    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:  # changed since it was opened
+        raise FormatError(model.path, f"cannot read the archive again: {exc}") from None
     finally:
         weights.unlink(missing_ok=True)
         built.unlink(missing_ok=True)

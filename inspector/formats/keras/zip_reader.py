@@ -237,6 +237,9 @@ def _extract(zf: zipfile.ZipFile, info: zipfile.ZipInfo, p: Path) -> Path:
     try:
         with os.fdopen(fd, "wb") as out, zf.open(info) as fh:
             shutil.copyfileobj(fh, out, 4 << 20)
+    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+        tmp.unlink(missing_ok=True)
+        raise FormatError(p, f"archive member {info.filename} is damaged: {exc}") from None
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise FormatError(
