@@ -188,12 +188,16 @@ def _rewrite(
 ) -> None:
     """The whole `.h5` build, shared by the writer and the in-memory size prediction."""
     with h5py.File(src, "r") as f:
-        check_contained(f, H5Source(f, model.path, lambda: 0))
+        source = H5Source.for_path(f, model.path)
+        check_contained(f, source)
         changed = bool(model.metadata.get("transforms"))
         skip = skipped_groups(f, model) if changed else frozenset()
         _copy(f, dst, _planned_dtypes(model, specs), skip)
         if changed:
             apply_layout(f, dst, model, [t.info for t in model.weights])
+        if not isinstance(src, io.BytesIO) and source.size_now() < source.size:
+            # libhdf5 copied zeros for whatever lay past the cut
+            raise FormatError(model.path, "file shrank while its tree was being copied")
     _fill(dst, model, items, Path(dst.filename))
     dst.attrs["quant_inspector_plan"] = resolved_plan_json(specs.items())
 
