@@ -29,6 +29,8 @@ pytestmark = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipe
 
 WATCHDOG_S = 10
 
+SCALE = float(os.environ.get("FUZZ_SCALE", "1"))  # FUZZ_SCALE=10: ten times the cases
+
 
 @contextlib.contextmanager
 def watchdog(seconds: int = WATCHDOG_S) -> Iterator[None]:
@@ -134,7 +136,7 @@ _MODELS = {
 
 
 @settings(
-    max_examples=20,
+    max_examples=int(20 * SCALE),
     deadline=None,
     derandomize=True,
     database=None,

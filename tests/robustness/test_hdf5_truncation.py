@@ -26,6 +26,8 @@ from inspector.formats.registry import open_model
 
 COUNT = 50
 
+SCALE = float(os.environ.get("FUZZ_SCALE", "1"))  # FUZZ_SCALE=10: ten times the cases
+
 
 def legacy_h5(path: Path, count: int = COUNT, chunked: bool = False) -> Path:
     """A legacy weights-only Keras `.h5` of `count` one-tensor layers (values `i + 1`)."""
@@ -125,7 +127,7 @@ def test_truncated_stored_keras_member(tmp_path: Path) -> None:
 
 
 @settings(
-    max_examples=15,
+    max_examples=int(15 * SCALE),
     deadline=None,
     derandomize=True,
     database=None,

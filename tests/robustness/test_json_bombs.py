@@ -10,6 +10,7 @@ generator builds random nestings and bombs around the limits.
 from __future__ import annotations
 
 import json
+import os
 import struct
 import zipfile
 from pathlib import Path
@@ -26,6 +27,8 @@ from inspector.cli import main as cli_main
 from inspector.core.errors import FormatError
 from inspector.formats._json import MAX_DEPTH, parse_json
 from inspector.formats.registry import open_model
+
+SCALE = float(os.environ.get("FUZZ_SCALE", "1"))  # FUZZ_SCALE=10: ten times the cases
 
 
 def nested(depth: int, leaf: Any = 1) -> Any:
@@ -224,7 +227,7 @@ def test_real_safetensors_header_passes() -> None:
 
 
 @settings(
-    max_examples=60,
+    max_examples=int(60 * SCALE),
     deadline=None,
     derandomize=True,
     database=None,
