@@ -363,7 +363,11 @@ def _data_end(ds: h5py.Dataset, nbytes: int) -> int:
             found[0] += 1
             found[1] = max(found[1], int(info.byte_offset) + int(info.size))
 
-        ds.id.chunk_iter(chunk)
+        try:
+            ds.id.chunk_iter(chunk)
+        except (AttributeError, NotImplementedError):  # h5py built against HDF5 < 1.12.3
+            for i in range(ds.id.get_num_chunks()):
+                chunk(ds.id.get_chunk_info(i))
         expected = 1
         for dim, size in zip(ds.shape, ds.chunks, strict=True):
             expected *= -(-dim // size)
