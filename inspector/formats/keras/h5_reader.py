@@ -10,8 +10,15 @@ its layer group (`layer/name`). Optimizer state (`optimizer_weights`) is listed 
 `optimizer_weights/<name>` with `optimizer=True`.
 
 The file stays open (closed by `Model.close()`); `load()` reads one dataset with `read_direct`.
-External links, external raw storage and virtual datasets pointing to other files are refused,
-as are datasets declaring far more bytes than they store.
+Nothing is read from another file: every path is resolved link by link (`resolve`: soft links
+followed, external and user-defined links refused, each object checked to lie in this file) and
+the whole file is checked for links, external raw storage and virtual datasets leading out
+(`check_contained`), because the Keras writer copies every object. Groups nest at most
+`MAX_PATH_DEPTH` deep. A compressed dataset may declare at most `MAX_RATIO` x its stored bytes
+(plus `MAX_INFLATE_SLACK` per file). libhdf5 returns zeros for bytes past the end of a file and
+fill values for unwritten chunks, so each load checks the file's current size before and after
+the read and refuses datasets with unwritten chunks: a file cut by another process fails,
+naming the tensor, instead of exporting zeros.
 
 Metadata keys (legacy layout):
 - `keras_weights_layout`: `"legacy"`.

@@ -10,9 +10,14 @@ layer order (the file names layers `to_snake_case(class)` with `_1`, `_2`, … i
 else the index. Optimizer and other training state (`optimizer/vars/<i>`, …) keep the file
 path as name and have `optimizer=True`.
 
-The inner HDF5 is read straight from the zip (a stored member is a byte range of the zip file;
-a deflated one is streamed), never extracted. Member names that would escape a folder and
-declared sizes far beyond the compressed size (zip bombs) are refused.
+A stored inner HDF5 (what Keras writes) is read in place as a byte range of the zip; a
+deflated one is extracted once to a temporary file, unlinked as soon as libhdf5 holds it open
+(libhdf5 seeks back and forth, and each backward seek in a deflate stream re-inflates from the
+start). Member names that would escape a folder and declared sizes far beyond the compressed
+size (zip bombs) are refused; `config.json` and `metadata.json` are bounded JSON
+(`formats/_json.py`: ≤ 16 MiB, ≤ 1 MiB + 50x their compressed size). Links are resolved and
+checked as `h5_reader` does; a `vars` or layer entry that is not a group is an error (never a
+layer silently without weights), and layers nest at most `MAX_LAYER_DEPTH` deep.
 
 Metadata keys (`.keras` and `.weights.h5`):
 - `keras_weights_layout`: `"keras3"`.

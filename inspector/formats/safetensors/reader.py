@@ -1,6 +1,9 @@
 """safetensors reader: u64 little-endian header length, JSON header, one memory-mapped buffer.
 
-The header is validated as the reference implementation does: known dtypes, integer shapes,
+The header (at most 100 MB, the reference's limit) is bounded JSON (`formats/_json.py`: at
+most 3 levels deep — header, entry, shape — and one object or list per 12 bytes, checked before
+parsing, at most `MAX_TENSORS` entries) and validated as the reference implementation does:
+known dtypes, integer shapes,
 `data_offsets` inside the buffer, each range exactly `elements × itemsize` long, and ranges
 that tile the buffer with no overlap and no gap. Tensors are listed in buffer order (the file
 order). `load()` returns a read-only view into the memory map, so opening a 14 GB file costs a

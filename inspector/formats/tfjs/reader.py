@@ -3,7 +3,10 @@
 A manifest group's weights are concatenated in manifest order with no padding and then cut into
 shard files, so a weight may span shards; shard paths are relative to the manifest and must stay
 inside its folder. Opening reads the JSON and the shard sizes only (string weights excepted: their
-byte length is only known by reading their length prefixes). Quantized entries decode exactly as
+byte length is only known by reading their length prefixes, in 1 MiB blocks). The JSON is
+bounded (`formats/_json.py`: ≤ 32 MiB, ≤ 128 levels); a model lists at most `MAX_WEIGHTS`
+weights and `MAX_SHARDS` shards, which must be regular files (a FIFO would block the read).
+Quantized entries decode exactly as
 stock TF.js `decodeWeights` does: `float32(q * scale + min)` computed in float64, int32 weights
 `Math.round`-ed, float16 via half → float32.
 
