@@ -277,3 +277,13 @@ def test_random_nesting_and_bombs(
         except FormatError as exc:
             assert str(path) in str(exc)
             assert len(str(exc)) < 1000
+
+
+def test_safetensors_tensor_count_cap(tmp_path: Path) -> None:
+    from inspector.formats.safetensors.reader import MAX_TENSORS
+
+    entry = '{"dtype": "F32", "shape": [0], "data_offsets": [0, 0]}'
+    header = "{" + ",".join(f'"t{i}": {entry}' for i in range(MAX_TENSORS + 1)) + "}"
+    path = _safetensors(tmp_path / "m.safetensors", header)
+    err = expect_format_error(path, reason="limit")
+    assert str(MAX_TENSORS) in err.reason
