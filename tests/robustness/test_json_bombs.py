@@ -285,5 +285,6 @@ def test_safetensors_tensor_count_cap(tmp_path: Path) -> None:
     entry = '{"dtype": "F32", "shape": [0], "data_offsets": [0, 0]}'
     header = "{" + ",".join(f'"t{i}": {entry}' for i in range(MAX_TENSORS + 1)) + "}"
     path = _safetensors(tmp_path / "m.safetensors", header)
-    err = expect_format_error(path, reason="limit")
-    assert str(MAX_TENSORS) in err.reason
+    with bounded(seconds=30), pytest.raises(FormatError, match="limit") as info:
+        open_model(path)  # traced allocation (tracemalloc) makes the parse ~4x slower here
+    assert str(MAX_TENSORS) in info.value.reason and str(path) in str(info.value)
