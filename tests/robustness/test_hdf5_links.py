@@ -224,6 +224,28 @@ def test_keras3_weights_h5_vars_external_link(tmp_path: Path) -> None:
     _refused(path, "external link")
 
 
+def test_keras3_layer_hard_linked_to_its_ancestor(tmp_path: Path) -> None:
+    """A cycle of hard links (`layers/conv2d/layers/loop` is `layers/conv2d` again): the walk
+    would recurse for ever; it stops at the nesting limit with one clear error."""
+
+    def edit(f: h5py.File, _evil: Path) -> None:
+        f["layers/conv2d"].create_group("layers")
+        f["layers/conv2d/layers/loop"] = f["layers/conv2d"]
+
+    path = _keras_with(tmp_path, edit, zipfile.ZIP_STORED)
+    _refused(path, "nest")
+
+
+def test_keras3_vars_soft_link_loop(tmp_path: Path) -> None:
+    def edit(f: h5py.File, _evil: Path) -> None:
+        del f["layers/conv2d/vars"]
+        f["layers/conv2d/vars"] = h5py.SoftLink("/layers/conv2d/other")
+        f["layers/conv2d/other"] = h5py.SoftLink("/layers/conv2d/vars")
+
+    path = _keras_with(tmp_path, edit, zipfile.ZIP_STORED)
+    _refused(path, "soft links")
+
+
 def test_keras3_vars_that_is_a_dataset_is_not_skipped(tmp_path: Path) -> None:
     def edit(f: h5py.File, _evil: Path) -> None:
         del f["layers/conv2d/vars"]
