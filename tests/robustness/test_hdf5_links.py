@@ -364,3 +364,24 @@ def test_random_link_graphs(tmp_path_factory: pytest.TempPathFactory, plan) -> N
         assert len(str(exc)) < 600
         return
     assert not leaks, "an external link opened without an error"
+
+
+def test_long_hostile_names_keep_one_short_line_with_the_reason(
+    h5: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Names from the file are cut in messages; the reason is never cut away."""
+    evil = _attacker(h5.parent.parent)
+    long = "L" * 10_000
+    with h5py.File(h5, "r+") as f:
+        f[f"model_weights/dense1/{long}"] = h5py.ExternalLink(str(evil) + "/" + "x" * 5000, "s")
+    code = cli_main(["info", str(h5)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert "external link" in err[0] and len(err[0]) < 600, err[0][:200]
+    with h5py.File(h5, "r+") as f:
+        del f[f"model_weights/dense1/{long}"]
+        f["model_weights"].attrs["layer_names"] = [long.encode()]
+    code = cli_main(["info", str(h5)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert "is missing" in err[0] and len(err[0]) < 600, err[0][:200]

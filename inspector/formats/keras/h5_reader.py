@@ -59,6 +59,7 @@ __all__ = [
     "attr_str",
     "check_contained",
     "check_depth",
+    "clip",
     "damaged",
     "dataset_tensor",
     "open_h5",
@@ -98,7 +99,7 @@ def damaged(source: Path, exc: Exception) -> FormatError:
     """A `FormatError` for an HDF5 library failure while walking headers."""
     if isinstance(exc, FormatError):
         return exc
-    return FormatError(source, f"damaged HDF5 structure: {exc}")
+    return FormatError(source, f"damaged HDF5 structure: {_short(str(exc), 300)}")
 
 
 def open_h5(source: Path, fileobj: Any) -> h5py.File:
@@ -106,7 +107,7 @@ def open_h5(source: Path, fileobj: Any) -> h5py.File:
     try:
         return h5py.File(fileobj, "r")
     except (OSError, ValueError) as exc:
-        raise FormatError(source, f"not a readable HDF5 file: {exc}") from None
+        raise FormatError(source, f"not a readable HDF5 file: {_short(str(exc), 300)}") from None
 
 
 def attr_str(value: Any) -> str:
@@ -137,7 +138,9 @@ def attr_list(obj: h5py.Group, name: str, source: Path) -> list[str] | None:
         if arr.size == 0:
             continue
         if arr.dtype.kind not in "SUO":
-            raise FormatError(source, f"attribute {name!r} of {obj.name} is not a list of names")
+            raise FormatError(
+                source, f"attribute {name!r} of {_short(obj.name)} is not a list of names"
+            )
         out.extend(attr_str(v) for v in arr.reshape(-1))
     return out
 
@@ -184,6 +187,12 @@ def _short(text: str, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def clip(text: str, limit: int = 120) -> str:
+    """`text` (a name or library message from a hostile file) cut to `limit` characters, so
+    an error stays one readable line."""
+    return _short(text, limit)
+
+
 def resolve(
     group: h5py.Group, rel: str, src: H5Source, tensor: str | None = None, hops: int = 0
 ) -> h5py.Group | h5py.Dataset | None:
@@ -195,14 +204,14 @@ def resolve(
     for part in (s for s in rel.split("/") if s and s != "."):
         where = f"{node.name.rstrip('/')}/{part}"
         if not isinstance(node, h5py.Group):
-            raise FormatError(src.source, _short(f"{node.name} is not a group"), tensor)
+            raise FormatError(src.source, f"{_short(node.name)} is not a group", tensor)
         link = node.get(part, getlink=True)
         if link is None:
             return None
         if isinstance(link, h5py.SoftLink):
             if hops >= _MAX_SOFT_HOPS:
                 raise FormatError(
-                    src.source, _short(f"soft links at {where} loop or nest too deep"), tensor
+                    src.source, f"soft links at {_short(where)} loop or nest too deep", tensor
                 )
             base = node.file if link.path.startswith("/") else node
             node = resolve(base, link.path, src, tensor, hops + 1)
@@ -220,7 +229,7 @@ def resolve(
         else:
             raise FormatError(src.source, f"{_short(where)} is a user-defined link", tensor)
     if node.id.fileno != src.fileno:
-        raise FormatError(src.source, _short(f"{node.name} lies in another file"), tensor)
+        raise FormatError(src.source, f"{_short(node.name)} lies in another file", tensor)
     return node
 
 
@@ -295,16 +304,16 @@ def safe_dataset(group: h5py.Group, rel: str, src: H5Source, tensor: str) -> h5p
         raise FormatError(src.source, "empty weight path", tensor)
     obj = resolve(group, rel, src, tensor)
     if obj is None:
-        raise FormatError(src.source, _short(f"missing dataset {group.name}/{rel}"), tensor)
+        raise FormatError(src.source, f"missing dataset {_short(group.name + '/' + rel)}", tensor)
     if not isinstance(obj, h5py.Dataset):
-        raise FormatError(src.source, _short(f"{obj.name} is not a dataset"), tensor)
+        raise FormatError(src.source, f"{_short(obj.name)} is not a dataset", tensor)
     if obj.external:
         raise FormatError(
-            src.source, _short(f"{obj.name} stores its data in external files"), tensor
+            src.source, f"{_short(obj.name)} stores its data in external files", tensor
         )
     if obj.is_virtual:
         raise FormatError(
-            src.source, _short(f"{obj.name} is a virtual dataset (Keras never writes one)"), tensor
+            src.source, f"{_short(obj.name)} is a virtual dataset (Keras never writes one)", tensor
         )
     return obj
 
@@ -416,7 +425,9 @@ def _loader(
         except FormatError:
             raise
         except Exception as exc:
-            raise FormatError(source, _short(f"cannot read values: {exc}"), name) from None
+            raise FormatError(
+                source, f"cannot read values: {_short(str(exc), 300)}", name
+            ) from None
 
     return load
 
@@ -473,7 +484,7 @@ def _legacy_layers(
         group = resolve(root, layer, src) if layer.strip("/.") else None
         if not isinstance(group, h5py.Group):
             raise FormatError(
-                source, _short(f"layer group {layer!r} listed in layer_names is missing")
+                source, f"layer group {_short(layer)!r} listed in layer_names is missing"
             )
         weight_names = attr_list(group, "weight_names", source) or []
         seen: set[str] = set()

@@ -229,7 +229,7 @@ def _write_keras(model: Model, items: Iterable[Item], dest: Path, specs: dict[st
             with zipfile.ZipFile(dest, "w", zipfile.ZIP_STORED) as zout:
                 _zip(zin, zout, model, lambda z, name: z.write(built, arcname=name))
     except (zipfile.BadZipFile, zlib.error, EOFError) as exc:  # changed since it was opened
-        raise FormatError(model.path, f"cannot read the archive again: {exc}") from None
+        raise FormatError(model.path, f"cannot read the archive again: {str(exc)[:300]}") from None
     finally:
         weights.unlink(missing_ok=True)
         built.unlink(missing_ok=True)

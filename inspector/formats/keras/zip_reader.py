@@ -51,6 +51,7 @@ from inspector.formats.keras.h5_reader import (
     attr_str,
     check_contained,
     check_depth,
+    clip,
     damaged,
     dataset_tensor,
     open_h5,
@@ -147,7 +148,7 @@ def _zipfile(raw: Any, p: Path) -> zipfile.ZipFile:
     try:
         return zipfile.ZipFile(raw)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
-        raise FormatError(p, f"not a readable zip archive: {exc}") from None
+        raise FormatError(p, f"not a readable zip archive: {clip(str(exc), 300)}") from None
 
 
 def _check_members(zf: zipfile.ZipFile, p: Path) -> dict[str, zipfile.ZipInfo]:
@@ -156,18 +157,18 @@ def _check_members(zf: zipfile.ZipFile, p: Path) -> dict[str, zipfile.ZipInfo]:
         name = info.filename
         pure = PurePosixPath(name.replace("\\", "/"))
         if pure.is_absolute() or ".." in pure.parts or ":" in name:
-            raise FormatError(p, f"archive member {name!r} leaves the archive's folder")
+            raise FormatError(p, f"archive member {clip(name)!r} leaves the archive's folder")
         if (
             info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
             or info.flag_bits & 1
         ):
-            raise FormatError(p, f"archive member {name!r} is encrypted or oddly compressed")
+            raise FormatError(p, f"archive member {clip(name)!r} is encrypted or oddly compressed")
         if info.compress_type == zipfile.ZIP_DEFLATED and info.file_size > _MAX_RATIO * max(
             info.compress_size, 1 << 20
         ):
-            raise FormatError(p, f"archive member {name!r} declares {info.file_size} bytes")
+            raise FormatError(p, f"archive member {clip(name)!r} declares {info.file_size} bytes")
         if name in infos:
-            raise FormatError(p, f"archive holds {name!r} twice")
+            raise FormatError(p, f"archive holds {clip(name)!r} twice")
         infos[name] = info
     return infos
 
@@ -200,7 +201,7 @@ def _member_json(
         NotImplementedError,
         zlib.error,
     ) as exc:
-        raise FormatError(p, f"cannot read {name}: {exc}") from None
+        raise FormatError(p, f"cannot read {name}: {clip(str(exc), 300)}") from None
     doc = parse_json(p, data, name)
     if not isinstance(doc, dict):
         raise FormatError(p, f"{name} must be a JSON object")
@@ -244,7 +245,9 @@ def _extract(zf: zipfile.ZipFile, info: zipfile.ZipInfo, p: Path) -> Path:
             shutil.copyfileobj(fh, out, 4 << 20)
     except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
         tmp.unlink(missing_ok=True)
-        raise FormatError(p, f"archive member {info.filename} is damaged: {exc}") from None
+        raise FormatError(
+            p, f"archive member {clip(info.filename)} is damaged: {clip(str(exc), 300)}"
+        ) from None
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise FormatError(
