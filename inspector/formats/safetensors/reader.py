@@ -109,6 +109,8 @@ def _read_header(fh: Any, p: Path, size: int) -> dict[str, Any]:
     data = fh.read(n)
     if len(data) != n:
         raise FormatError(p, f"file ends inside its {n}-byte header")
+    if data.count(b'"data_offsets"') > MAX_TENSORS:  # every entry has one: refuse unparsed
+        raise FormatError(p, f"header declares more than {MAX_TENSORS} tensors (the limit)")
     doc = parse_json(
         p,
         data,
