@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import importlib
 import os
+import stat
 from pathlib import Path
 
 from inspector.core.errors import FormatError, InspectorError
 from inspector.core.model import Model
 from inspector.core.target import NATIVE, Target
+from inspector.formats._json import file_kind
 from inspector.formats.base import FormatSpec, Probe, load_attr
 
 __all__ = [
@@ -128,7 +130,14 @@ def open_filter() -> str:
 
 
 def sniff_format(path: str | os.PathLike[str]) -> str | None:
-    """The input kind of `path` judged by its content, or None when it is none of ours."""
+    """The input kind of `path` judged by its content, or None when it is none of ours (and
+    for anything but a regular file or folder: reading a FIFO or a device never ends)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        return None
     probe = Probe(path)
     try:
         for spec in _SPECS.values():
@@ -146,8 +155,13 @@ def sniff_format(path: str | os.PathLike[str]) -> str | None:
 def open_model(path: str | os.PathLike[str]) -> Model:
     """Open a model file or folder with the reader its content calls for (headers only)."""
     p = Path(path)
-    if not p.exists():
-        raise FormatError(p, "no such file or folder")
+    try:
+        mode = p.stat().st_mode
+    except OSError as exc:
+        reason = "no such file or folder" if not p.exists() else f"cannot read: {exc.strerror}"
+        raise FormatError(p, reason) from None
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise FormatError(p, f"is {file_kind(mode)}, not a model file or folder")
     kind = sniff_format(p)
     if kind is None:
         if p.is_dir():

@@ -103,14 +103,15 @@ def test_absurd_declared_size(h5: Path) -> None:
     expect_format_error(h5, tensor="dense1/kernel:0", reason="declares")
 
 
-def test_fill_value_only_dataset_is_small(h5: Path) -> None:
-    """A modest chunked dataset with no chunks written loads as its fill value (allowed)."""
+def test_fill_value_only_dataset_is_refused(h5: Path) -> None:
+    """A chunked dataset with no chunks written would load as its fill value (zeros): Keras
+    writes every value, so unwritten chunks mean lost data and are refused when read."""
 
     def make(group: h5py.Group, leaf: str) -> None:
         group.create_dataset(leaf, shape=(10, 16), dtype="f4", chunks=(2, 16))
 
     _replace(h5, KERNEL, make)
-    open_and_load(h5)
+    expect_format_error(h5, tensor="dense1/kernel:0", reason="fill value")
 
 
 @pytest.mark.parametrize("dtype", ["S8", [("a", "f4"), ("b", "i4")], h5py.string_dtype()])

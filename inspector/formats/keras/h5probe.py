@@ -251,8 +251,28 @@ def walk(fileobj: Any) -> int:
 
     with h5py.File(fileobj, "r") as f:
         _touch("/", f)
+        if _too_deep(f):
+            return count[0]  # the reader refuses it by its depth before walking objects
         f.visititems(visit)
     return count[0]
+
+
+_MAX_PATH_DEPTH = 128  # h5_reader.MAX_PATH_DEPTH (this script does not import the package)
+
+
+def _too_deep(f: Any) -> bool:
+    """True when groups nest beyond what the reader accepts: `visititems` reopens each object
+    by its full path, quadratic in the depth (2,000 levels: 13 s, past the timeout)."""
+    deep: list[bytes] = []
+
+    def visit(name: bytes) -> int | None:
+        if name.count(b"/") >= _MAX_PATH_DEPTH:
+            deep.append(name)
+            return 1
+        return None
+
+    f.id.links.visit(visit)
+    return bool(deep)
 
 
 def _limit_memory() -> None:

@@ -31,6 +31,7 @@ import io
 import json
 import shutil
 import zipfile
+import zlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,7 @@ from inspector.formats._write_common import (
     resolved_plan_json,
 )
 from inspector.formats.base import ExportOptions
+from inspector.formats.keras.h5_reader import H5Source, check_contained
 from inspector.formats.keras.layout import apply_layout, skipped_groups
 
 __all__ = ["EXACT_LIMIT", "KERAS", "keras_overhead", "params_json", "stored_values", "write"]
@@ -144,6 +146,8 @@ def _copy(
     for key, value in src.attrs.items():
         dst.attrs[key] = value
     for key in src:
+        if not isinstance(src.get(key, getlink=True), h5py.HardLink | h5py.SoftLink):
+            raise FormatError(src.file.filename, f"{src.name}/{key} is a link to another file")
         obj = src[key]
         if (src.name == "/" and key == "optimizer_weights") or obj.name in skip:
             continue
@@ -184,11 +188,16 @@ def _rewrite(
 ) -> None:
     """The whole `.h5` build, shared by the writer and the in-memory size prediction."""
     with h5py.File(src, "r") as f:
+        source = H5Source.for_path(f, model.path)
+        check_contained(f, source)
         changed = bool(model.metadata.get("transforms"))
         skip = skipped_groups(f, model) if changed else frozenset()
         _copy(f, dst, _planned_dtypes(model, specs), skip)
         if changed:
             apply_layout(f, dst, model, [t.info for t in model.weights])
+        if not isinstance(src, io.BytesIO) and source.size_now() < source.size:
+            # libhdf5 copied zeros for whatever lay past the cut
+            raise FormatError(model.path, "file shrank while its tree was being copied")
     _fill(dst, model, items, Path(dst.filename))
     dst.attrs["quant_inspector_plan"] = resolved_plan_json(specs.items())
 
@@ -219,6 +228,8 @@ def _write_keras(model: Model, items: Iterable[Item], dest: Path, specs: dict[st
                 _rewrite(weights, model, items, dst, specs)
             with zipfile.ZipFile(dest, "w", zipfile.ZIP_STORED) as zout:
                 _zip(zin, zout, model, lambda z, name: z.write(built, arcname=name))
+    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:  # changed since it was opened
+        raise FormatError(model.path, f"cannot read the archive again: {str(exc)[:300]}") from None
     finally:
         weights.unlink(missing_ok=True)
         built.unlink(missing_ok=True)

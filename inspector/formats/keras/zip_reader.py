@@ -10,9 +10,14 @@ layer order (the file names layers `to_snake_case(class)` with `_1`, `_2`, … i
 else the index. Optimizer and other training state (`optimizer/vars/<i>`, …) keep the file
 path as name and have `optimizer=True`.
 
-The inner HDF5 is read straight from the zip (a stored member is a byte range of the zip file;
-a deflated one is streamed), never extracted. Member names that would escape a folder and
-declared sizes far beyond the compressed size (zip bombs) are refused.
+A stored inner HDF5 (what Keras writes) is read in place as a byte range of the zip; a
+deflated one is extracted once to a temporary file, unlinked as soon as libhdf5 holds it open
+(libhdf5 seeks back and forth, and each backward seek in a deflate stream re-inflates from the
+start). Member names that would escape a folder and declared sizes far beyond the compressed
+size (zip bombs) are refused; `config.json` and `metadata.json` are bounded JSON
+(`formats/_json.py`: ≤ 16 MiB, ≤ 1 MiB + 50x their compressed size). Links are resolved and
+checked as `h5_reader` does; a `vars` or layer entry that is not a group is an error (never a
+layer silently without weights), and layers nest at most `MAX_LAYER_DEPTH` deep.
 
 Metadata keys (`.keras` and `.weights.h5`):
 - `keras_weights_layout`: `"keras3"`.
@@ -27,6 +32,8 @@ from __future__ import annotations
 import io
 import os
 import re
+import shutil
+import tempfile
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -37,12 +44,18 @@ import h5py
 
 from inspector.core.errors import FormatError
 from inspector.core.model import Model, Tensor
-from inspector.formats._common import MAX_JSON_BYTES, load_json_bytes, stored_member_offset
+from inspector.formats._common import stored_member_offset
+from inspector.formats._json import MAX_CONFIG_BYTES, parse_json
 from inspector.formats.keras.h5_reader import (
+    H5Source,
     attr_str,
+    check_contained,
+    check_depth,
+    clip,
     damaged,
     dataset_tensor,
     open_h5,
+    resolve,
     safe_dataset,
 )
 from inspector.formats.keras.h5probe import probe_hdf5
@@ -65,7 +78,11 @@ _VAR_NAMES = {
     "layer_normalization": ("gamma", "beta"),
     "embedding": ("embeddings",),
 }
+MAX_LAYER_DEPTH = 64
+"""Nested layer groups (`layers/a/layers/b/…`) beyond which a weights file is refused; real
+models nest a few levels."""
 _MAX_RATIO = 200  # declared/compressed size beyond which a deflated member is a zip bomb
+_JSON_RATIO = 50  # the same for config.json/metadata.json (JSON deflates 5-20x), above 1 MiB
 
 
 def to_snake_case(name: str) -> str:
@@ -88,10 +105,10 @@ def read_keras_zip(path: str | os.PathLike[str]) -> Model:
         weights_member = next((n for n in infos if n.endswith(".weights.h5")), None)
         if weights_member is None:
             raise FormatError(p, "archive holds no model.weights.h5")
-        probe_hdf5(p, weights_member)
-        f = open_h5(p, _member_file(raw, zf, infos[weights_member], p))
-        closers.insert(0, f.close)
-        tensors, meta = keras3_weights(f, p, config)
+        f, src = _open_weights(raw, zf, infos[weights_member], p, closers)
+        check_depth(f, src)
+        tensors, meta = keras3_weights(f, src, config)
+        check_contained(f, src)
     except (
         OSError,
         RuntimeError,
@@ -131,7 +148,7 @@ def _zipfile(raw: Any, p: Path) -> zipfile.ZipFile:
     try:
         return zipfile.ZipFile(raw)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
-        raise FormatError(p, f"not a readable zip archive: {exc}") from None
+        raise FormatError(p, f"not a readable zip archive: {clip(str(exc), 300)}") from None
 
 
 def _check_members(zf: zipfile.ZipFile, p: Path) -> dict[str, zipfile.ZipInfo]:
@@ -140,18 +157,18 @@ def _check_members(zf: zipfile.ZipFile, p: Path) -> dict[str, zipfile.ZipInfo]:
         name = info.filename
         pure = PurePosixPath(name.replace("\\", "/"))
         if pure.is_absolute() or ".." in pure.parts or ":" in name:
-            raise FormatError(p, f"archive member {name!r} leaves the archive's folder")
+            raise FormatError(p, f"archive member {clip(name)!r} leaves the archive's folder")
         if (
             info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
             or info.flag_bits & 1
         ):
-            raise FormatError(p, f"archive member {name!r} is encrypted or oddly compressed")
+            raise FormatError(p, f"archive member {clip(name)!r} is encrypted or oddly compressed")
         if info.compress_type == zipfile.ZIP_DEFLATED and info.file_size > _MAX_RATIO * max(
             info.compress_size, 1 << 20
         ):
-            raise FormatError(p, f"archive member {name!r} declares {info.file_size} bytes")
+            raise FormatError(p, f"archive member {clip(name)!r} declares {info.file_size} bytes")
         if name in infos:
-            raise FormatError(p, f"archive holds {name!r} twice")
+            raise FormatError(p, f"archive holds {clip(name)!r} twice")
         infos[name] = info
     return infos
 
@@ -164,11 +181,18 @@ def _member_json(
         if required:
             raise FormatError(p, f"archive holds no {name}")
         return None
-    if info.file_size > MAX_JSON_BYTES:
-        raise FormatError(p, f"{name} declares {info.file_size} bytes")
+    limit = MAX_CONFIG_BYTES
+    if info.compress_type != zipfile.ZIP_STORED:
+        limit = min(limit, (1 << 20) + _JSON_RATIO * info.compress_size)
+    if info.file_size > limit:
+        raise FormatError(
+            p,
+            f"{name} declares {info.file_size} bytes from {info.compress_size} compressed "
+            f"(more than {limit}: a config is < 5 MB and JSON deflates < {_JSON_RATIO}x)",
+        )
     try:
-        with zf.open(info) as fh:
-            data = fh.read(MAX_JSON_BYTES + 1)
+        with zf.open(info) as fh:  # inflates at most the declared size (else a CRC error)
+            data = fh.read(info.file_size)
     except (
         zipfile.BadZipFile,
         OSError,
@@ -177,17 +201,66 @@ def _member_json(
         NotImplementedError,
         zlib.error,
     ) as exc:
-        raise FormatError(p, f"cannot read {name}: {exc}") from None
-    doc = load_json_bytes(p, data, name)
+        raise FormatError(p, f"cannot read {name}: {clip(str(exc), 300)}") from None
+    doc = parse_json(p, data, name)
     if not isinstance(doc, dict):
         raise FormatError(p, f"{name} must be a JSON object")
     return doc
 
 
-def _member_file(raw: Any, zf: zipfile.ZipFile, info: zipfile.ZipInfo, p: Path) -> Any:
-    """A seekable file object over a member: a byte-range view when stored."""
-    if info.compress_type != zipfile.ZIP_STORED:
-        return zf.open(info)
+def _open_weights(
+    raw: Any,
+    zf: zipfile.ZipFile,
+    info: zipfile.ZipInfo,
+    p: Path,
+    closers: list[Callable[[], None]],
+) -> tuple[h5py.File, H5Source]:
+    """The weights member opened with libhdf5: a stored member in place (a byte range of the
+    archive), a deflated one extracted to a temporary file first. libhdf5 seeks all over a
+    file; seeking back in a deflated stream restarts the inflate from the member's start, so
+    reading one in place costs time quadratic in its size (a valid 100 MB `.keras` took
+    minutes). The extraction is bounded by the declared size, which `_check_members` already
+    held to `_MAX_RATIO` x the compressed size."""
+    if info.compress_type == zipfile.ZIP_STORED:
+        probe_hdf5(p, info.filename)
+        view = _member_file(raw, zf, info, p)
+        f = open_h5(p, view)
+        closers.insert(0, f.close)
+        return f, H5Source(f, p, view.available)
+    tmp = _extract(zf, info, p)
+    try:
+        probe_hdf5(tmp)
+        f = open_h5(p, tmp)
+    finally:
+        tmp.unlink(missing_ok=True)  # libhdf5 keeps its descriptor: nothing left if killed
+    closers.insert(0, f.close)
+    return f, H5Source.for_path(f, p)
+
+
+def _extract(zf: zipfile.ZipFile, info: zipfile.ZipInfo, p: Path) -> Path:
+    fd, name = tempfile.mkstemp(prefix=".quant-inspector-", suffix=".weights.h5")
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as out, zf.open(info) as fh:
+            shutil.copyfileobj(fh, out, 4 << 20)
+    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+        tmp.unlink(missing_ok=True)
+        raise FormatError(
+            p, f"archive member {clip(info.filename)} is damaged: {clip(str(exc), 300)}"
+        ) from None
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise FormatError(
+            p, f"cannot extract {info.filename} to {tmp.parent}: {exc.strerror or exc}"
+        ) from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def _member_file(raw: Any, zf: zipfile.ZipFile, info: zipfile.ZipInfo, p: Path) -> _SliceFile:
+    """A seekable byte-range view of a stored member."""
     start = stored_member_offset(raw, info, p)
     if start + info.file_size > os.fstat(raw.fileno()).st_size:
         raise FormatError(p, f"archive is truncated inside {info.filename}")
@@ -195,11 +268,17 @@ def _member_file(raw: Any, zf: zipfile.ZipFile, info: zipfile.ZipInfo, p: Path) 
 
 
 class _SliceFile(io.RawIOBase):
-    """Read-only window `[start, start+length)` of an open binary file."""
+    """Read-only window `[start, start+length)` of an open binary file. A read that ends
+    short inside the window (the archive shrank) is an error, never a short answer that
+    libhdf5 would pad with zeros."""
 
     def __init__(self, raw: Any, start: int, length: int) -> None:
         super().__init__()
         self._raw, self._start, self._len, self._pos = raw, start, length, 0
+
+    def available(self) -> int:
+        """How many of the window's bytes the archive holds now."""
+        return max(0, min(self._len, os.fstat(self._raw.fileno()).st_size - self._start))
 
     def readable(self) -> bool:
         return True
@@ -220,20 +299,22 @@ class _SliceFile(io.RawIOBase):
         if n == 0:
             return 0
         self._raw.seek(self._start + self._pos)
-        got = self._raw.readinto(memoryview(buffer)[:n])
+        got = self._raw.readinto(memoryview(buffer)[:n]) or 0
+        if got < n:
+            raise OSError(f"archive ends {n - got} bytes early (it shrank while being read)")
         self._pos += got
         return got
 
 
 def keras3_weights(
-    f: h5py.File, source: Path, config: dict[str, Any] | None
+    f: h5py.File, src: H5Source, config: dict[str, Any] | None
 ) -> tuple[list[Tensor], dict[str, Any]]:
     """Tensors of a Keras 3 weights file in model order, with the user's layer names."""
-    walker = _Walker(f, source)
+    walker = _Walker(src)
     walker.walk(f, [], _config_layers(config))
     for key in sorted(f.keys(), key=_natural):
         if key not in ("layers", "vars"):
-            walker.training_state(f[key], key)
+            walker.training_state(resolve(f, key, src), key)
     meta = {
         "keras_weights_layout": "keras3",
         "h5_paths": walker.paths,
@@ -261,42 +342,58 @@ def _config_layers(config: Any) -> list[dict[str, Any]] | None:
 
 
 class _Walker:
-    """Depth-first walk of `layers/…` groups collecting `vars` datasets in order."""
+    """Depth-first walk of `layers/…` groups collecting `vars` datasets in order. Every link
+    is resolved by `resolve` (external links refused), and a `vars` or layer entry that is
+    not a group is an error: a layer's weights never vanish silently."""
 
-    def __init__(self, f: h5py.File, source: Path) -> None:
-        self.source = source
-        self.size = f.id.get_filesize()
+    def __init__(self, src: H5Source) -> None:
+        self.src = src
+        self.source = src.source
         self.tensors: list[Tensor] = []
         self.paths: dict[str, str] = {}
         self.layer_names: dict[str, str] = {}
 
+    def _group(self, parent: h5py.Group, key: str) -> h5py.Group | None:
+        obj = resolve(parent, key, self.src)
+        if obj is not None and not isinstance(obj, h5py.Group):
+            where = f"{parent.name.rstrip('/')}/{key}"
+            raise FormatError(self.source, f"{where[:120]} is not a group")
+        return obj
+
     def walk(self, group: h5py.Group, chain: list[str], configs: list[Any] | None) -> None:
         """Emit `group`'s own vars (named under `chain`), then its sub-layers."""
-        vars_group = group.get("vars")
-        if isinstance(vars_group, h5py.Group):
+        if len(chain) > MAX_LAYER_DEPTH:
+            raise FormatError(
+                self.source, f"layers nest more than {MAX_LAYER_DEPTH} deep at {group.name[:120]}"
+            )
+        vars_group = self._group(group, "vars")
+        if vars_group is not None:
             self._emit_vars(vars_group, chain, _snake_of(group.name))
-        layers = group.get("layers")
-        if isinstance(layers, h5py.Group):
+        layers = self._group(group, "layers")
+        if layers is not None:
             by_file = _map_configs(configs)
             present = set(layers.keys())
             ordered = [k for k in by_file if k in present]
             ordered += sorted(present - set(ordered), key=_natural)
             for key in ordered:
-                child = layers[key]
-                if isinstance(child, h5py.Group):
+                child = self._group(layers, key)
+                if child is not None:
                     self._child(child, chain, by_file.get(key))
         for key in sorted(group.keys(), key=_natural):
-            child = group[key]
-            if key not in ("vars", "layers") and isinstance(child, h5py.Group) and chain:
+            if key in ("vars", "layers") or not chain:
+                continue
+            child = resolve(group, key, self.src)
+            if isinstance(child, h5py.Group):
                 self._child(child, chain, None)
 
     def _child(self, group: h5py.Group, chain: list[str], cfg: dict[str, Any] | None) -> None:
-        vars_group = group.get("vars")
+        vars_group = self._group(group, "vars")
         user = None
-        if isinstance(vars_group, h5py.Group) and "name" in vars_group.attrs:
+        if vars_group is not None and "name" in vars_group.attrs:
             user = attr_str(vars_group.attrs["name"])
         if not user and cfg is not None:
-            user = cfg.get("name") or (cfg.get("config") or {}).get("name")
+            inner = cfg.get("config")
+            user = cfg.get("name") or (inner.get("name") if isinstance(inner, dict) else None)
         user = str(user or group.name.rsplit("/", 1)[-1])
         self.layer_names[group.name] = user
         self.walk(group, [*chain, user], _config_layers(cfg))
@@ -324,9 +421,9 @@ class _Walker:
         name = fields["name"]
         if name in self.paths:
             raise FormatError(self.source, "duplicate tensor name", name)
-        ds = safe_dataset(group, rel, self.source, name)
+        ds = safe_dataset(group, rel, self.src, name)
         self.paths[name] = ds.name
-        self.tensors.append(dataset_tensor(ds, self.source, fields, self.size))
+        self.tensors.append(dataset_tensor(ds, self.src, fields))
 
 
 def _snake_of(group_path: str) -> str:

@@ -23,7 +23,8 @@ from typing import Any
 
 from inspector.core.errors import FormatError
 from inspector.core.model import Model, Tensor
-from inspector.formats._common import contained_path, load_json_bytes
+from inspector.formats._common import contained_path
+from inspector.formats._json import read_json
 from inspector.formats.safetensors.reader import read_safetensors
 
 __all__ = ["INDEX_SUFFIX", "MAX_INDEX_BYTES", "find_index", "read_safetensors_index"]
@@ -45,14 +46,7 @@ def find_index(path: Path) -> Path | None:
 
 
 def _read_index(index: Path) -> dict[str, Any]:
-    try:
-        size = index.stat().st_size
-        if size > MAX_INDEX_BYTES:
-            raise FormatError(index, f"index is {size} bytes, more than {MAX_INDEX_BYTES}")
-        data = index.read_bytes()
-    except OSError as exc:
-        raise FormatError(index, f"cannot read: {exc.strerror or exc}") from None
-    doc = load_json_bytes(index, data, "safetensors index")
+    doc = read_json(index, "safetensors index", MAX_INDEX_BYTES)
     weight_map = doc.get("weight_map") if isinstance(doc, dict) else None
     if not isinstance(weight_map, dict) or not weight_map:
         raise FormatError(index, "index has no weight_map object")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from inspector.core.errors import FormatError
-from inspector.formats._common import MAX_JSON_BYTES, load_json_bytes
+from inspector.formats._json import MAX_MODEL_JSON_BYTES, parse_json
 from inspector.formats.base import FormatSpec, Probe
 
 __all__ = ["FORMAT", "is_weights_manifest"]
@@ -28,11 +28,19 @@ def _sniff(probe: Probe) -> str | None:
     p, size = probe.path, probe.size
     if size > _JSON_SNIFF_BYTES and p.name != "model.json":
         return None
+    if size > MAX_MODEL_JSON_BYTES:
+        return "tfjs" if p.name == "model.json" else None
     try:
         # read(n) allocates n bytes up front: ask for what the file holds, not the limit.
-        doc = load_json_bytes(p, probe.read_at(0, min(size, MAX_JSON_BYTES) + 1))
-    except (OSError, FormatError):
+        doc = parse_json(p, probe.read_at(0, size))
+    except OSError:
         return "tfjs" if p.name == "model.json" else None
+    except FormatError:  # let the reader say what is wrong with a TF.js-looking JSON file
+        if p.name == "model.json" or probe.suffix == ".json":
+            return (
+                "tfjs" if probe.head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"{" else "tfjs-weights"
+            )
+        return None
     if isinstance(doc, dict) and ("weightsManifest" in doc or "modelTopology" in doc):
         return "tfjs"
     return "tfjs-weights" if is_weights_manifest(doc) else None

@@ -3,7 +3,10 @@
 A manifest group's weights are concatenated in manifest order with no padding and then cut into
 shard files, so a weight may span shards; shard paths are relative to the manifest and must stay
 inside its folder. Opening reads the JSON and the shard sizes only (string weights excepted: their
-byte length is only known by reading their length prefixes). Quantized entries decode exactly as
+byte length is only known by reading their length prefixes, in 1 MiB blocks). The JSON is
+bounded (`formats/_json.py`: ≤ 32 MiB, ≤ 128 levels); a model lists at most `MAX_WEIGHTS`
+weights and `MAX_SHARDS` shards, which must be regular files (a FIFO would block the read).
+Quantized entries decode exactly as
 stock TF.js `decodeWeights` does: `float32(q * scale + min)` computed in float64, int32 weights
 `Math.round`-ed, float16 via half → float32.
 
@@ -23,7 +26,9 @@ Metadata keys (`Model.metadata`):
 
 from __future__ import annotations
 
+import bisect
 import os
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,10 +44,10 @@ from inspector.formats._common import (
     contained_path,
     keras_channel_axis,
     layer_of,
-    read_json_file,
     read_range,
     wrap_loader,
 )
+from inspector.formats._json import MAX_MODEL_JSON_BYTES, file_kind, read_json
 
 __all__ = ["decode_quantized", "read_tfjs", "read_tfjs_weights"]
 
@@ -78,14 +83,17 @@ class _Group:
         return self.starts[-1]
 
     def segments(self, offset: int, nbytes: int) -> list[tuple[Path, int, int]]:
+        """(file, offset in it, length) pieces of the group's bytes `[offset, offset+nbytes)`,
+        found by bisection (a scan of every shard per weight was quadratic)."""
         out = []
         end = offset + nbytes
-        for i, f in enumerate(self.files):
+        i = max(bisect.bisect_right(self.starts, offset) - 1, 0)
+        while i < len(self.files) and self.starts[i] < end:
             lo, hi = self.starts[i], self.starts[i + 1]
-            if hi <= offset or lo >= end:
-                continue
-            a, b = max(lo, offset), min(hi, end)
-            out.append((f, a - lo, b - a))
+            if hi > offset:
+                a, b = max(lo, offset), min(hi, end)
+                out.append((self.files[i], a - lo, b - a))
+            i += 1
         return out
 
     def read(self, offset: int, nbytes: int, tensor: str) -> np.ndarray:
@@ -108,7 +116,7 @@ def read_tfjs(path: str | os.PathLike[str]) -> Model:
     p = Path(path)
     if p.is_dir():
         p = p / "model.json"
-    doc = read_json_file(p, "model.json")
+    doc = read_json(p, "TF.js model JSON", MAX_MODEL_JSON_BYTES)
     if not isinstance(doc, dict):
         raise FormatError(p, "model.json must be a JSON object")
     manifest = doc.get("weightsManifest", [])
@@ -133,7 +141,7 @@ def read_tfjs(path: str | os.PathLike[str]) -> Model:
 def read_tfjs_weights(path: str | os.PathLike[str]) -> Model:
     """Open a bare TF.js weights manifest (a JSON list of groups, no topology)."""
     p = Path(path)
-    manifest = read_json_file(p, "weights manifest")
+    manifest = read_json(p, "weights manifest", MAX_MODEL_JSON_BYTES)
     tensors, closers = _read_manifest(p, manifest)
     meta = {
         "model_json": {"weightsManifest": manifest},
@@ -157,27 +165,54 @@ def _model_type(doc: dict[str, Any]) -> str | None:
     return None
 
 
+MAX_WEIGHTS = 1 << 14
+"""Weights one TF.js model may list (real models: a few hundred to a few thousand; each costs
+~2 ms of preview on the 2-core machine, so 16,384 is about half a minute)."""
+MAX_SHARDS = 1 << 14
+"""Weight files one TF.js model may list (real models: 1-500 at 4 MiB per shard)."""
+MAX_STRING_RECORDS = 1 << 22
+"""Records one string weight may hold (each becomes a Python bytes object at load)."""
+
+
 def _read_manifest(source: Path, manifest: Any) -> tuple[list[Tensor], list[Callable[[], None]]]:
     if not isinstance(manifest, list):
         raise FormatError(source, "weightsManifest must be a list of groups")
     tensors: list[Tensor] = []
+    shards = 0
     for gi, group in enumerate(manifest):
         if not isinstance(group, dict):
             raise FormatError(source, f"weightsManifest[{gi}] must be an object")
         files = _group_files(source, group.get("paths"), gi)
-        g = _Group(files, [f.stat().st_size for f in files])
+        shards += len(files)
+        if shards > MAX_SHARDS:
+            raise FormatError(source, f"the manifest lists more than {MAX_SHARDS} weight files")
+        g = _Group(files, [_shard_size(f, source) for f in files])
         entries = _layout_group(source, group.get("weights"), g, gi)
         tensors.extend(Tensor(e.info, _loader(source, g, e)) for e in entries)
+        if len(tensors) > MAX_WEIGHTS:
+            raise FormatError(source, f"the manifest lists more than {MAX_WEIGHTS} weights")
     check_unique(source, (t.name for t in tensors))
     return tensors, []
+
+
+def _shard_size(f: Path, source: Path) -> int:
+    try:
+        st = f.stat()
+    except OSError as exc:
+        raise FormatError(f, f"cannot read weight file listed in {source.name}: {exc}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise FormatError(f, f"weight file listed in {source.name} is {file_kind(st.st_mode)}")
+    return st.st_size
 
 
 def _group_files(source: Path, paths: Any, gi: int) -> list[Path]:
     if not isinstance(paths, list):
         raise FormatError(source, f"weightsManifest[{gi}].paths must be a list")
+    if len(paths) > MAX_SHARDS:
+        raise FormatError(source, f"the manifest lists more than {MAX_SHARDS} weight files")
     files = [contained_path(source.parent, rel, source) for rel in paths]
     for f in files:
-        if not f.is_file():
+        if not f.exists():
             raise FormatError(f, f"weight file listed in {source.name} is missing")
     return files
 
@@ -185,6 +220,8 @@ def _group_files(source: Path, paths: Any, gi: int) -> list[Path]:
 def _layout_group(source: Path, weights: Any, g: _Group, gi: int) -> list[_Entry]:
     if not isinstance(weights, list):
         raise FormatError(source, f"weightsManifest[{gi}].weights must be a list")
+    if len(weights) > MAX_WEIGHTS:
+        raise FormatError(source, f"the manifest lists more than {MAX_WEIGHTS} weights")
     entries: list[_Entry] = []
     offset = 0
     for spec in weights:
@@ -258,13 +295,22 @@ def _parse_quant(
 
 
 def _string_nbytes(source: Path, g: _Group, offset: int, count: int, name: str) -> int:
-    """Walk the `uint32 length + bytes` records of a string weight to find its byte size."""
+    """Walk the `uint32 length + bytes` records of a string weight to find its byte size,
+    reading the shards in 1 MiB blocks (one read per record was a file open per record)."""
+    if count > MAX_STRING_RECORDS:
+        raise FormatError(
+            source, f"string weight holds {count} records (limit {MAX_STRING_RECORDS})", name
+        )
     pos = offset
+    buf, buf_start = b"", offset
     for _ in range(count):
         if pos + 4 > g.total:
             raise FormatError(source, "string weight runs past the end of its weight files", name)
-        length = int(g.read(pos, 4, name).view("<u4")[0])
-        pos += 4 + length
+        if pos + 4 > buf_start + len(buf):
+            buf_start = pos
+            buf = g.read(pos, min(1 << 20, g.total - pos), name).tobytes()
+        at = pos - buf_start
+        pos += 4 + int.from_bytes(buf[at : at + 4], "little")
         if pos > g.total:
             raise FormatError(source, "string weight runs past the end of its weight files", name)
     return pos - offset

@@ -30,6 +30,7 @@ Optimizer state is not exported.
 from __future__ import annotations
 
 import json
+import re
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -66,6 +67,9 @@ CONVERTED_BY = "quant-inspector 0.1"
 SHARD_BYTES = 4 << 20
 _NUM_WIDTH = 24
 _MARK = "\ue000q"
+_MARK_RE = re.compile(re.escape(f'"{json.dumps(_MARK)[1:-1]}') + r'(\d+)([ab])"')
+"""One pass over the document puts every min/scale in place (one `str.replace` per entry
+was quadratic: 138 s for a 10,000-weight manifest)."""
 
 
 @dataclass(frozen=True)
@@ -233,10 +237,14 @@ def _document(
     base = None if bare else _base_document(model, strict)
     doc: Any = manifest if base is None else _with_manifest(base, manifest)
     text = json.dumps(doc, separators=(",", ":"))
-    for i, e in enumerate(entries):
-        if e.quant in ("uint8", "uint16"):
-            text = text.replace(f'"{json.dumps(_MARK)[1:-1]}{i}a"', _num(e.numbers[0]), 1)
-            text = text.replace(f'"{json.dumps(_MARK)[1:-1]}{i}b"', _num(e.numbers[1]), 1)
+
+    def number(m: re.Match[str]) -> str:
+        e = entries[int(m.group(1))]
+        return _num(e.numbers[0] if m.group(2) == "a" else e.numbers[1])
+
+    text, found = _MARK_RE.subn(number, text)
+    if found != 2 * sum(e.quant in ("uint8", "uint16") for e in entries):
+        raise FormatError(model.path, "a name in the model holds the reserved character U+E000")
     return text, base is not None
 
 
