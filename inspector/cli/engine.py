@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from inspector.cli.options import add_scheme_options, plan_from_args
+from inspector.cli.safe_text import escape
 from inspector.core.errors import InspectorError
 
 __all__ = ["COMMANDS"]
@@ -249,9 +250,8 @@ def _sensitivity_table(result: Any) -> str:
         score = "" if m.quantized_score is None else f"{m.quantized_score:.4f}"
         impact = "" if row.impact_score is None else f"{row.impact_score:+.4f}"
         sqnr = "exact" if math.isinf(m.sqnr_db) and m.sqnr_db > 0 else f"{m.sqnr_db:.1f} dB"
-        lines.append(
-            f"{row.unit:<32} {row.parameters:>9} {sqnr:>10} {agree:>8} {score:>8} {impact:>8}"
-        )
+        unit = escape(row.unit)
+        lines.append(f"{unit:<32} {row.parameters:>9} {sqnr:>10} {agree:>8} {score:>8} {impact:>8}")
     return "\n".join(lines)
 
 

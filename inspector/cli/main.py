@@ -7,9 +7,12 @@ machines without a display. Errors reach the user as one line on stderr and a no
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from inspector.cli import engine as _engine
 from inspector.cli import export as _export
@@ -19,6 +22,7 @@ from inspector.cli.options import (
     plan_from_args,
     with_calibration,
 )
+from inspector.cli.safe_text import SafeStream, error_line, escape
 from inspector.cli.transforms import add_transform_options
 from inspector.core.errors import InspectorError
 
@@ -59,7 +63,8 @@ def _cmd_preview(args: argparse.Namespace) -> int:
         unmatched = plan.unmatched_rules(t.info for t in model)
         for rule in unmatched:
             print(
-                f"warning: rule '{rule.pattern}={rule.scheme}' matches no tensor", file=sys.stderr
+                f"warning: rule '{escape(rule.pattern)}={rule.scheme}' matches no tensor",
+                file=sys.stderr,
             )
         if args.json:
             doc = preview.to_json(model)
@@ -128,21 +133,52 @@ def main(argv: Sequence[str] | None = None) -> int:
     known = set(COMMANDS) | {"gui"}
     if not argv or (argv[0] not in known and not argv[0].startswith("-")):
         argv = ["gui", *argv]
-    args = parser.parse_args(argv)
+    out, err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = SafeStream(out), SafeStream(err)  # type: ignore[assignment]
     try:
-        return args.func(args)
-    except InspectorError as exc:
-        print(f"quant-inspector: error: {exc}", file=sys.stderr)
+        args = parser.parse_args(argv)
+        if args.command == "gui":
+            sys.stdout, sys.stderr = out, err
+            return int(args.func(args))
+        status = _run(args)
+        sys.stdout.flush()
+        return status
+    except BrokenPipeError:
+        # The reader of our output went away (`info | head`): not an error, say nothing.
+        _discard_stdout(out)
+        return 0
+    finally:
+        sys.stdout, sys.stderr = out, err
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Run a headless command; an expected failure is one line on stderr and `EXIT_ERROR`."""
+    try:
+        return int(args.func(args))
+    except BrokenPipeError:
+        raise
+    except (InspectorError, OSError) as exc:
+        _report(f"quant-inspector: error: {error_line(exc)}")
         return EXIT_ERROR
-    except OSError as exc:
-        where = f"{exc.filename}: " if exc.filename else ""
-        print(f"quant-inspector: error: {where}{exc.strerror or exc}", file=sys.stderr)
+    except RecursionError:
+        _report("quant-inspector: error: an input is nested too deeply to process")
         return EXIT_ERROR
     except KeyboardInterrupt:
-        print("quant-inspector: interrupted", file=sys.stderr)
+        _report("quant-inspector: interrupted")
         return 130
-    except BrokenPipeError:
-        return 0
+
+
+def _report(line: str) -> None:
+    with contextlib.suppress(OSError):
+        print(line, file=sys.stderr)
+
+
+def _discard_stdout(out: Any) -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail again."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, out.fileno())
+        os.close(devnull)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ and so are float tensors a reader marks as not weights (`TensorInfo.kept`) unles
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from fnmatch import fnmatchcase
@@ -21,7 +22,18 @@ from inspector.core.model import TensorInfo
 from inspector.core.schemes import Scheme, parse_scheme
 from inspector.core.transform_spec import Transforms
 
-__all__ = ["KEEP", "PLAN_VERSION", "PLAN_VERSIONS", "Plan", "Rule", "Transforms", "parse_rule"]
+__all__ = [
+    "KEEP",
+    "MAX_PLAN_BYTES",
+    "MAX_PLAN_DEPTH",
+    "PLAN_VERSION",
+    "PLAN_VERSIONS",
+    "Plan",
+    "Rule",
+    "Transforms",
+    "json_depth",
+    "parse_rule",
+]
 
 PLAN_VERSION = 1
 NO_TRANSFORMS = Transforms()
@@ -29,6 +41,11 @@ PLAN_VERSIONS = (1, 2)
 """A plan with model transforms is written as version 2, so a reader that knows only version 1
 refuses it instead of exporting without the transforms; plans without them stay version 1."""
 KEEP = "float32"
+MAX_PLAN_BYTES = 64 << 20
+"""Largest plan document read (bytes): overrides for ~500k tensors; parse memory ≈ 10× this."""
+MAX_PLAN_DEPTH = 32
+"""Deepest JSON nesting of a plan (a valid plan is 3 deep)."""
+_STRUCTURE = re.compile(r'"(?:[^"\\]|\\.)*"?|[\[\]{}]')
 
 
 @dataclass(frozen=True)
@@ -43,11 +60,37 @@ class Rule:
 
 
 def parse_rule(text: str) -> Rule:
-    """Parse the CLI's `GLOB=SPEC` (the last `=` splits, so a glob may not contain `=`)."""
-    pattern, sep, spec = text.rpartition("=")
-    if not sep or not pattern.strip() or not spec.strip():
+    """Parse the CLI's `GLOB=SPEC`, where SPEC is `NAME[:key=value,…]` and may hold `=` itself.
+
+    The glob ends at the first `=` after which a valid spec follows (a glob may hold `=` and
+    `:` — `dense/kernel:0=int8:axis=0`). When no split gives a valid spec, the error is that of
+    the first split whose scheme name is registered (a bad option), else of the first whose
+    scheme name holds no `=`.
+    """
+    splits = [i for i, ch in enumerate(text) if ch == "="]
+    candidates = [(text[:i].strip(), text[i + 1 :].strip()) for i in splits]
+    candidates = [(glob, spec) for glob, spec in candidates if glob and spec]
+    if not candidates:
         raise PlanError(f"rule {text!r} is not of the form GLOB=SCHEME")
-    return Rule(pattern.strip(), _checked_spec(spec.strip()))
+    errors: list[tuple[str, InspectorError]] = []
+    for glob, spec in candidates:
+        try:
+            return Rule(glob, parse_scheme(spec).spec)
+        except InspectorError as exc:
+            errors.append((spec, exc))
+    named = [exc for spec, exc in errors if _names_scheme(spec)]
+    plain = [exc for spec, exc in errors if "=" not in spec.partition(":")[0]]
+    raise PlanError(f"rule {text!r}: {(named or plain or [errors[0][1]])[0]}")
+
+
+def _names_scheme(spec: str) -> bool:
+    """Whether `spec` starts with a registered scheme name (its options may still be wrong)."""
+    name = spec.partition(":")[0].strip()
+    try:
+        parse_scheme(name)
+    except InspectorError:
+        return False
+    return True
 
 
 def _checked_spec(spec: str) -> str:
@@ -189,12 +232,43 @@ class Plan:
         return json.dumps(self.to_json(), indent=2) + "\n"
 
     @classmethod
-    def loads(cls, text: str) -> Plan:
+    def loads(cls, text: str | bytes) -> Plan:
+        """Parse a plan document (UTF-8 bytes or text); every problem becomes one PlanError.
+        Documents over `MAX_PLAN_BYTES` or nested deeper than `MAX_PLAN_DEPTH` are refused
+        before parsing, so parse memory and stack stay bounded."""
+        if isinstance(text, bytes):
+            if len(text) > MAX_PLAN_BYTES:
+                raise PlanError(f"plan is {len(text)} bytes, over the {MAX_PLAN_BYTES}-byte limit")
+            try:
+                text = text.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise PlanError(
+                    f"plan is not UTF-8 text (byte 0x{text[exc.start]:02x} at offset {exc.start})"
+                ) from None
+        if len(text) > MAX_PLAN_BYTES:
+            raise PlanError(f"plan is {len(text)} characters, over the {MAX_PLAN_BYTES} limit")
+        depth = json_depth(text)
+        if depth > MAX_PLAN_DEPTH:
+            raise PlanError(f"plan is nested {depth} deep; a plan is at most {MAX_PLAN_DEPTH}")
         try:
             data = json.loads(text)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise PlanError(f"plan is not valid JSON: {exc}") from exc
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError, or a 5000-digit number
+            raise PlanError(f"plan is not valid JSON: {exc!s:.200}") from None
         return cls.from_json(data)
+
+
+def json_depth(text: str) -> int:
+    """Deepest nesting of `[`/`{` in a JSON text (brackets inside strings not counted), found
+    in one pass without recursion; malformed text gets a best-effort count."""
+    depth = deepest = 0
+    for token in _STRUCTURE.finditer(text):
+        ch = token.group()
+        if ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth = max(0, depth - 1)
+    return deepest
 
 
 def _is_rule(obj: Any) -> bool:
