@@ -188,10 +188,10 @@ def _save_outputs(path: Path, original: list, quantized: list) -> None:
 
     arrays = {f"original_{i}": o for i, o in enumerate(original)}
     arrays |= {f"quantized_{i}": q for i, q in enumerate(quantized)}
-    tmp = path.with_name(path.name + ".part")
-    with open(tmp, "wb") as fh:
+    from inspector.formats.atomic import atomic_file
+
+    with atomic_file(path) as fh:
         np.savez(fh, **arrays)
-    tmp.replace(path)
 
 
 def _parser_evaluate(sub: argparse._SubParsersAction) -> None:
@@ -379,9 +379,10 @@ def _cmd_auto(args: argparse.Namespace) -> int:
             ],
         }
     if out is not None:
-        tmp = out.with_name(out.name + ".part")
-        tmp.write_text(sol.plan.dumps(), encoding="utf-8")
-        tmp.replace(out)
+        from inspector.formats.atomic import atomic_file
+
+        with atomic_file(out) as fh:
+            fh.write(sol.plan.dumps().encode("utf-8"))
     if args.json:
         print(json.dumps(doc, indent=2))
     else:

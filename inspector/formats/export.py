@@ -9,12 +9,15 @@ unit of progress and of cancellation. The output appears only when everything su
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from inspector.core.errors import InspectorError
+from inspector.core.errors import FormatError, InspectorError
 from inspector.core.model import Model
 from inspector.core.plan import Plan
 from inspector.core.preview import Preview, PreviewCache, QuantizedTensor, quantize_tensor
@@ -107,7 +110,12 @@ def _stream(
     for i, tensor in enumerate(tensors):
         if cancelled is not None and cancelled():
             raise ExportCancelled("export cancelled; nothing was written")
-        q = quantize_tensor(tensor, plan.scheme_for(tensor.info), target)
+        try:
+            q = quantize_tensor(tensor, plan.scheme_for(tensor.info), target)
+        except (FormatError, ExportCancelled):
+            raise
+        except InspectorError as exc:
+            raise FormatError(model.path, str(exc), tensor.name) from exc
         if q.note:
             notes.append((tensor.name, q.note))
         yield q
@@ -168,7 +176,7 @@ def export_model(
     stream = _stream(model, plan, target, progress, cancelled, notes)
     multi_file = spec.writes_folder or sharded
     ctx = atomic_dir(path) if multi_file else atomic_path(path)
-    with ctx as tmp:
+    with _named_errors(model, path), ctx as tmp:
         written = write(model, stream, tmp, opts)
         sizes = [(p, p.stat().st_size) for p in written]
     notes.extend(("", note) for note in opts.notes)
@@ -179,6 +187,41 @@ def export_model(
 
         preview = run_preview(model, plan, target, cache)
     return ExportResult(path, fmt, final, tuple(notes), preview)
+
+
+_WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
+
+
+@contextlib.contextmanager
+def _named_errors(model: Model, out: Path) -> Iterator[None]:
+    """Errors of a write name the output the user chose, never the hidden workspace, and a
+    system error without a file name ("No space left on device") says which file it hit."""
+    try:
+        yield
+    except FormatError as exc:
+        if _in_workspace(Path(exc.path), out):
+            raise FormatError(out, exc.reason, exc.tensor) from exc
+        raise
+    except OSError as exc:
+        if isinstance(exc, BrokenPipeError) and exc.filename is None:
+            raise
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        name = exc.filename
+        if name is None or _in_workspace(Path(os.fsdecode(name)), out):
+            if exc.errno in _WRITE_ERRNOS or name is not None:
+                raise FormatError(out, f"cannot write: {reason}") from exc
+            raise FormatError(out, f"{reason} (exporting {model.path})") from exc
+        raise FormatError(os.fsdecode(name), reason) from exc
+
+
+def _in_workspace(p: Path, out: Path) -> bool:
+    """Whether `p` lies in a write workspace beside `out` (a hidden `.qi-*.tmp` folder)."""
+    folder = Path(os.path.abspath(out)).parent
+    try:
+        rel = Path(os.path.abspath(p)).relative_to(folder)
+    except ValueError:
+        return False
+    return bool(rel.parts) and rel.parts[0].startswith(".qi-") and rel.parts[0].endswith(".tmp")
 
 
 def result_json(result: ExportResult) -> dict[str, Any]:
