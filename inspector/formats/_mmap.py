@@ -1,5 +1,5 @@
-"""Tensor bytes of big files: memory maps (safetensors headers and values, GGUF headers) and
-positional reads (`PositionalFile`: GGUF and PyTorch values).
+"""Tensor bytes of big files: memory maps (GGUF headers) and positional reads
+(`PositionalFile`: safetensors, GGUF and PyTorch values).
 
 A mapped file's pages count in the process's RSS once touched, so `ResidentPages` gives back the
 pages of all but the last few tensors loaded (`madvise(MADV_DONTNEED)`: they stay in the page
@@ -147,6 +147,15 @@ class PositionalFile:
         finally:
             view.release()
         return out
+
+    def size(self) -> int:
+        """The file's current size in bytes."""
+        if self._fd is None:
+            raise FormatError(self.path, "the model was closed")
+        try:
+            return os.fstat(self._fd).st_size
+        except OSError as exc:
+            raise FormatError(self.path, f"cannot read: {exc.strerror or exc}") from None
 
     def close(self) -> None:
         if self._fd is not None:
