@@ -95,10 +95,12 @@ def _names_scheme(spec: str) -> bool:
 
 def _checked_spec(spec: str) -> str:
     """Canonical form of a spec; a PlanError naming the spec when it is not valid."""
+    if isinstance(spec, str) and not spec.strip():
+        raise PlanError(f"empty scheme spec {spec!r}: give a scheme such as uint8 or int4:group=32")
     try:
         return parse_scheme(spec).spec
-    except InspectorError as exc:
-        raise PlanError(f"scheme {spec!r}: {exc}") from exc
+    except InspectorError as exc:  # its message starts with the spec itself
+        raise PlanError(str(exc)) from exc
 
 
 @dataclass(frozen=True)

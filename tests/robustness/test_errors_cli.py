@@ -209,3 +209,17 @@ def test_closed_pipe_is_not_an_error(tmp_path: Path, argv: list[str]) -> None:
     proc.stderr.close()
     assert proc.wait(timeout=120) == 0
     assert err == b""
+
+
+@pytest.mark.parametrize("command", ["preview", "export"])
+def test_scheme_that_cannot_apply_names_file_and_tensor(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    model = tmp_path / "m.npz"
+    np.savez(model, w=np.ones((5, 7), np.float32))
+    extra = ["-o", str(tmp_path / "o.safetensors")] if command == "export" else []
+    status, out, err = _run(capsys, command, str(model), "--scheme", "int8:axis=5", *extra)
+    assert status == 2 and out == ""
+    reason = "axis 5 is out of range for a 2-d tensor (5, 7)"
+    assert err == f"quant-inspector: error: {model}: tensor 'w': {reason}\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.npz"]
