@@ -306,3 +306,54 @@ def test_truncated_before_load_names_tensor(tmp_path: Path) -> None:
         with pytest.raises(FormatError) as info:
             model["t1"].load()
     assert info.value.path == str(path) and info.value.tensor == "t1"
+
+
+_GUI_TRUNCATED = r"""
+import os, sys
+os.environ["QT_QPA_PLATFORM"] = "offscreen"
+from pathlib import Path
+from PySide6.QtCore import QSettings, QTimer
+from PySide6.QtWidgets import QApplication
+from inspector.core.plan import Plan
+path = Path(sys.argv[1])
+app = QApplication([])
+from inspector.ui.main_window import MainWindow
+win = MainWindow(QSettings(str(path.with_suffix(".ini")), QSettings.Format.IniFormat))
+win.show()
+phase = [0]
+def tick():
+    state = win.state
+    if phase[0] == 0 and state.preview is not None:
+        name = next(iter(state.model.tensors))
+        state.set_selection([name], name)
+        os.truncate(path, 4096)  # another process cuts the file under the open window
+        state.set_plan(Plan(default="int8"))  # a new preview reads every tensor again
+        phase[0] = 1
+    elif phase[0] == 1 and "failed" in win.status_label.text().lower():
+        print("STATUS", win.status_label.text())
+        QTimer.singleShot(300, lambda: (print("ALIVE", win.isVisible()), app.exit(0)))
+        return
+    QTimer.singleShot(50, tick)
+QTimer.singleShot(50, tick)
+QTimer.singleShot(90_000, lambda: app.exit(3))
+win.open_path(path)
+code = app.exec()
+win.shutdown()
+sys.exit(code)
+"""
+
+
+def test_window_survives_a_truncated_safetensors(tmp_path: Path) -> None:
+    pytest.importorskip("PySide6")
+    path = _safetensors(tmp_path / "m.safetensors", tensors=8, elements=1 << 18)
+    proc = subprocess.run(
+        [sys.executable, "-c", _GUI_TRUNCATED, str(path)],
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.returncode != -signal.SIGBUS, "the window was killed by SIGBUS"
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "STATUS Preview failed: " in proc.stdout and "early" in proc.stdout
+    assert "ALIVE True" in proc.stdout
