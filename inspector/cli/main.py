@@ -134,14 +134,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not argv or (argv[0] not in known and not argv[0].startswith("-")):
         argv = ["gui", *argv]
     out, err = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = SafeStream(out), SafeStream(err)  # type: ignore[assignment]
+    if out is not None:  # None when started with stdout closed (`>&-`)
+        sys.stdout = SafeStream(out)  # type: ignore[assignment]
+    if err is not None:
+        sys.stderr = SafeStream(err)  # type: ignore[assignment]
     try:
         args = parser.parse_args(argv)
         if args.command == "gui":
             sys.stdout, sys.stderr = out, err
             return int(args.func(args))
         status = _run(args)
-        sys.stdout.flush()
+        if sys.stdout is not None:
+            sys.stdout.flush()
         return status
     except BrokenPipeError:
         # The reader of our output went away (`info | head`): not an error, say nothing.
@@ -162,6 +166,9 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     except RecursionError:
         _report("quant-inspector: error: an input is nested too deeply to process")
+        return EXIT_ERROR
+    except MemoryError:
+        _report("quant-inspector: error: out of memory (an input declares more than fits)")
         return EXIT_ERROR
     except KeyboardInterrupt:
         _report("quant-inspector: interrupted")

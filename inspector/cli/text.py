@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from inspector.cli.safe_text import escape
+from inspector.cli.safe_text import cap, escape
 from inspector.core.formatting import format_bytes
 from inspector.core.model import Model
 from inspector.core.preview import Preview, TensorPreview
 
-__all__ = ["file_metadata", "info_json", "info_table", "preview_table"]
+__all__ = ["MAX_CELL_CHARS", "file_metadata", "info_json", "info_table", "preview_table"]
+
+MAX_CELL_CHARS = 200
+"""Widest table cell (characters): a longer name keeps both ends around an ellipsis; the full
+name is in `--json`."""
 
 
 def info_json(model: Model) -> dict[str, Any]:
@@ -72,7 +76,7 @@ def _metadata_lines(model: Model, width: int = 100) -> list[str]:
 
 def _table(header: list[str], rows: list[list[str]], right: set[int]) -> str:
     """Aligned columns; every cell escaped (`escape`), so a name cannot break a row."""
-    rows = [[escape(cell) for cell in row] for row in rows]
+    rows = [[cap(escape(cell), MAX_CELL_CHARS) for cell in row] for row in rows]
     widths = [max(len(r[c]) for r in [header, *rows]) for c in range(len(header))]
     out = []
     for r in [header, *rows]:

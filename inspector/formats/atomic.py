@@ -190,6 +190,9 @@ def check_output(
             raise FormatError(path, f"refusing to write over the input {src}")
     if os.path.lexists(full) and not force:
         raise FormatError(path, "already exists (use --force to replace it)")
+    kind = _special_kind(full)
+    if kind:
+        raise FormatError(path, f"is a {kind}, not a file or folder an export can replace")
     if force and full.is_dir() and _holds_cwd(full):
         raise FormatError(
             path, "is the current folder (or holds it); replacing it would delete the folder "
@@ -199,6 +202,20 @@ def check_output(
         raise FormatError(path, f"folder {full.parent} does not exist")
     sweep_stale_temporaries(full)
     return path
+
+
+def _special_kind(path: Path) -> str:
+    """ "device", "FIFO" or "socket" for such a path (after links), "" otherwise: renaming an
+    export over `/dev/null` would replace the device itself."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return ""
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "device"
+    if stat.S_ISFIFO(mode):
+        return "FIFO"
+    return "socket" if stat.S_ISSOCK(mode) else ""
 
 
 def _holds_cwd(folder: Path) -> bool:
@@ -244,7 +261,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     that becomes `path` only when the `with` block ends without error. Scratch files the
     writer puts beside the yielded path (same folder) are removed with it."""
     target = _absolute(Path(path))
-    ws = _workspace(target)
+    with _write_errors(path):
+        ws = _workspace(target)
     tmp = ws / _PAYLOAD
     try:
         os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
@@ -268,7 +286,8 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     checked `force`) is moved into the workspace, and removed once the new folder is in place.
     """
     target = _absolute(Path(path))
-    ws = _workspace(target)
+    with _write_errors(path):
+        ws = _workspace(target)
     tmp = ws / _PAYLOAD
     try:
         tmp.mkdir(mode=0o700)

@@ -333,3 +333,20 @@ def test_atomic_dir_failure_leaves_old_output(tmp_path: Path) -> None:
         raise RuntimeError("boom")
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_device_or_fifo_output_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], force: bool
+) -> None:
+    """`-o /dev/null --force` would rename the export over the device node itself."""
+    src = _npz(tmp_path / "m.npz")
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    for out in (Path("/dev/null"), fifo):
+        argv = ["export", str(src), "-o", str(out), *(["--force"] if force else [])]
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and str(out) in err
+    assert Path("/dev/null").is_char_device() and fifo.is_fifo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.npz", "pipe"]

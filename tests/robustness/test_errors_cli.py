@@ -131,9 +131,11 @@ def test_escape_and_cap_units() -> None:
     ("content", "reason"),
     [
         (b'{"default": "uint8", "overrides": {"\xff\xfe": "int8"}}', "not UTF-8"),
-        (b'{"default": "uint8", "x": ' + b"[" * 1000 + b"]" * 1000 + b"}", "nested 1001 deep"),
-        (b'{"transforms": ' + b"{" * 100000, "nested 100001 deep"),
+        (b'{"default": "uint8", "x": ' + b"[" * 1000 + b"]" * 1000 + b"}", "nested too deeply"),
+        (b'{"transforms": ' + b'{"t": ' * 100000, "nested too deeply"),
         (b'{"version": ' + b"9" * 6000 + b"}", "not valid JSON"),
+        (b'{"version": ' + b"[" * 990 + b"]" * 990 + b"}", "nested too deeply"),
+        (b'{"version": "' + b"v" * 100000 + b'"}', "version 'vvvv"),
         (b"\xef\xbb\xbf{}", "not valid JSON"),
         (b"", "not valid JSON"),
         (b"[1, 2", "not valid JSON"),
@@ -150,7 +152,7 @@ def test_hostile_plan_file(
     with bounded():
         status, out, err = _run(capsys, "preview", str(model), "--plan", str(plan))
     assert status == 2 and out == ""
-    assert err.startswith(f"quant-inspector: error: {plan}: plan is ") and reason in err
+    assert err.startswith(f"quant-inspector: error: {plan}: plan ") and reason in err
     assert err.count("\n") == 1
 
 
@@ -223,3 +225,31 @@ def test_scheme_that_cannot_apply_names_file_and_tensor(
     reason = "axis 5 is out of range for a 2-d tensor (5, 7)"
     assert err == f"quant-inspector: error: {model}: tensor 'w': {reason}\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.npz"]
+
+
+def test_huge_names_are_capped_in_tables(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from inspector.cli.text import MAX_CELL_CHARS
+
+    name = "layer/" + "x" * 20000 + "/kernel"
+    status, out, _ = _run(capsys, "info", str(_npz(tmp_path / "m.npz", [name, "b"])))
+    assert status == 0
+    assert max(len(line) for line in out.splitlines()) < MAX_CELL_CHARS + 100
+    assert "layer/xxx" in out and "xxx/kernel" in out and "…" in out
+
+
+def test_closed_stdout_and_stderr(tmp_path: Path) -> None:
+    """Started with stdout (or stderr) closed: no crash, the usual status."""
+    model = _npz(tmp_path / "m.npz", ["w"])
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    for argv, status in ((["info", str(model)], 0), (["info", str(tmp_path / "no.npz")], 2)):
+        for fd in (1, 2):
+            proc = subprocess.run(
+                ["sh", "-c", f'"$@" {fd}>&-', "sh", *_cli(*argv)],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                timeout=120,
+            )
+            assert proc.returncode == status, (argv, fd)
