@@ -22,13 +22,15 @@ from inspector.cli.options import (
     plan_from_args,
     with_calibration,
 )
-from inspector.cli.safe_text import SafeStream, error_line, escape
+from inspector.cli.safe_text import SafeStream, cap, error_line, escape
 from inspector.cli.transforms import add_transform_options
 from inspector.core.errors import InspectorError
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
 EXIT_ERROR = 2
+DEBUG_ENV = "QUANT_INSPECTOR_DEBUG"
+"""Set (to anything) to let an unexpected exception print its traceback."""
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -165,14 +167,29 @@ def _run(args: argparse.Namespace) -> int:
         _report(f"quant-inspector: error: {error_line(exc)}")
         return EXIT_ERROR
     except RecursionError:
-        _report("quant-inspector: error: an input is nested too deeply to process")
+        _report(f"quant-inspector: error: {_where(args)}nested too deeply to process")
         return EXIT_ERROR
     except MemoryError:
-        _report("quant-inspector: error: out of memory (an input declares more than fits)")
+        _report(f"quant-inspector: error: {_where(args)}out of memory (it declares more than fits)")
         return EXIT_ERROR
     except KeyboardInterrupt:
         _report("quant-inspector: interrupted")
         return 130
+    except Exception as exc:  # a bug, not the user's fault: still one line, unless debugging
+        if os.environ.get(DEBUG_ENV):
+            raise
+        what = cap(escape(f"{type(exc).__name__}: {exc}"), 300)
+        _report(
+            f"quant-inspector: error: {_where(args)}internal error ({what}); "
+            f"{DEBUG_ENV}=1 shows the traceback"
+        )
+        return EXIT_ERROR
+
+
+def _where(args: argparse.Namespace) -> str:
+    """ "MODEL: " for the command's model argument, "" for commands without one."""
+    model = getattr(args, "model", None)
+    return f"{cap(escape(model), 300)}: " if isinstance(model, str) else ""
 
 
 def _report(line: str) -> None:

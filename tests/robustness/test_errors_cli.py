@@ -253,3 +253,24 @@ def test_closed_stdout_and_stderr(tmp_path: Path) -> None:
                 timeout=120,
             )
             assert proc.returncode == status, (argv, fd)
+
+
+def test_unexpected_exception_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug in a reader (any exception type) still ends in one line naming the model, status
+    2; QUANT_INSPECTOR_DEBUG=1 lets the traceback through for developers."""
+    import inspector.cli.text as text_mod
+
+    def broken(model: object) -> str:
+        raise KeyError("simulated\nbug")
+
+    monkeypatch.setattr(text_mod, "info_table", broken)
+    model = _npz(tmp_path / "m.npz", ["w"])
+    status, out, err = _run(capsys, "info", str(model))
+    assert status == 2 and out == "" and err.count("\n") == 1
+    assert err.startswith(f"quant-inspector: error: {model}: internal error (KeyError: ")
+    assert "simulated\\nbug" in err
+    monkeypatch.setenv("QUANT_INSPECTOR_DEBUG", "1")
+    with pytest.raises(KeyError):
+        main(["info", str(model)])
