@@ -149,7 +149,13 @@ def test_output_dot_is_refused_and_leaves_nothing(
 
 @pytest.mark.parametrize(
     ("fmt", "suffix"),
-    [("npz", ".npz"), ("safetensors", ".safetensors"), ("tfjs", ""), ("keras", ".keras")],
+    [
+        ("npz", ".npz"),
+        ("safetensors", ".safetensors"),
+        ("tfjs", ""),
+        ("keras", ".keras"),
+        ("gguf", ".gguf"),  # also writes OUT.llama-quantize.txt beside it
+    ],
 )
 def test_longest_legal_output_name(tmp_path: Path, fmt: str, suffix: str) -> None:
     """A 255-byte name (NAME_MAX), also in multi-byte UTF-8: temporaries stay within it."""
@@ -159,7 +165,7 @@ def test_longest_legal_output_name(tmp_path: Path, fmt: str, suffix: str) -> Non
         out = tmp_path / (stem_char * width + suffix)
         assert len(out.name.encode()) <= 255
         with open_model(src) as model:
-            export_model(model, Plan(default="uint8"), fmt, out)
+            export_model(model, Plan(default="q8_0" if fmt == "gguf" else "uint8"), fmt, out)
         assert out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
