@@ -34,6 +34,7 @@ from inspector.core.errors import FormatError
 
 __all__ = [
     "MARKER",
+    "WriteError",
     "atomic_dir",
     "atomic_file",
     "atomic_path",
@@ -49,6 +50,10 @@ _WORKSPACE = re.compile(r"^\.qi-(\d{1,10})-[A-Za-z0-9_]{1,16}\.tmp$")
 _MAX_MARKER_BYTES = 1 << 16
 _PAYLOAD = "payload"
 _OLD = "old"
+
+
+class WriteError(FormatError):
+    """The system refused to write the output (disk full, quota, read-only, name too long)."""
 
 
 def _boot_id() -> str:
@@ -315,7 +320,7 @@ def _write_errors(path: str | os.PathLike[str]) -> Iterator[None]:
     except OSError as exc:
         if isinstance(exc, BrokenPipeError):
             raise
-        raise FormatError(path, f"cannot write: {exc.strerror or exc}") from exc
+        raise WriteError(path, f"cannot write: {exc.strerror or exc}") from exc
 
 
 def _replace(tmp: Path, target: Path, old: Path) -> None:

@@ -23,7 +23,7 @@ from inspector.core.plan import Plan
 from inspector.core.preview import Preview, PreviewCache, QuantizedTensor, quantize_tensor
 from inspector.core.rounding.data import DataRounding
 from inspector.core.target import Target
-from inspector.formats.atomic import atomic_dir, atomic_path, check_output
+from inspector.formats.atomic import WriteError, atomic_dir, atomic_path, check_output
 from inspector.formats.base import ExportOptions, load_attr
 from inspector.formats.registry import (
     default_export,
@@ -198,9 +198,14 @@ def _named_errors(model: Model, out: Path) -> Iterator[None]:
     system error without a file name ("No space left on device") says which file it hit."""
     try:
         yield
+    except WriteError:
+        raise
     except FormatError as exc:
-        if _in_workspace(Path(exc.path), out):
-            raise FormatError(out, exc.reason, exc.tensor) from exc
+        if _in_workspace(Path(exc.path), out) or Path(exc.path) == out:
+            reason = exc.reason
+            if str(model.path) not in reason:  # say which input the refusal is about
+                reason += f" (exporting {model.path})"
+            raise FormatError(out, reason, exc.tensor) from exc
         raise
     except OSError as exc:
         if isinstance(exc, BrokenPipeError) and exc.filename is None:
@@ -209,7 +214,7 @@ def _named_errors(model: Model, out: Path) -> Iterator[None]:
         name = exc.filename
         if name is None or _in_workspace(Path(os.fsdecode(name)), out):
             if exc.errno in _WRITE_ERRNOS or name is not None:
-                raise FormatError(out, f"cannot write: {reason}") from exc
+                raise WriteError(out, f"cannot write: {reason}") from exc
             raise FormatError(out, f"{reason} (exporting {model.path})") from exc
         raise FormatError(os.fsdecode(name), reason) from exc
 

@@ -356,3 +356,14 @@ def test_device_or_fifo_output_is_refused(
         assert err.count("\n") == 1 and str(out) in err
     assert Path("/dev/null").is_char_device() and fifo.is_fifo()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.npz", "pipe"]
+
+
+def test_writer_refusal_names_the_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A writer's refusal is about the output *and* the input it cannot come from."""
+    src = tmp_path / "legacy.h5"
+    src.write_bytes((REPO / "resources" / "diabetes_mlp" / "diabetes_mlp.h5").read_bytes())
+    out = tmp_path / "x.keras"
+    assert main(["export", str(src), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"quant-inspector: error: {out}: ") and f"(exporting {src})" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["legacy.h5"]
