@@ -12,6 +12,8 @@ screenful of text, while the file and tensor names stay readable at both ends.
 
 from __future__ import annotations
 
+import functools
+import re
 import unicodedata
 from typing import Any, TextIO
 
@@ -46,11 +48,23 @@ def _unsafe(ch: str) -> bool:
 def escape(text: object, keep: str = "") -> str:
     """`text` with every control, format (bidi, zero-width), separator and unpaired surrogate
     character shown as a backslash escape; characters in `keep` (e.g. "\\n") pass unchanged.
-    Backslashes themselves are left alone (Windows paths stay readable)."""
+    Backslashes themselves are left alone (Windows paths stay readable). Linear time: only
+    characters outside printable ASCII are looked at one by one (`--json` output is ASCII)."""
     s = str(text)
-    if s.isprintable() and not keep:
+    if s.isprintable():
         return s
-    return "".join(_escape_char(ch) if ch not in keep and _unsafe(ch) else ch for ch in s)
+
+    def one(m: re.Match[str]) -> str:
+        ch = m.group()
+        return _escape_char(ch) if _unsafe(ch) else ch
+
+    return _candidates(keep).sub(one, s)
+
+
+@functools.lru_cache(maxsize=8)
+def _candidates(keep: str) -> re.Pattern[str]:
+    """Characters that may need escaping: everything but printable ASCII and `keep`."""
+    return re.compile(f"[^\\x20-\\x7e{re.escape(keep)}]")
 
 
 def cap(text: str, limit: int) -> str:
