@@ -367,3 +367,20 @@ def test_writer_refusal_names_the_input(tmp_path: Path, capsys: pytest.CaptureFi
     err = capsys.readouterr().err
     assert err.startswith(f"quant-inspector: error: {out}: ") and f"(exporting {src})" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["legacy.h5"]
+
+
+def test_output_mode_follows_umask(tmp_path: Path) -> None:
+    """Temporaries are private (0600/0700); the result gets the usual mode under the umask."""
+    old = os.umask(0o027)
+    try:
+        with atomic_file(tmp_path / "f.bin") as fh:
+            ws = next(p for p in tmp_path.iterdir() if p.name.startswith(".qi-"))
+            assert ws.stat().st_mode & 0o777 == 0o700
+            fh.write(b"x")
+        with atomic_dir(tmp_path / "d") as d:
+            (d / "a.txt").write_text("a")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "f.bin").stat().st_mode & 0o777 == 0o640
+    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o750
+    assert (tmp_path / "d" / "a.txt").stat().st_mode & 0o777 == 0o640
