@@ -245,7 +245,7 @@ class Plan:
             if len(text) > MAX_PLAN_BYTES:
                 raise PlanError(f"plan is {len(text)} bytes, over the {MAX_PLAN_BYTES}-byte limit")
             try:
-                text = text.decode("utf-8")
+                text = text.decode("utf-8-sig")  # a byte-order mark (Windows editors) is fine
             except UnicodeDecodeError as exc:
                 raise PlanError(
                     f"plan is not UTF-8 text (byte 0x{text[exc.start]:02x} at offset {exc.start})"

@@ -136,7 +136,6 @@ def test_escape_and_cap_units() -> None:
         (b'{"version": ' + b"9" * 6000 + b"}", "not valid JSON"),
         (b'{"version": ' + b"[" * 990 + b"]" * 990 + b"}", "nested too deeply"),
         (b'{"version": "' + b"v" * 100000 + b'"}', "version 'vvvv"),
-        (b"\xef\xbb\xbf{}", "not valid JSON"),
         (b"", "not valid JSON"),
         (b"[1, 2", "not valid JSON"),
     ],
@@ -154,6 +153,17 @@ def test_hostile_plan_file(
     assert status == 2 and out == ""
     assert err.startswith(f"quant-inspector: error: {plan}: plan ") and reason in err
     assert err.count("\n") == 1
+
+
+def test_plan_with_byte_order_mark_is_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Windows editors save UTF-8 with a BOM: a valid plan, not a JSON error."""
+    plan = tmp_path / "plan.json"
+    plan.write_bytes(b"\xef\xbb\xbf" + json.dumps({"default": "uint8"}).encode())
+    model = _npz(tmp_path / "m.npz", ["w"])
+    status, out, _ = _run(capsys, "preview", str(model), "--plan", str(plan), "--json")
+    assert status == 0 and json.loads(out)["plan"]["default"] == "uint8"
 
 
 def test_plan_that_is_a_fifo_or_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
