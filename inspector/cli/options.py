@@ -83,10 +83,11 @@ def with_calibration(
 ) -> Target:
     """`target` with GPTQ calibrated on the data when any of `schemes` asks `round=gptq`
     (else as is); says on stderr what it calibrated on, or why it could not."""
+    from inspector.cli.safe_text import escape
     from inspector.engine.rounding.calibrate import open_calibration, uses_gptq
 
     if not uses_gptq(schemes):
         return target
     calibration = open_calibration(model, data_path, data=data)
-    print(f"note: {calibration.message}", file=sys.stderr)
+    print(f"note: {escape(calibration.message)}", file=sys.stderr)
     return target.with_rounding(calibration.rounding)
