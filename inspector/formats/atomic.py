@@ -40,6 +40,7 @@ __all__ = [
     "atomic_path",
     "check_output",
     "fsync_dir",
+    "in_workspace",
     "sweep_stale_temporaries",
 ]
 
@@ -158,6 +159,17 @@ def _restore_old(ws: Path, parent: Path, name: str) -> None:
     if not os.path.lexists(dest):
         with contextlib.suppress(OSError):
             os.rename(old, dest)
+
+
+def in_workspace(path: str | os.PathLike[str], out: str | os.PathLike[str]) -> bool:
+    """Whether `path` lies inside a write workspace beside `out` (so an error naming it
+    should name `out` instead)."""
+    folder = _absolute(Path(out)).parent
+    try:
+        rel = _absolute(Path(path)).relative_to(folder)
+    except ValueError:
+        return False
+    return bool(rel.parts) and _WORKSPACE.match(rel.parts[0]) is not None
 
 
 def _alive(pid: int) -> bool:

@@ -23,7 +23,13 @@ from inspector.core.plan import Plan
 from inspector.core.preview import Preview, PreviewCache, QuantizedTensor, quantize_tensor
 from inspector.core.rounding.data import DataRounding
 from inspector.core.target import Target
-from inspector.formats.atomic import WriteError, atomic_dir, atomic_path, check_output
+from inspector.formats.atomic import (
+    WriteError,
+    atomic_dir,
+    atomic_path,
+    check_output,
+    in_workspace,
+)
 from inspector.formats.base import ExportOptions, load_attr
 from inspector.formats.registry import (
     default_export,
@@ -201,7 +207,7 @@ def _named_errors(model: Model, out: Path) -> Iterator[None]:
     except WriteError:
         raise
     except FormatError as exc:
-        if _in_workspace(Path(exc.path), out) or Path(exc.path) == out:
+        if in_workspace(Path(exc.path), out) or Path(exc.path) == out:
             reason = exc.reason
             if str(model.path) not in reason:  # say which input the refusal is about
                 reason += f" (exporting {model.path})"
@@ -212,21 +218,11 @@ def _named_errors(model: Model, out: Path) -> Iterator[None]:
             raise
         reason = exc.strerror or str(exc) or type(exc).__name__
         name = exc.filename
-        if name is None or _in_workspace(Path(os.fsdecode(name)), out):
+        if name is None or in_workspace(Path(os.fsdecode(name)), out):
             if exc.errno in _WRITE_ERRNOS or name is not None:
                 raise WriteError(out, f"cannot write: {reason}") from exc
             raise FormatError(out, f"{reason} (exporting {model.path})") from exc
         raise FormatError(os.fsdecode(name), reason) from exc
-
-
-def _in_workspace(p: Path, out: Path) -> bool:
-    """Whether `p` lies in a write workspace beside `out` (a hidden `.qi-*.tmp` folder)."""
-    folder = Path(os.path.abspath(out)).parent
-    try:
-        rel = Path(os.path.abspath(p)).relative_to(folder)
-    except ValueError:
-        return False
-    return bool(rel.parts) and rel.parts[0].startswith(".qi-") and rel.parts[0].endswith(".tmp")
 
 
 def result_json(result: ExportResult) -> dict[str, Any]:
