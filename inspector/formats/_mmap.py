@@ -148,15 +148,6 @@ class PositionalFile:
             view.release()
         return out
 
-    def size(self) -> int:
-        """The file's current size in bytes."""
-        if self._fd is None:
-            raise FormatError(self.path, "the model was closed")
-        try:
-            return os.fstat(self._fd).st_size
-        except OSError as exc:
-            raise FormatError(self.path, f"cannot read: {exc.strerror or exc}") from None
-
     def close(self) -> None:
         if self._fd is not None:
             os.close(self._fd)

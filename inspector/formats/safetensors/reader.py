@@ -59,18 +59,15 @@ _MAX_HEADER = 100 * 1024 * 1024  # the reference implementation's limit
 def read_safetensors(path: str | os.PathLike[str]) -> Model:
     """Open a safetensors file: parse and validate the header; values are read on demand."""
     p = Path(path)
-    data = PositionalFile(p)  # refuses FIFOs and devices before opening
     try:
-        size = data.size()
-        header = _read_header(data, p, size)
-        data_offset = 8 + header["__length__"]
-        specs = _validate(p, header["__tensors__"], size - data_offset)
+        with open(p, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            header = _read_header(fh, p, size)
     except OSError as exc:
-        data.close()
         raise FormatError(p, f"cannot read: {exc.strerror or exc}") from None
-    except BaseException:
-        data.close()
-        raise
+    data_offset = 8 + header["__length__"]
+    specs = _validate(p, header["__tensors__"], size - data_offset)
+    data = PositionalFile(p)
     tensors = [
         Tensor(info, _loader(data, data_offset + begin, info, np_dtype))
         for info, np_dtype, begin in specs
@@ -83,13 +80,14 @@ def read_safetensors(path: str | os.PathLike[str]) -> Model:
     return Model(p, "safetensors", tensors, meta, [data.close])
 
 
-def _read_header(data: PositionalFile, p: Path, size: int) -> dict[str, Any]:
-    if size < 8:
+def _read_header(fh: Any, p: Path, size: int) -> dict[str, Any]:
+    head = fh.read(8)
+    if len(head) < 8:
         raise FormatError(p, f"file is {size} bytes, too short for a safetensors header")
-    (n,) = struct.unpack("<Q", data.read(0, 8, "").tobytes())
+    (n,) = struct.unpack("<Q", head)
     if n > _MAX_HEADER or n > size - 8:
         raise FormatError(p, f"header length {n} exceeds the file ({size} bytes) or 100 MB")
-    doc = load_json_bytes(p, data.read(8, n, "").tobytes(), "safetensors header")
+    doc = load_json_bytes(p, fh.read(n), "safetensors header")
     if not isinstance(doc, dict):
         raise FormatError(p, "safetensors header must be a JSON object")
     meta = doc.pop("__metadata__", None) or {}
