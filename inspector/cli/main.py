@@ -141,7 +141,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if err is not None:
         sys.stderr = SafeStream(err)  # type: ignore[assignment]
     try:
-        args = parser.parse_args(argv)
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:  # a usage error (status 2, after argparse's message) or --help
+            return exc.code if isinstance(exc.code, int) else EXIT_ERROR
         if args.command == "gui":
             sys.stdout, sys.stderr = out, err
             return int(args.func(args))
