@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from inspector.cli.options import add_scheme_options, plan_from_args
+from inspector.cli.safe_text import error_line, escape
 from inspector.core.errors import InspectorError
 
 __all__ = ["COMMANDS"]
@@ -88,7 +89,7 @@ def _print_transforms(changes: Any, doc: dict[str, Any] | None) -> None:
 
     if changes is None or doc is None:
         return
-    print("\n".join(transforms_lines(changes)))
+    print("\n".join(escape(line) for line in transforms_lines(changes)))
     change = doc["float_change"]
     sqnr = change["sqnr_db"]
     line = f"  float model change: output SQNR {_fmt_db(float(sqnr))}"
@@ -148,13 +149,15 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                 doc["arith"] = arith.to_json()
             print(json.dumps(doc, indent=2))
         else:
-            print(f"model: {model.path} ({model.format}), stored as {evaluator.target.name}")
-            print(f"data:  {evaluator.data.describe()}")
+            print(
+                f"model: {escape(model.path)} ({model.format}), stored as {evaluator.target.name}"
+            )
+            print(f"data:  {escape(evaluator.data.describe())}")
             _print_transforms(changes, tdoc)
             print("\n".join(metrics_lines(evaluation.metrics)))
             print("\n".join(arith_lines(arith)))
     if args.outputs:
-        print(f"outputs written to {args.outputs}", file=sys.stderr)
+        print(f"outputs written to {escape(args.outputs)}", file=sys.stderr)
     return 0
 
 
@@ -187,10 +190,10 @@ def _save_outputs(path: Path, original: list, quantized: list) -> None:
 
     arrays = {f"original_{i}": o for i, o in enumerate(original)}
     arrays |= {f"quantized_{i}": q for i, q in enumerate(quantized)}
-    tmp = path.with_name(path.name + ".part")
-    with open(tmp, "wb") as fh:
+    from inspector.formats.atomic import atomic_file
+
+    with atomic_file(path) as fh:
         np.savez(fh, **arrays)
-    tmp.replace(path)
 
 
 def _parser_evaluate(sub: argparse._SubParsersAction) -> None:
@@ -231,8 +234,8 @@ def _cmd_sensitivity(args: argparse.Namespace) -> int:
                 doc["transforms"] = tdoc
             print(json.dumps(doc | result.to_json(), indent=2))
             return 0
-        print(f"model: {model.path} ({model.format}), stored as {evaluator.target.name}")
-        print(f"data:  {evaluator.data.describe()}")
+        print(f"model: {escape(model.path)} ({model.format}), stored as {evaluator.target.name}")
+        print(f"data:  {escape(evaluator.data.describe())}")
         _print_transforms(changes, tdoc)
         what = "only this" if args.mode == "only" else "all but this"
         print(f"{what} {args.per} at {result.scheme}, most sensitive first:")
@@ -249,9 +252,8 @@ def _sensitivity_table(result: Any) -> str:
         score = "" if m.quantized_score is None else f"{m.quantized_score:.4f}"
         impact = "" if row.impact_score is None else f"{row.impact_score:+.4f}"
         sqnr = "exact" if math.isinf(m.sqnr_db) and m.sqnr_db > 0 else f"{m.sqnr_db:.1f} dB"
-        lines.append(
-            f"{row.unit:<32} {row.parameters:>9} {sqnr:>10} {agree:>8} {score:>8} {impact:>8}"
-        )
+        unit = escape(row.unit)
+        lines.append(f"{unit:<32} {row.parameters:>9} {sqnr:>10} {agree:>8} {score:>8} {impact:>8}")
     return "\n".join(lines)
 
 
@@ -285,7 +287,7 @@ def _auto_errors(args: argparse.Namespace, model: Any, target: Any, ladder: list
     try:
         full = Evaluator.open(model, args.data, target, args.max_samples)
     except EvaluationUnavailable as exc:
-        print(f"quant-inspector: {exc}; using weight-level error", file=sys.stderr)
+        print(f"quant-inspector: {error_line(exc)}; using weight-level error", file=sys.stderr)
         return None, None
     probe = Evaluator(model, full.data.head(args.probe_samples), full.runner, target, full.cache)
     specs = {t.name: ladder for t in model.weights if t.info.is_float and t.info.size}
@@ -379,9 +381,10 @@ def _cmd_auto(args: argparse.Namespace) -> int:
             ],
         }
     if out is not None:
-        tmp = out.with_name(out.name + ".part")
-        tmp.write_text(sol.plan.dumps(), encoding="utf-8")
-        tmp.replace(out)
+        from inspector.formats.atomic import atomic_file
+
+        with atomic_file(out) as fh:
+            fh.write(sol.plan.dumps().encode("utf-8"))
     if args.json:
         print(json.dumps(doc, indent=2))
     else:
@@ -424,7 +427,7 @@ def _print_auto(doc: dict[str, Any], evaluation: Any, out: Path | None) -> None:
     if evaluation is not None:
         print("\n".join(metrics_lines(evaluation.metrics)))
     if out is not None:
-        print(f"plan written to {out}")
+        print(f"plan written to {escape(out)}")
 
 
 def _parser_auto(sub: argparse._SubParsersAction) -> None:

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from inspector.cli.options import add_data_option, add_scheme_options, plan_from_args
+from inspector.cli.safe_text import escape
 from inspector.cli.transforms import add_transform_options
 from inspector.formats.registry import export_choices
 
@@ -38,7 +39,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
         rounding = with_calibration(model, schemes, target, args.data).rounding
         for rule in plan.unmatched_rules(t.info for t in model):
             print(
-                f"warning: rule '{rule.pattern}={rule.scheme}' matches no tensor", file=sys.stderr
+                f"warning: rule '{escape(rule.pattern)}={rule.scheme}' matches no tensor",
+                file=sys.stderr,
             )
         result = export_model(
             model,
@@ -63,7 +65,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
             doc["transforms"] = changes.to_json()
         print(json.dumps(doc, indent=2))
     else:
-        print(f"wrote {result.path} ({result.format}, {result.total_bytes} bytes)")
+        print(f"wrote {escape(result.path)} ({result.format}, {result.total_bytes} bytes)")
         for line in _note_lines(result.notes):
             print(line)
     return 0
@@ -93,10 +95,10 @@ def _note_lines(notes: Sequence[tuple[str, str]]) -> list[str]:
     for note, tensors in by_note.items():
         named = [t for t in tensors if t]
         if not named:
-            lines.append(f"  note: {note}")
+            lines.append(f"  note: {escape(note)}")
             continue
         more = f" and {len(named) - 3} more" if len(named) > 3 else ""
-        lines.append(f"  {', '.join(named[:3])}{more}: {note}")
+        lines.append(f"  {', '.join(escape(n) for n in named[:3])}{more}: {escape(note)}")
     return lines
 
 

@@ -7,9 +7,12 @@ machines without a display. Errors reach the user as one line on stderr and a no
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from inspector.cli import engine as _engine
 from inspector.cli import export as _export
@@ -19,12 +22,15 @@ from inspector.cli.options import (
     plan_from_args,
     with_calibration,
 )
+from inspector.cli.safe_text import SafeStream, cap, error_line, escape
 from inspector.cli.transforms import add_transform_options
 from inspector.core.errors import InspectorError
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
 EXIT_ERROR = 2
+DEBUG_ENV = "QUANT_INSPECTOR_DEBUG"
+"""Set (to anything) to let an unexpected exception print its traceback."""
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -59,7 +65,8 @@ def _cmd_preview(args: argparse.Namespace) -> int:
         unmatched = plan.unmatched_rules(t.info for t in model)
         for rule in unmatched:
             print(
-                f"warning: rule '{rule.pattern}={rule.scheme}' matches no tensor", file=sys.stderr
+                f"warning: rule '{escape(rule.pattern)}={rule.scheme}' matches no tensor",
+                file=sys.stderr,
             )
         if args.json:
             doc = preview.to_json(model)
@@ -128,21 +135,77 @@ def main(argv: Sequence[str] | None = None) -> int:
     known = set(COMMANDS) | {"gui"}
     if not argv or (argv[0] not in known and not argv[0].startswith("-")):
         argv = ["gui", *argv]
-    args = parser.parse_args(argv)
+    out, err = sys.stdout, sys.stderr
+    if out is not None:  # None when started with stdout closed (`>&-`)
+        sys.stdout = SafeStream(out)  # type: ignore[assignment]
+    if err is not None:
+        sys.stderr = SafeStream(err)  # type: ignore[assignment]
     try:
-        return args.func(args)
-    except InspectorError as exc:
-        print(f"quant-inspector: error: {exc}", file=sys.stderr)
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:  # a usage error (status 2, after argparse's message) or --help
+            return exc.code if isinstance(exc.code, int) else EXIT_ERROR
+        if args.command == "gui":
+            sys.stdout, sys.stderr = out, err
+            return int(args.func(args))
+        status = _run(args)
+        if sys.stdout is not None:
+            sys.stdout.flush()
+        return status
+    except BrokenPipeError:
+        # The reader of our output went away (`info | head`): not an error, say nothing.
+        _discard_stdout(out)
+        return 0
+    finally:
+        sys.stdout, sys.stderr = out, err
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Run a headless command; an expected failure is one line on stderr and `EXIT_ERROR`."""
+    try:
+        return int(args.func(args))
+    except BrokenPipeError:
+        raise
+    except (InspectorError, OSError) as exc:
+        _report(f"quant-inspector: error: {error_line(exc)}")
         return EXIT_ERROR
-    except OSError as exc:
-        where = f"{exc.filename}: " if exc.filename else ""
-        print(f"quant-inspector: error: {where}{exc.strerror or exc}", file=sys.stderr)
+    except RecursionError:
+        _report(f"quant-inspector: error: {_where(args)}nested too deeply to process")
+        return EXIT_ERROR
+    except MemoryError:
+        _report(f"quant-inspector: error: {_where(args)}out of memory (it declares more than fits)")
         return EXIT_ERROR
     except KeyboardInterrupt:
-        print("quant-inspector: interrupted", file=sys.stderr)
+        _report("quant-inspector: interrupted")
         return 130
-    except BrokenPipeError:
-        return 0
+    except Exception as exc:  # a bug, not the user's fault: still one line, unless debugging
+        if os.environ.get(DEBUG_ENV):
+            raise
+        what = cap(escape(f"{type(exc).__name__}: {exc}"), 300)
+        _report(
+            f"quant-inspector: error: {_where(args)}internal error ({what}); "
+            f"{DEBUG_ENV}=1 shows the traceback"
+        )
+        return EXIT_ERROR
+
+
+def _where(args: argparse.Namespace) -> str:
+    """ "MODEL: " for the command's model argument, "" for commands without one."""
+    model = getattr(args, "model", None)
+    return f"{cap(escape(model), 300)}: " if isinstance(model, str) else ""
+
+
+def _report(line: str) -> None:
+    with contextlib.suppress(OSError):
+        print(line, file=sys.stderr)
+
+
+def _discard_stdout(out: Any) -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail again."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, out.fileno())
+        os.close(devnull)
 
 
 if __name__ == "__main__":

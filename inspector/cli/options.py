@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import stat
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,17 +37,13 @@ def plan_from_args(args: argparse.Namespace) -> Plan:
     from inspector.core.plan import Plan, parse_rule
 
     plan = Plan()
-    if args.plan:
+    if args.plan is not None:
         path = Path(args.plan)
         try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise PlanError(f"{path}: cannot read plan: {exc.strerror or exc}") from exc
-        try:
-            plan = Plan.loads(text)
+            plan = Plan.loads(_read_plan_bytes(path))
         except PlanError as exc:
             raise PlanError(f"{path}: {exc}") from exc
-    if args.scheme:
+    if args.scheme is not None:
         plan = plan.with_default(args.scheme)
     for text in args.rule:
         rule = parse_rule(text)
@@ -53,6 +51,21 @@ def plan_from_args(args: argparse.Namespace) -> Plan:
     from inspector.cli.transforms import transforms_from_args
 
     return transforms_from_args(args, plan)
+
+
+def _read_plan_bytes(path: Path) -> bytes:
+    """A plan file's bytes, refusing what is not a regular file (a FIFO would block forever)
+    and reading at most one byte past `MAX_PLAN_BYTES` (so `Plan.loads` can refuse it)."""
+    from inspector.core.plan import MAX_PLAN_BYTES
+
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise PlanError("cannot read plan: not a regular file")
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size  # read(n) would allocate n bytes up front
+            return fh.read(min(size, MAX_PLAN_BYTES) + 1)
+    except OSError as exc:
+        raise PlanError(f"cannot read plan: {exc.strerror or exc}") from None
 
 
 def add_data_option(p: argparse.ArgumentParser) -> None:
@@ -70,10 +83,11 @@ def with_calibration(
 ) -> Target:
     """`target` with GPTQ calibrated on the data when any of `schemes` asks `round=gptq`
     (else as is); says on stderr what it calibrated on, or why it could not."""
+    from inspector.cli.safe_text import escape
     from inspector.engine.rounding.calibrate import open_calibration, uses_gptq
 
     if not uses_gptq(schemes):
         return target
     calibration = open_calibration(model, data_path, data=data)
-    print(f"note: {calibration.message}", file=sys.stderr)
+    print(f"note: {escape(calibration.message)}", file=sys.stderr)
     return target.with_rounding(calibration.rounding)

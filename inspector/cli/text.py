@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from inspector.cli.safe_text import cap, escape
 from inspector.core.formatting import format_bytes
 from inspector.core.model import Model
 from inspector.core.preview import Preview, TensorPreview
 
-__all__ = ["file_metadata", "info_json", "info_table", "preview_table"]
+__all__ = ["MAX_CELL_CHARS", "file_metadata", "info_json", "info_table", "preview_table"]
+
+MAX_CELL_CHARS = 200
+"""Widest table cell (characters): a longer name keeps both ends around an ellipsis; the full
+name is in `--json`."""
 
 
 def info_json(model: Model) -> dict[str, Any]:
@@ -62,20 +67,22 @@ def file_metadata(model: Model) -> dict[str, Any]:
 def _metadata_lines(model: Model, width: int = 100) -> list[str]:
     lines = []
     for key, value in file_metadata(model).items():
-        text = repr(value) if isinstance(value, str) else str(value)
+        text = escape(repr(value) if isinstance(value, str) else str(value))
         text = text if len(text) <= width else text[: width - 1] + "…"
-        name = key if key.isprintable() else repr(key)[1:-1]
+        name = escape(key)
         lines.append(f"  {name:.60} = {text}")
     return lines
 
 
 def _table(header: list[str], rows: list[list[str]], right: set[int]) -> str:
+    """Aligned columns; every cell escaped (`escape`), so a name cannot break a row."""
+    rows = [[cap(escape(cell), MAX_CELL_CHARS) for cell in row] for row in rows]
     widths = [max(len(r[c]) for r in [header, *rows]) for c in range(len(header))]
     out = []
     for r in [header, *rows]:
         cells = [r[c].rjust(w) if c in right else r[c].ljust(w) for c, w in enumerate(widths)]
         out.append("  ".join(cells).rstrip())
-    out.insert(1, "  ".join("-" * w for w in widths))
+    out.insert(1, "  ".join("-" * w for w in widths).rstrip())
     return "\n".join(out)
 
 
@@ -91,7 +98,7 @@ def info_table(model: Model) -> str:
     total = f"{model.parameter_count:,}"
     weights_bytes = format_bytes(sum(t.info.nbytes for t in model.weights))
     meta = _metadata_lines(model)
-    head_text = f"{model.path}  ({model.format}, {len(model)} tensors, {total} parameters, "
+    head_text = f"{escape(model.path)}  ({model.format}, {len(model)} tensors, {total} parameters, "
     head_text += f"{weights_bytes})\n\n"
     if meta:
         head_text += "metadata:\n" + "\n".join(meta) + "\n\n"
@@ -121,7 +128,7 @@ def preview_table(model: Model, preview: Preview, target: str) -> str:
     rows = [_preview_row(t) for t in preview.tensors]
     tot = preview.total
     lines = [
-        f"{model.path}  ({model.format} → {target})",
+        f"{escape(model.path)}  ({model.format} → {target})",
         "",
         _table(head, rows, {2, 3, 4, 5}),
         "",
@@ -135,7 +142,7 @@ def preview_table(model: Model, preview: Preview, target: str) -> str:
         f"global SQNR     {_sqnr_text(tot['sqnr_db'])} dB",
     ]
     if tot["worst"]:
-        lines.append(f"worst tensors   {', '.join(tot['worst'])}")
+        lines.append(f"worst tensors   {', '.join(escape(w) for w in tot['worst'])}")
     for name in tot["nonfinite_tensors"]:
-        lines.append(f"warning: tensor '{name}' holds NaN/Inf values and is kept as it is")
+        lines.append(f"warning: tensor '{escape(name)}' holds NaN/Inf values and is kept as it is")
     return "\n".join(lines)

@@ -13,6 +13,8 @@ import sys
 from contextlib import ExitStack
 from typing import Any
 
+from inspector.cli.safe_text import escape
+
 __all__ = [
     "add_transform_options",
     "print_transforms",
@@ -134,4 +136,4 @@ def _ratio(value: float | None) -> str:
 
 def print_transforms(result: Any) -> None:
     for line in transforms_lines(result):
-        print(line, file=sys.stderr)
+        print(escape(line), file=sys.stderr)

@@ -7,6 +7,7 @@ the bytes when `load()` is called, so the tensor list of a multi-gigabyte file a
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,33 +22,30 @@ __all__ = [
     "StoredQuantization",
     "Tensor",
     "TensorInfo",
+    "dtype_bits",
     "dtype_itemsize",
 ]
 
 FLOAT_DTYPES = frozenset({"float16", "bfloat16", "float32", "float64"})
 
-_ITEMSIZE = {
-    "float16": 2,
-    "bfloat16": 2,
-    "float32": 4,
-    "float64": 8,
-    "int8": 1,
-    "uint8": 1,
-    "int16": 2,
-    "uint16": 2,
-    "int32": 4,
-    "uint32": 4,
-    "int64": 8,
-    "uint64": 8,
-    "bool": 1,
-    "complex64": 8,
-    "string": 0,
-}
+_BITS = {"bool": 8, "bfloat16": 16, "string": 0, "str": 0, "object": 0}
+_SIZED = re.compile(r"^(?:u?int|float|complex|bfloat)(\d{1,3})(?:_[a-z0-9]+)?$")
+
+
+def dtype_bits(dtype: str) -> int:
+    """Bits per element of a dtype name: numpy names (`float128`, `complex256`), ml_dtypes and
+    ONNX names (`float8_e4m3fn`, `float8_e5m2fnuz`, `int4`, `uint4`, `float4_e2m1fn`, `int2`),
+    `bfloat16`, `bool`; 0 for variable-size (`string`) or unknown dtypes. Sub-byte types
+    count their packed size, as ONNX and TF-Lite store them."""
+    if dtype in _BITS:
+        return _BITS[dtype]
+    m = _SIZED.match(dtype)
+    return int(m.group(1)) if m else 0
 
 
 def dtype_itemsize(dtype: str) -> int:
-    """Bytes per element of a dtype name (numpy names plus `bfloat16`); 0 when unknown."""
-    return _ITEMSIZE.get(dtype, 0)
+    """Whole bytes one element of a dtype occupies unpacked (`int4` → 1); 0 when unknown."""
+    return -(-dtype_bits(dtype) // 8)
 
 
 @dataclass(frozen=True)
@@ -93,8 +91,9 @@ class TensorInfo:
 
     @property
     def nbytes(self) -> int:
-        """Bytes of the logical (unquantized) values: the 'before' of every size comparison."""
-        return self.size * dtype_itemsize(self.dtype)
+        """Bytes of the logical (unquantized) values: the 'before' of every size comparison.
+        Sub-byte dtypes count packed bits, rounded up to whole bytes per tensor."""
+        return -(-self.size * dtype_bits(self.dtype) // 8)
 
     @property
     def is_float(self) -> bool:

@@ -10,6 +10,7 @@ and so are float tensors a reader marks as not weights (`TensorInfo.kept`) unles
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -21,7 +22,16 @@ from inspector.core.model import TensorInfo
 from inspector.core.schemes import Scheme, parse_scheme
 from inspector.core.transform_spec import Transforms
 
-__all__ = ["KEEP", "PLAN_VERSION", "PLAN_VERSIONS", "Plan", "Rule", "Transforms", "parse_rule"]
+__all__ = [
+    "KEEP",
+    "MAX_PLAN_BYTES",
+    "PLAN_VERSION",
+    "PLAN_VERSIONS",
+    "Plan",
+    "Rule",
+    "Transforms",
+    "parse_rule",
+]
 
 PLAN_VERSION = 1
 NO_TRANSFORMS = Transforms()
@@ -29,6 +39,8 @@ PLAN_VERSIONS = (1, 2)
 """A plan with model transforms is written as version 2, so a reader that knows only version 1
 refuses it instead of exporting without the transforms; plans without them stay version 1."""
 KEEP = "float32"
+MAX_PLAN_BYTES = 64 << 20
+"""Largest plan document read (bytes): overrides for ~500k tensors; parse memory ≈ 10× this."""
 
 
 @dataclass(frozen=True)
@@ -43,19 +55,54 @@ class Rule:
 
 
 def parse_rule(text: str) -> Rule:
-    """Parse the CLI's `GLOB=SPEC` (the last `=` splits, so a glob may not contain `=`)."""
-    pattern, sep, spec = text.rpartition("=")
-    if not sep or not pattern.strip() or not spec.strip():
+    """Parse the CLI's `GLOB=SPEC`, where SPEC is `NAME[:key=value,…]` and may hold `=` itself.
+
+    The glob ends at the first `=` after which a valid spec follows (a glob may hold `=` and
+    `:` — `dense/kernel:0=int8:axis=0`). When no split gives a valid spec, the error is that of
+    the first split whose scheme name is registered (a bad option), else of the first whose
+    scheme name holds no `=`.
+    """
+    splits = [i for i, ch in enumerate(text) if ch == "="]
+    candidates = [(text[:i].strip(), text[i + 1 :].strip()) for i in splits]
+    candidates = [(glob, spec) for glob, spec in candidates if glob and spec]
+    if not candidates:
         raise PlanError(f"rule {text!r} is not of the form GLOB=SCHEME")
-    return Rule(pattern.strip(), _checked_spec(spec.strip()))
+    errors: list[tuple[str, InspectorError]] = []
+    for glob, spec in candidates:
+        try:
+            return Rule(glob, parse_scheme(spec).spec)
+        except InspectorError as exc:
+            errors.append((spec, exc))
+    named = [exc for spec, exc in errors if _names_scheme(spec)]
+    plain = [exc for spec, exc in errors if "=" not in spec.partition(":")[0]]
+    raise PlanError(f"rule {text!r}: {(named or plain or [errors[0][1]])[0]}")
+
+
+def _names_scheme(spec: str) -> bool:
+    """Whether `spec` starts with a registered scheme name (its options may still be wrong)."""
+    name = spec.partition(":")[0].strip()
+    try:
+        parse_scheme(name)
+    except InspectorError:
+        return False
+    return True
 
 
 def _checked_spec(spec: str) -> str:
     """Canonical form of a spec; a PlanError naming the spec when it is not valid."""
+    if isinstance(spec, str) and not spec.strip():
+        raise PlanError(f"empty scheme spec {spec!r}: give a scheme such as uint8 or int4:group=32")
     try:
-        return parse_scheme(spec).spec
-    except InspectorError as exc:
-        raise PlanError(f"scheme {spec!r}: {exc}") from exc
+        return _canonical_spec(spec)
+    except InspectorError as exc:  # its message starts with the spec itself
+        raise PlanError(str(exc)) from exc
+
+
+@functools.lru_cache(maxsize=1024)
+def _canonical_spec(spec: str) -> str:
+    """`parse_scheme(spec).spec`, memoized: a plan repeats a few specs over thousands of
+    rules and overrides, and parsing each costs ~50 µs."""
+    return parse_scheme(spec).spec
 
 
 @dataclass(frozen=True)
@@ -164,8 +211,9 @@ class Plan:
             raise PlanError("a plan must be a JSON object")
         version = data.get("version", PLAN_VERSION)
         if version not in PLAN_VERSIONS or isinstance(version, bool):
+            shown = f"{version!r:.40}" if isinstance(version, (int, float, str)) else "given"
             raise PlanError(
-                f"plan version {version!r} is not supported (expected one of {PLAN_VERSIONS})"
+                f"plan version {shown} is not supported (expected one of {PLAN_VERSIONS})"
             )
         default = data.get("default", KEEP)
         rules = data.get("rules", [])
@@ -189,12 +237,31 @@ class Plan:
         return json.dumps(self.to_json(), indent=2) + "\n"
 
     @classmethod
-    def loads(cls, text: str) -> Plan:
+    def loads(cls, text: str | bytes) -> Plan:
+        """Parse a plan document (UTF-8 bytes or text); every problem becomes one PlanError.
+        Documents over `MAX_PLAN_BYTES` are refused before parsing (parse memory stays
+        bounded); nesting is bounded by the JSON parser's own depth guard."""
+        if isinstance(text, bytes):
+            if len(text) > MAX_PLAN_BYTES:
+                raise PlanError(f"plan is {len(text)} bytes, over the {MAX_PLAN_BYTES}-byte limit")
+            try:
+                text = text.decode("utf-8-sig")  # a byte-order mark (Windows editors) is fine
+            except UnicodeDecodeError as exc:
+                raise PlanError(
+                    f"plan is not UTF-8 text (byte 0x{text[exc.start]:02x} at offset {exc.start})"
+                ) from None
+        if len(text) > MAX_PLAN_BYTES:
+            raise PlanError(f"plan is {len(text)} characters, over the {MAX_PLAN_BYTES} limit")
         try:
             data = json.loads(text)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise PlanError(f"plan is not valid JSON: {exc}") from exc
-        return cls.from_json(data)
+        except RecursionError:  # the parser's depth guard: ~1000 levels, before any harm
+            raise PlanError("plan is nested too deeply to be a plan") from None
+        except ValueError as exc:  # JSONDecodeError, or a number of over 4300 digits
+            raise PlanError(f"plan is not valid JSON: {exc!s:.200}") from None
+        try:
+            return cls.from_json(data)
+        except RecursionError:  # a repr of a value nested just below the parser's guard
+            raise PlanError("plan is nested too deeply to be a plan") from None
 
 
 def _is_rule(obj: Any) -> bool:

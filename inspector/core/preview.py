@@ -21,6 +21,7 @@ import numpy as np
 
 from inspector.core.chunking import on_two_threads
 from inspector.core.entropy import encoding_entropy
+from inspector.core.errors import FormatError, InspectorError
 from inspector.core.gzip_size import EXACT_GZIP_BELOW, exact_gzip
 from inspector.core.metrics import ErrorSums, error_sums, gzip_estimate, metrics_from_sums
 from inspector.core.model import Model, Tensor
@@ -237,12 +238,17 @@ def _rows_in_order(
     model: Model, plan: Plan, target: Target, cache: PreviewCache | None, workers: int | None
 ) -> Iterator[TensorPreview]:
     def one(tensor: Tensor) -> TensorPreview:
-        scheme = plan.scheme_for(tensor.info)
-        return (
-            cache.get(tensor, scheme, target)
-            if cache is not None
-            else preview_tensor(tensor, scheme, target)
-        )
+        try:
+            scheme = plan.scheme_for(tensor.info)
+            return (
+                cache.get(tensor, scheme, target)
+                if cache is not None
+                else preview_tensor(tensor, scheme, target)
+            )
+        except FormatError:
+            raise
+        except InspectorError as exc:  # a scheme that cannot apply: say which file and tensor
+            raise FormatError(model.path, str(exc), tensor.name) from exc
 
     workers = min(2, os.cpu_count() or 1) if workers is None else workers
     if workers <= 1:

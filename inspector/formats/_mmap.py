@@ -1,5 +1,5 @@
-"""Tensor bytes of big files: memory maps (safetensors headers and values, GGUF headers) and
-positional reads (`PositionalFile`: GGUF and PyTorch values).
+"""Tensor bytes of big files: memory maps (GGUF headers) and positional reads
+(`PositionalFile`: safetensors, GGUF and PyTorch values).
 
 A mapped file's pages count in the process's RSS once touched, so `ResidentPages` gives back the
 pages of all but the last few tensors loaded (`madvise(MADV_DONTNEED)`: they stay in the page

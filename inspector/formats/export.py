@@ -9,18 +9,27 @@ unit of progress and of cancellation. The output appears only when everything su
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from inspector.core.errors import InspectorError
+from inspector.core.errors import FormatError, InspectorError
 from inspector.core.model import Model
 from inspector.core.plan import Plan
 from inspector.core.preview import Preview, PreviewCache, QuantizedTensor, quantize_tensor
 from inspector.core.rounding.data import DataRounding
 from inspector.core.target import Target
-from inspector.formats.atomic import atomic_dir, atomic_path, check_output
+from inspector.formats.atomic import (
+    WriteError,
+    atomic_dir,
+    atomic_path,
+    check_output,
+    in_workspace,
+)
 from inspector.formats.base import ExportOptions, load_attr
 from inspector.formats.registry import (
     default_export,
@@ -107,7 +116,12 @@ def _stream(
     for i, tensor in enumerate(tensors):
         if cancelled is not None and cancelled():
             raise ExportCancelled("export cancelled; nothing was written")
-        q = quantize_tensor(tensor, plan.scheme_for(tensor.info), target)
+        try:
+            q = quantize_tensor(tensor, plan.scheme_for(tensor.info), target)
+        except (FormatError, ExportCancelled):
+            raise
+        except InspectorError as exc:
+            raise FormatError(model.path, str(exc), tensor.name) from exc
         if q.note:
             notes.append((tensor.name, q.note))
         yield q
@@ -168,7 +182,7 @@ def export_model(
     stream = _stream(model, plan, target, progress, cancelled, notes)
     multi_file = spec.writes_folder or sharded
     ctx = atomic_dir(path) if multi_file else atomic_path(path)
-    with ctx as tmp:
+    with _named_errors(model, path), ctx as tmp:
         written = write(model, stream, tmp, opts)
         sizes = [(p, p.stat().st_size) for p in written]
     notes.extend(("", note) for note in opts.notes)
@@ -179,6 +193,36 @@ def export_model(
 
         preview = run_preview(model, plan, target, cache)
     return ExportResult(path, fmt, final, tuple(notes), preview)
+
+
+_WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
+
+
+@contextlib.contextmanager
+def _named_errors(model: Model, out: Path) -> Iterator[None]:
+    """Errors of a write name the output the user chose, never the hidden workspace, and a
+    system error without a file name ("No space left on device") says which file it hit."""
+    try:
+        yield
+    except WriteError:
+        raise
+    except FormatError as exc:
+        if in_workspace(Path(exc.path), out) or Path(exc.path) == out:
+            reason = exc.reason
+            if str(model.path) not in reason:  # say which input the refusal is about
+                reason += f" (exporting {model.path})"
+            raise FormatError(out, reason, exc.tensor) from exc
+        raise
+    except OSError as exc:
+        if isinstance(exc, BrokenPipeError) and exc.filename is None:
+            raise
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        name = exc.filename
+        if name is None or in_workspace(Path(os.fsdecode(name)), out):
+            if exc.errno in _WRITE_ERRNOS or name is not None:
+                raise WriteError(out, f"cannot write: {reason}") from exc
+            raise FormatError(out, f"{reason} (exporting {model.path})") from exc
+        raise FormatError(os.fsdecode(name), reason) from exc
 
 
 def result_json(result: ExportResult) -> dict[str, Any]:

@@ -67,7 +67,7 @@ def test_failure_after_first_shard_leaves_no_partial_output(tmp_path, monkeypatc
 
     monkeypatch.setattr(tfjs_write._Shards, "_next", failing_next)
     out = tmp_path / "out"
-    with open_model(H5) as model, pytest.raises(OSError, match="disk full"):
+    with open_model(H5) as model, pytest.raises(InspectorError, match=f"{out}: disk full"):
         export_model(model, Plan(), "tfjs", out, shard_bytes=10_000)
     assert _leftovers(tmp_path) == []
 

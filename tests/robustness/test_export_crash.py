@@ -1,7 +1,8 @@
 """Crash safety of export: a `kill -9` in the middle of a real export (a subprocess running the
 CLI on a ~200 MB model) leaves no file at the output path and the input byte-identical; an
 exception or a cancel mid-export leaves nothing at all. Temporary files may remain after a
-kill only under hidden `.<output name>.*.tmp*` names (inspector/formats/atomic.py)."""
+kill only inside a hidden workspace folder `.qi-<pid>-*.tmp` with its marker
+(inspector/formats/atomic.py), which the next export to that folder sweeps."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from robust_helpers import MLP
 import inspector.formats.export as export_mod
 from inspector.core.errors import InspectorError
 from inspector.core.plan import Plan
+from inspector.formats.atomic import MARKER
 from inspector.formats.export import ExportCancelled, export_model
 from inspector.formats.registry import open_model
 
@@ -49,7 +51,11 @@ def big_npz(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _leftovers(folder: Path, out_name: str) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if out_name in p.name)
+    return sorted(p.name for p in folder.iterdir() if out_name in p.name or _workspace(p.name))
+
+
+def _workspace(name: str) -> bool:
+    return name.startswith(".qi-") and name.endswith(".tmp")
 
 
 def _wait_for_partial(folder: Path, out_name: str, proc: subprocess.Popen, min_bytes: int) -> None:
@@ -58,7 +64,7 @@ def _wait_for_partial(folder: Path, out_name: str, proc: subprocess.Popen, min_b
     while time.monotonic() < end:
         if proc.poll() is not None:
             pytest.fail(f"export finished before it could be killed (exit {proc.returncode})")
-        tmp = [p for p in folder.iterdir() if p.name.startswith(f".{out_name}.")]
+        tmp = [p for p in folder.iterdir() if _workspace(p.name)]
         size = sum(
             f.stat().st_size
             for t in tmp
@@ -92,20 +98,21 @@ def test_kill_9_mid_export(
     assert proc.returncode == -signal.SIGKILL
     assert not out.exists() and not out.is_symlink(), "a partial output is at the output path"
     for name in _leftovers(tmp_path, out_name):
-        assert name.startswith(f".{out_name}.") and ".tmp" in name, name
+        assert _workspace(name) and (tmp_path / name / MARKER).is_file(), name
     assert _sha256(big_npz) == before, "the input changed"
-    # The next export is not disturbed by the killed one's temporary files.
-    small = tmp_path / ("small_" + out_name)
-    with open_model(MLP / "sample.npz") as model:
-        export_model(model, Plan(default=scheme), fmt, small)
-    assert small.exists()
-    # Exporting to the same path again sweeps the dead writer's leftovers, then succeeds.
-    hidden = [n for n in _leftovers(tmp_path, out_name) if n.startswith(f".{out_name}.")]
+    # An export elsewhere is not disturbed by the killed one's workspace and leaves it alone.
+    hidden = [n for n in _leftovers(tmp_path, out_name) if _workspace(n)]
     assert hidden
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    with open_model(MLP / "sample.npz") as model:
+        export_model(model, Plan(default=scheme), fmt, elsewhere / out_name)
+    assert hidden == [n for n in _leftovers(tmp_path, out_name) if _workspace(n)]
+    # The next export into the same folder sweeps the dead writer's workspace, then succeeds.
     with open_model(MLP / "sample.npz") as model:
         export_model(model, Plan(default=scheme), fmt, out)
     assert out.exists()
-    assert not [n for n in _leftovers(tmp_path, out_name) if n.startswith(f".{out_name}.")]
+    assert not [n for n in _leftovers(tmp_path, out_name) if _workspace(n)]
 
 
 class _Boom(RuntimeError):

@@ -10,6 +10,7 @@ the type of tensors it does not quantize (1-D tensors, norms, names not ending i
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 from collections.abc import Sequence
@@ -37,9 +38,16 @@ _NEVER = (
 _NEVER_NAMES = ("position_embd.weight", "token_types.weight")
 
 
+_NAME_MAX = 255
+
+
 def args_path(out: Path) -> Path:
-    """`model-q.gguf` → `model-q.llama-quantize.txt` beside it."""
-    return out.with_name(out.stem + ".llama-quantize.txt")
+    """`model-q.gguf` → `model-q.llama-quantize.txt` beside it; a stem too long for the file
+    system's 255-byte names is shortened (whole UTF-8 characters), so any legal output name
+    gets its arguments file."""
+    suffix = ".llama-quantize.txt"
+    stem = os.fsencode(out.stem)[: _NAME_MAX - len(suffix)]
+    return out.with_name(stem.decode("utf-8", "ignore") + suffix)
 
 
 def llama_quantizes(name: str, ndim: int) -> bool:

@@ -6,11 +6,14 @@ refused before any data is read. A member's declared size must match its shape, 
 member may not claim more than deflate can expand to (~1032:1), so a zip bomb is refused
 instead of allocated. `load()` decompresses one member on demand.
 
-Metadata keys: `npz_members` (zip member names in file order).
+Metadata keys: `npz_members` (zip member names in file order), `npz_plan` (the plan JSON an
+npz export of this tool records as `__quant_inspector_plan__.npy`; that member is not listed
+as a tensor — any other member of that name is).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import zipfile
 from collections.abc import Callable
@@ -25,6 +28,8 @@ from inspector.core.model import Model, Tensor, TensorInfo
 __all__ = ["read_npz"]
 
 _DEFLATE_MAX_RATIO = 1100
+_PLAN_MEMBER = "__quant_inspector_plan__.npy"
+_MAX_PLAN_MEMBER = 64 << 20
 
 
 def read_npz(path: str | os.PathLike[str]) -> Model:
@@ -35,7 +40,11 @@ def read_npz(path: str | os.PathLike[str]) -> Model:
     except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
         raise FormatError(p, f"not a readable npz (zip) archive: {exc}") from None
     try:
-        tensors = [_member_tensor(zf, info, p) for info in _members(zf)]
+        members = _members(zf)
+        plan = _own_plan(zf, members)
+        if plan is not None:
+            members = [i for i in members if i.filename != _PLAN_MEMBER]
+        tensors = [_member_tensor(zf, info, p) for info in members]
         names = [t.name for t in tensors]
         dup = next((n for n in names if names.count(n) > 1), None)
         if dup is not None:
@@ -43,8 +52,31 @@ def read_npz(path: str | os.PathLike[str]) -> Model:
     except BaseException:
         zf.close()
         raise
-    meta = {"npz_members": [i.filename for i in _members(zf)]}
+    meta: dict[str, Any] = {"npz_members": [i.filename for i in _members(zf)]}
+    if plan is not None:
+        meta["npz_plan"] = plan
     return Model(p, "npz", tensors, meta, [zf.close])
+
+
+def _own_plan(zf: zipfile.ZipFile, members: list[zipfile.ZipInfo]) -> str | None:
+    """The plan record this tool's npz export appends (`__quant_inspector_plan__.npy`: a 1-D
+    uint8 array of plan JSON), or None. Only a member that really is such a record is taken
+    out of the tensor list; a user's tensor of that name stays a tensor."""
+    info = next((i for i in members if i.filename == _PLAN_MEMBER), None)
+    if info is None or info.file_size > _MAX_PLAN_MEMBER:
+        return None
+    try:
+        with zf.open(info) as fh:
+            arr = np.lib.format.read_array(fh, allow_pickle=False)
+        if arr.dtype != np.uint8 or arr.ndim != 1:
+            return None
+        text = arr.tobytes().decode("utf-8")
+        doc = json.loads(text)
+    except (ValueError, RecursionError, OSError, EOFError, zipfile.BadZipFile):
+        return None
+    except Exception:  # numpy's header parser raises many types on garbage
+        return None
+    return text if isinstance(doc, dict) and "overrides" in doc else None
 
 
 def _members(zf: zipfile.ZipFile) -> list[zipfile.ZipInfo]:

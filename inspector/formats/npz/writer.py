@@ -77,7 +77,7 @@ def _plan_entry(pairs: Sequence[tuple[str, str]]) -> tuple[str, np.dtype, tuple[
 
 
 def _weights(stream: Iterable[QuantizedTensor]) -> Iterator[QuantizedTensor]:
-    return (q for q in stream if not q.info.optimizer and q.info.name != PLAN_KEY)
+    return (q for q in stream if not q.info.optimizer)
 
 
 def write(
@@ -106,7 +106,7 @@ def _row_dtype(model: Model, row: Any) -> np.dtype:
 
 def npz_overhead(model: Model, previews: Sequence[Any]) -> bytes:
     """The npz's container bytes (everything but the tensors' values), as written."""
-    rows = [r for r in previews if not r.optimizer and r.name != PLAN_KEY]
+    rows = [r for r in previews if not r.optimizer]
     pairs = [(r.name, r.scheme) for r in rows]
     entries = [(r.name, _row_dtype(model, r), tuple(r.shape), None) for r in rows]
     buf = BytesIO()

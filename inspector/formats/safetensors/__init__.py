@@ -4,7 +4,12 @@ model (`sharded.py`) and written as one when the output is a folder (`sharded_wr
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from inspector.formats.base import FormatSpec, Probe
+
+if TYPE_CHECKING:
+    from inspector.core.model import Model
 
 __all__ = ["FORMAT"]
 
@@ -24,6 +29,13 @@ def _sniff(probe: Probe) -> str | None:
     return "safetensors" if 2 <= n <= probe.size - 8 and probe.head[8:9] == b"{" else None
 
 
+def _exports_from(model: Model) -> str:
+    """`__metadata__` is the header's own key: a tensor of that name cannot be stored."""
+    if any(t.name == "__metadata__" and not t.info.optimizer for t in model):
+        return "tensor '__metadata__' has the name of the safetensors header's metadata entry"
+    return ""
+
+
 FORMAT = FormatSpec(
     name="safetensors",
     label="safetensors",
@@ -37,6 +49,7 @@ FORMAT = FormatSpec(
     writer="inspector.formats.safetensors.writer:write",
     target="inspector.formats.safetensors.writer:SAFETENSORS",
     export_fields=frozenset({"dequantized", "max_shard_bytes"}),
+    exports_from=_exports_from,
     export_suffix=".safetensors",
     menu_rank=30,
 )

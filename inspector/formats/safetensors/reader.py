@@ -1,4 +1,4 @@
-"""safetensors reader: u64 little-endian header length, JSON header, one memory-mapped buffer.
+"""safetensors reader: u64 little-endian header length, JSON header, then the raw buffer.
 
 The header (at most 100 MB, the reference's limit) is bounded JSON (`formats/_json.py`: at
 most 3 levels deep — header, entry, shape — and one object or list per 12 bytes, checked before
@@ -6,11 +6,14 @@ parsing, at most `MAX_TENSORS` entries) and validated as the reference implement
 known dtypes, integer shapes,
 `data_offsets` inside the buffer, each range exactly `elements × itemsize` long, and ranges
 that tile the buffer with no overlap and no gap. Tensors are listed in buffer order (the file
-order). `load()` returns a read-only view into the memory map, so opening a 14 GB file costs a
-header read and values are paged in on demand. Mapped pages count in the process's RSS, so
-the pages of all but the last few tensors loaded are given back (`madvise(MADV_DONTNEED)`:
-they stay in the page cache and a later access faults them back in): reading every tensor of
-a 14 GB file keeps RSS bounded by a few tensors, not the file.
+order). Opening reads the header only; `load()` reads one tensor's bytes with positional reads
+(`os.preadv`) into its own array. The file is not memory-mapped: touching a mapped page after
+another process truncated the file kills the process with SIGBUS (a check of the size before
+handing out a view cannot close that race, since the view is touched later), while a short
+positional read is an ordinary `FormatError` naming the file and the tensor, whenever the
+truncation happens — in the CLI and in the window alike. The cost is one copy of each tensor's
+stored bytes at load (reads of the page cache run at memory bandwidth; RSS holds the tensors
+being worked on, not the file).
 BF16 tensors load as `ml_dtypes.bfloat16`.
 PyTorch layouts put the output channel first, so `channel_axis` is 0 for ndim ≥ 2.
 
@@ -21,7 +24,6 @@ Metadata keys: `safetensors_metadata` (the `__metadata__` dict, {} when absent),
 
 from __future__ import annotations
 
-import mmap
 import os
 import struct
 from collections.abc import Callable
@@ -35,8 +37,7 @@ from inspector.core.errors import FormatError
 from inspector.core.model import Model, Tensor, TensorInfo
 from inspector.formats._common import check_shape, layer_of
 from inspector.formats._json import parse_json, regular_file
-from inspector.formats._mmap import ResidentPages as _ResidentPages
-from inspector.formats._mmap import close_map as _close
+from inspector.formats._mmap import PositionalFile
 
 __all__ = ["DTYPES", "read_safetensors"]
 
@@ -69,26 +70,20 @@ text per object or list; `[{},{},…]`-style bombs spend 3."""
 
 
 def read_safetensors(path: str | os.PathLike[str]) -> Model:
-    """Open a safetensors file: parse and validate the header, memory-map the buffer."""
+    """Open a safetensors file: parse and validate the header; values are read on demand."""
     p = Path(path)
     regular_file(p, "safetensors file")
     try:
         with open(p, "rb") as fh:
             size = os.fstat(fh.fileno()).st_size
             header = _read_header(fh, p, size)
-            mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if size else None
     except OSError as exc:
         raise FormatError(p, f"cannot read: {exc.strerror or exc}") from None
     data_offset = 8 + header["__length__"]
-    try:
-        specs = _validate(p, header["__tensors__"], size - data_offset)
-    except BaseException:
-        if mm is not None:
-            mm.close()
-        raise
-    pages = _ResidentPages(mm)
+    specs = _validate(p, header["__tensors__"], size - data_offset)
+    data = PositionalFile(p)
     tensors = [
-        Tensor(info, _loader(p, mm, data_offset + begin, info, np_dtype, pages))
+        Tensor(info, _loader(data, data_offset + begin, info, np_dtype))
         for info, np_dtype, begin in specs
     ]
     meta = {
@@ -96,7 +91,7 @@ def read_safetensors(path: str | os.PathLike[str]) -> Model:
         "safetensors_header": {info.name: header["__tensors__"][info.name] for info, _, _ in specs},
         "data_offset": data_offset,
     }
-    return Model(p, "safetensors", tensors, meta, [lambda: _close(mm)])
+    return Model(p, "safetensors", tensors, meta, [data.close])
 
 
 def _read_header(fh: Any, p: Path, size: int) -> dict[str, Any]:
@@ -177,29 +172,12 @@ def _check_tiling(p: Path, tensors: dict[str, Any], specs: list[Any], data_len: 
 
 
 def _loader(
-    p: Path,
-    mm: mmap.mmap | None,
-    offset: int,
-    info: TensorInfo,
-    np_dtype: np.dtype,
-    pages: _ResidentPages,
+    data: PositionalFile, offset: int, info: TensorInfo, np_dtype: np.dtype
 ) -> Callable[[], np.ndarray]:
     def load() -> np.ndarray:
-        if info.size == 0 or mm is None:
+        if info.size == 0:
             return np.zeros(info.shape, dtype=np_dtype)
-        # Touching mapped pages past a shrunk file's end kills the process with SIGBUS.
-        end = offset + info.size * np_dtype.itemsize
-        try:
-            now = os.stat(p).st_size
-        except OSError as exc:
-            raise FormatError(p, f"cannot read: {exc.strerror or exc}", info.name) from None
-        if now < end:
-            raise FormatError(p, f"file shrank to {now} bytes since it was opened", info.name)
-        try:
-            arr = np.frombuffer(mm, dtype=np_dtype, count=info.size, offset=offset)
-        except (ValueError, TypeError) as exc:
-            raise FormatError(p, f"cannot read values: {exc}", info.name) from None
-        pages.used(offset, end - offset)
-        return arr.reshape(info.shape)
+        raw = data.read(offset, info.size * np_dtype.itemsize, info.name)
+        return raw.view(np_dtype).reshape(info.shape)
 
     return load

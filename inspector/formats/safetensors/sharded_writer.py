@@ -28,7 +28,6 @@ from inspector.core.model import Model, TensorInfo
 from inspector.core.preview import QuantizedTensor
 from inspector.core.schemes import Scheme, parse_scheme
 from inspector.core.target import Target, native_storage
-from inspector.formats._write_common import PLAN_KEY
 from inspector.formats.safetensors.writer import components, header_bytes, payload, stored_scheme
 
 __all__ = [
@@ -93,11 +92,7 @@ def index_bytes(shards: Sequence[Sequence[Entry]], names: Sequence[str]) -> byte
 
 
 def _pairs(model: Model, opts: Any) -> list[tuple[str, str]]:
-    return [
-        (t.name, opts.plan.scheme_for(t.info).spec)
-        for t in model
-        if not t.info.optimizer and t.name != PLAN_KEY
-    ]
+    return [(t.name, opts.plan.scheme_for(t.info).spec) for t in model if not t.info.optimizer]
 
 
 class _Spool:
@@ -140,7 +135,7 @@ def write_sharded(
     spool = _Spool(folder, max_bytes)
     try:
         for q in stream:
-            if q.info.optimizer or q.info.name == PLAN_KEY:
+            if q.info.optimizer:
                 continue
             scheme = stored_scheme(q, dequantized)
             data = payload(q, scheme)
@@ -177,7 +172,7 @@ def _row_entries(model: Model, previews: Sequence[Any]) -> tuple[list[Entry], li
     entries: list[Entry] = []
     specs: list[str] = []
     for row in previews:
-        if row.optimizer or row.name == PLAN_KEY:
+        if row.optimizer:
             continue
         stored = None if row.skipped is not None else parse_scheme(row.stored)
         entries.append((model[row.name].info, stored))

@@ -37,7 +37,7 @@ from inspector.core.model import Model, TensorInfo
 from inspector.core.preview import QuantizedTensor
 from inspector.core.schemes import Scheme, parse_scheme
 from inspector.core.target import Target, native_storage
-from inspector.formats._write_common import PLAN_KEY, resolved_plan_json
+from inspector.formats._write_common import resolved_plan_json
 from inspector.formats.base import ExportOptions
 
 __all__ = [
@@ -175,7 +175,7 @@ def write(
     try:
         with open(body, "wb") as fh:
             for q in stream:
-                if q.info.optimizer or q.info.name == PLAN_KEY:
+                if q.info.optimizer:
                     continue
                 scheme = stored_scheme(q, opts.dequantized)
                 data = payload(q, scheme)
@@ -201,7 +201,7 @@ def safetensors_overhead(model: Model, previews: Sequence[Any]) -> bytes:
     entries: list[tuple[TensorInfo, Scheme | None]] = []
     pairs = []
     for row in previews:
-        if row.optimizer or row.name == PLAN_KEY:
+        if row.optimizer:
             continue
         info = model[row.name].info
         stored = None if row.skipped is not None else parse_scheme(row.stored)
