@@ -28,7 +28,7 @@ from inspector.core.plan import Plan
 from inspector.core.quantize import QuantizedTensor, TensorCache, quantize_tensor
 from inspector.core.schemes import Encoded, Scheme
 from inspector.core.target import NATIVE, Target
-from inspector.core.totals import summarize
+from inspector.core.totals import input_stored_nbytes, summarize
 
 __all__ = [
     "EXACT_GZIP_BELOW",
@@ -122,7 +122,7 @@ def preview_tensor(tensor: Tensor, scheme: Scheme, target: Target = NATIVE) -> T
         stored=q.storage.stored.spec if q.storage.stored is not None else info.dtype,
         note=q.note,
         skipped=q.skipped,
-        original_bytes=info.nbytes,
+        original_bytes=input_stored_nbytes(info),
         quantized_bytes=nbytes,
         bits_per_weight=8.0 * nbytes / info.size if info.size else 0.0,
         overflow=q.encoded.overflow if q.encoded is not None else 0,
@@ -230,7 +230,8 @@ def iter_preview(
     exact = None
     if sum(r.quantized_bytes for r in rows if not r.optimizer) + len(overhead) <= exact_gzip_below:
         exact = drain(exact_gzip(model, plan, target, rows))
-    return Preview(tuple(rows), summarize(rows, overhead, gzip_exact=exact))
+    total = summarize(rows, overhead, gzip_exact=exact, file_bytes_before=model.file_bytes)
+    return Preview(tuple(rows), total)
 
 
 def _rows_in_order(

@@ -23,6 +23,7 @@ __all__ = [
     "export_spec",
     "formats",
     "get_target",
+    "input_file_bytes",
     "input_kinds",
     "model_suffixes",
     "open_filter",
@@ -156,7 +157,26 @@ def open_model(path: str | os.PathLike[str]) -> Model:
         raise FormatError(p, f"not a recognised model file ({names})")
     reader = load_attr(spec_for_input(kind).readers[kind])
     model: Model = reader(p)
+    model.file_bytes = input_file_bytes(model)
     return model
+
+
+def input_file_bytes(model: Model) -> int | None:
+    """Bytes of every file the input is made of, as on disk: model.json and the shards its
+    manifest names (TF.js), the index and every shard (sharded safetensors, split GGUF), else
+    the file itself. None when a file cannot be measured."""
+    files = [model.path] if model.path.is_file() else []
+    files += [Path(f) for f in model.metadata.get("source_files", ())]
+    manifest = model.metadata.get("weights_manifest")
+    if isinstance(manifest, list):
+        folder = model.path.parent
+        for group in manifest:
+            paths = group.get("paths", []) if isinstance(group, dict) else []
+            files += [folder / p for p in paths if isinstance(p, str)]
+    try:
+        return sum(os.stat(f).st_size for f in dict.fromkeys(p.resolve() for p in files)) or None
+    except OSError:
+        return None
 
 
 _load_builtin()

@@ -72,7 +72,8 @@ _RIGHT = (COL_PARAMS, COL_SQNR, COL_RMSE, COL_SENS)
 _RIGHT_ALIGN = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
 
 _TOOLTIPS = {
-    COL_BYTES: "Bytes of the original values → bytes stored in the export format",
+    COL_BYTES: "Bytes the input stores (as on disk) → bytes the chosen export format writes; "
+    "(as float32) when the format re-stores the scheme in another type",
     COL_SQNR: "Signal-to-quantization-noise ratio: 20·log10(‖w‖/‖w−w′‖). Higher is better.",
     COL_RMSE: "RMS error divided by the quantization step; ≈0.29 for uniform rounding, >0.7 poor",
     COL_GZIP: "Stored bytes ÷ gzipped bytes: how much a web server's gzip saves on top",
@@ -261,7 +262,9 @@ class TensorTreeModel(QStandardItemModel):
         if tp is None:
             return "…" if col >= COL_BYTES else None
         if col == COL_BYTES:
-            return f"{format_bytes(tp.original_bytes)} → {format_bytes(tp.quantized_bytes)}"
+            text = f"{format_bytes(tp.original_bytes)} → {format_bytes(tp.quantized_bytes)}"
+            baked = not tp.skipped and tp.stored and tp.stored != tp.scheme
+            return f"{text} (as {tp.stored})" if baked else text
         if col == COL_SQNR:
             return format_db(tp.sqnr_db)
         if col == COL_RMSE:

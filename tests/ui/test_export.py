@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from PySide6.QtWidgets import QDialogButtonBox
@@ -154,3 +155,24 @@ def test_export_report(qtbot, window, demo_path, open_and_wait, tmp_path, suffix
         doc = json.loads(text)
         assert doc["total"]["quantized_bytes"] == window.state.preview.total["quantized_bytes"]
     assert "Report written" in window.status_label.text()
+
+
+def test_predicted_text_says_larger_when_larger():
+    from inspector.ui.export_dialog import predicted_text
+
+    text = predicted_text(
+        {"quantized_bytes": 1040, "file_bytes_before": 1000, "bits_per_weight": 8}
+    )
+    assert "1.04× larger" in text and "smaller" not in text
+    text = predicted_text({"quantized_bytes": 500, "file_bytes_before": 1000, "bits_per_weight": 8})
+    assert "2.00× smaller" in text
+
+
+def test_default_output_is_named_after_the_model():
+    from inspector.formats.registry import open_model
+    from inspector.ui.export_dialog import default_output
+
+    src = Path(__file__).resolve().parents[2] / "resources" / "digits_convnet" / "tfjs"
+    with open_model(src / "model.json") as model:
+        assert default_output(model, "tfjs") == src.parent / "digits_convnet_quantized"
+        assert default_output(model, "safetensors").name == "digits_convnet_quantized.safetensors"
