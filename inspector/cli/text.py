@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from inspector.core.collapse import collapse_advice, collapse_text
 from inspector.core.formatting import format_bytes
 from inspector.core.model import Model
 from inspector.core.plan import Plan
@@ -146,6 +147,13 @@ def preview_table(model: Model, preview: Preview, target: str) -> str:
         lines.append(f"note: {tot['savings_note']} (--format {tot['better_format']})")
     if tot["worst"]:
         lines.append(f"worst tensors   {', '.join(tot['worst'])}")
+    rows = {t.name: t for t in preview.tensors}
+    for name in tot.get("collapsed_tensors", []):
+        t = rows[name]
+        lines.append(
+            f"warning: tensor '{name}': {collapse_text(t.collapsed_channels, t.channels)}; "
+            f"{collapse_advice(t.scheme)}"
+        )
     for name in tot["nonfinite_tensors"]:
         lines.append(f"warning: tensor '{name}' holds NaN/Inf values and is kept as it is")
     return "\n".join(lines)

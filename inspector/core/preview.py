@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from inspector.core.chunking import on_two_threads
+from inspector.core.collapse import collapsed_channels
 from inspector.core.entropy import encoding_entropy
 from inspector.core.gzip_size import EXACT_GZIP_BELOW, exact_gzip
 from inspector.core.metrics import ErrorSums, error_sums, gzip_estimate, metrics_from_sums
@@ -80,6 +81,9 @@ class TensorPreview:
     stored_params: tuple[float, ...] = ()  # affine (min, scale) as stored, for model.json
     entropy_bits_per_weight: float | None = None
     huffman_bytes: int = 0
+    collapsed_channels: int = 0
+    """Output channels left with ≤ 2 levels that had more (`core/collapse.py`)."""
+    channels: int = 0
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -107,6 +111,7 @@ def preview_tensor(tensor: Tensor, scheme: Scheme, target: Target = NATIVE) -> T
         scale = q.first.scale if q.first is not None else None
         m: dict[str, Any] = dict(metrics_from_sums(sums, scale))
         energy = sums.signal
+        m["collapsed_channels"], m["channels"] = _collapse(q)
     else:
         gz, gz_err = _gzip_views(q)
         m = {"mse": 0.0, "rmse": 0.0, "max_abs_error": 0.0, "rmse_over_scale": None}
@@ -135,6 +140,19 @@ def preview_tensor(tensor: Tensor, scheme: Scheme, target: Target = NATIVE) -> T
         huffman_bytes=huffman,
         **m,
     )
+
+
+def _collapse(q: QuantizedTensor) -> tuple[int, int]:
+    """Collapsed channels of the stored encoding, counted on its codes where one code is one
+    value within a channel (per-tensor affine grids, palettes), else on the decoded values."""
+    enc = q.encoded
+    if enc is None:
+        return 0, 0
+    one_code_one_value = enc.codes.shape == q.info.shape and (
+        "palette" in enc.params or (np.ndim(enc.params.get("min", ())) == 0 and "min" in enc.params)
+    )
+    values = enc.codes if one_code_one_value else q.decoded
+    return collapsed_channels(q.original, values, q.info.channel_axis)
 
 
 def _gzip_and_sums(q: QuantizedTensor) -> tuple[tuple[int, float], ErrorSums]:

@@ -6,6 +6,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from inspector.core.collapse import collapse_flagged
 from inspector.core.formatting import format_bytes
 from inspector.core.metrics import gzip_estimate, sqnr_db
 from inspector.core.model import TensorInfo
@@ -95,6 +96,9 @@ def summarize(
         "gzip_exact": gzip_exact is not None,
         "nonfinite_tensors": [t.name for t in weights if t.nonfinite],
         "worst": [t.name for t in ranked[:WORST_COUNT]],
+        "collapsed_tensors": [
+            t.name for t in weights if collapse_flagged(t.collapsed_channels, t.channels)
+        ],
         **_entropy_totals(weights, params, len(overhead)),
     }
 

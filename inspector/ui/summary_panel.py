@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import math
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from inspector.core.collapse import COLLAPSE_FIX, collapse_text
 from inspector.core.formatting import format_bytes, format_count, format_db, format_ratio
 from inspector.core.preview import summarize
 from inspector.ui.plot_style import CURVE_COLORS, apply_plot_style
@@ -80,15 +82,31 @@ def weights_text(total: dict[str, Any]) -> str:
     return f"{format_bytes(before)} → {format_bytes(after)}  ({format_ratio(ratio)})"
 
 
-def size_notes(total: dict[str, Any]) -> list[str]:
-    """What the size figures do not say by themselves: optimizer state the export leaves out,
-    a format that cannot store the plan's savings (with a link to the one that would)."""
+def size_notes(total: dict[str, Any], tensors: Sequence[Any] = ()) -> list[str]:
+    """What the figures do not say by themselves: a format that cannot store the plan's savings
+    (with a link to the one that would), tensors whose channels collapse (with a link to the
+    per-channel scheme), optimizer state the export leaves out."""
     notes = []
     if total.get("savings_note"):
         better = total.get("better_format", "")
         notes.append(
             f"⚠ {html.escape(total['savings_note'])} — "
             f"<a href='target:{html.escape(better)}'>use {html.escape(better)}</a>"
+        )
+    collapsed = total.get("collapsed_tensors") or []
+    if collapsed:
+        rows = {t.name: t for t in tensors}
+        shown = []
+        for name in collapsed[:3]:
+            tp = rows.get(name)
+            if tp is not None:
+                text = collapse_text(tp.collapsed_channels, tp.channels)
+                shown.append(f"{html.escape(name)}: {text}")
+        more = f" (+{len(collapsed) - 3} more)" if len(collapsed) > 3 else ""
+        notes.append(
+            f"⚠ Channels collapse in {len(collapsed)} tensor{'s' if len(collapsed) != 1 else ''}"
+            f" — {'; '.join(shown)}{more} — <a href='collapse:{COLLAPSE_FIX}'>use "
+            f"{COLLAPSE_FIX} (per-channel scales) for them</a>"
         )
     if total.get("optimizer_tensors"):
         notes.append(
@@ -214,6 +232,8 @@ class SummaryPanel(QWidget):
     def _on_note_link(self, link: str) -> None:
         if link.startswith("target:"):
             self.state.set_target(link.removeprefix("target:"))
+        elif link.startswith("collapse:") and self.shown_total.get("collapsed_tensors"):
+            self.state.override(self.shown_total["collapsed_tensors"], link.split(":", 1)[1])
 
     def _on_model(self) -> None:
         self._fill_targets()
@@ -239,7 +259,7 @@ class SummaryPanel(QWidget):
             value = self.shown_total.get(key)
             label.setText("–" if value is None else format_total(key, value))
         self.values["original_bytes"].setText(weights_text(self.shown_total))
-        notes = size_notes(self.shown_total)
+        notes = size_notes(self.shown_total, preview.tensors)  # type: ignore[attr-defined]
         self.notes.setText("<br>".join(notes))
         self.notes.setVisible(bool(notes))
         self.values["gzip_ratio"].setText(format_gzip(self.shown_total))

@@ -13,6 +13,7 @@ from typing import Any
 from PySide6.QtCore import QModelIndex, QObject, Qt
 from PySide6.QtGui import QBrush, QColor, QFont, QStandardItem, QStandardItemModel
 
+from inspector.core.collapse import collapse_flagged
 from inspector.core.errors import InspectorError
 from inspector.core.formatting import format_bytes, format_count, format_db, format_shape
 from inspector.core.preview import summarize
@@ -74,7 +75,8 @@ _RIGHT_ALIGN = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
 _TOOLTIPS = {
     COL_BYTES: "Bytes the input stores (as on disk) → bytes the chosen export format writes; "
     "(as float32) when the format re-stores the scheme in another type",
-    COL_SQNR: "Signal-to-quantization-noise ratio: 20·log10(‖w‖/‖w−w′‖). Higher is better.",
+    COL_SQNR: "Signal-to-quantization-noise ratio: 20·log10(‖w‖/‖w−w′‖). Higher is better. "
+    "⚠ k/n ch: k of n output channels keep ≤ 2 levels (a per-tensor grid too coarse for them)",
     COL_RMSE: "RMS error divided by the quantization step; ≈0.29 for uniform rounding, >0.7 poor",
     COL_GZIP: "Stored bytes ÷ gzipped bytes: how much a web server's gzip saves on top",
     COL_SENS: "Output damage when only this layer is quantized (Output tab ▸ Run sensitivity): "
@@ -266,6 +268,8 @@ class TensorTreeModel(QStandardItemModel):
             baked = not tp.skipped and tp.stored and tp.stored != tp.scheme
             return f"{text} (as {tp.stored})" if baked else text
         if col == COL_SQNR:
+            if collapse_flagged(tp.collapsed_channels, tp.channels):
+                return f"{format_db(tp.sqnr_db)} ⚠ {tp.collapsed_channels}/{tp.channels} ch"
             return format_db(tp.sqnr_db)
         if col == COL_RMSE:
             return "–" if tp.rmse_over_scale is None else f"{tp.rmse_over_scale:.3f}"
