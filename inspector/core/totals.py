@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "WORST_COUNT",
+    "input_bytes",
     "input_stored_nbytes",
     "lost_savings",
     "plan_weight_bytes",
@@ -116,6 +117,15 @@ def _entropy_totals(weights: Sequence[TensorPreview], params: int, overhead: int
         "entropy_bits_per_weight": bits / params if params else 0.0,
         "huffman_bytes": sum(t.huffman_bytes for t in weights) + overhead,
     }
+
+
+def input_bytes(model: Model) -> int:
+    """What a budget of "25 %" is a percentage of: the input's bytes on disk (the summary's
+    "File before"), so the budget and the file it limits are one accounting; the tensors'
+    stored bytes when the file size is unknown."""
+    if model.file_bytes:
+        return model.file_bytes
+    return sum(input_stored_nbytes(t.info) for t in model)
 
 
 def input_stored_nbytes(info: TensorInfo) -> int:
