@@ -9,6 +9,7 @@ sniffing asks them in that order, so content checks that cannot be fooled come f
 from __future__ import annotations
 
 import importlib
+import json
 import os
 from pathlib import Path
 
@@ -153,12 +154,45 @@ def open_model(path: str | os.PathLike[str]) -> Model:
     if kind is None:
         if p.is_dir():
             raise FormatError(p, "folder holds no model.json nor one *.safetensors.index.json")
+        hint = _json_hint(p)
+        if hint:
+            raise FormatError(p, hint)
         names = ", ".join(s.label for s in _SPECS.values())
         raise FormatError(p, f"not a recognised model file ({names})")
     reader = load_attr(spec_for_input(kind).readers[kind])
     model: Model = reader(p)
     model.file_bytes = input_file_bytes(model)
     return model
+
+
+_JSON_HINT_BYTES = 16 << 20
+"""Largest file `_json_hint` reads: a model header, not weights."""
+
+
+def _json_hint(p: Path) -> str:
+    """What is wrong with a file that is JSON but none of ours ("" when it is not JSON): cut
+    short (the usual reason a TF.js model.json renamed or downloaded halfway is not
+    recognised), invalid, or valid JSON of another kind."""
+    try:
+        size = p.stat().st_size
+        with open(p, "rb") as fh:
+            start = fh.read(64).lstrip(b"\xef\xbb\xbf \t\r\n")
+            if size > _JSON_HINT_BYTES or start[:1] not in (b"{", b"["):
+                return ""
+            fh.seek(0)
+            data = fh.read(size)
+    except OSError:
+        return ""
+    text = data.decode("utf-8-sig", errors="replace").strip()
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as exc:
+        if exc.pos >= len(text) - 1 or "Unterminated" in exc.msg:
+            return f"truncated JSON: {len(data)} bytes end before the document does ({exc.msg})"
+        return f"JSON that is not valid: {exc.msg} at line {exc.lineno} column {exc.colno}"
+    except RecursionError:
+        return "JSON nested too deeply to be a model file"
+    return "JSON, but neither a TF.js model.json nor a TF.js weights manifest"
 
 
 def input_file_bytes(model: Model) -> int | None:
