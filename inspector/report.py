@@ -26,7 +26,7 @@ from inspector.core.plan import Plan
 from inspector.core.preview import Preview, json_number
 from inspector.formats.atomic import atomic_file, check_output
 
-__all__ = ["encode_png", "report_json", "write_report"]
+__all__ = ["encode_png", "report_json", "write_node_data", "write_report"]
 
 CSV_FIELDS = (
     "name", "layer", "shape", "dtype", "scheme", "stored", "note", "skipped", "parameters",
@@ -176,4 +176,17 @@ def write_report(
         raise InspectorError(f"{out}: report must end in .html, .json or .csv")
     with atomic_file(out) as fh:
         fh.write(text.encode("utf-8"))
+    return out
+
+
+def write_node_data(
+    path: str | Path, doc: dict[str, Any], model: Model, *, force: bool = False
+) -> Path:
+    """Write Model Explorer node data (`core.explorer.node_data`) atomically; never over the
+    input, an existing file only with `force`."""
+    from inspector.formats.export import input_paths
+
+    out = check_output(path, input_paths(model), force)
+    with atomic_file(out) as fh:
+        fh.write(json.dumps(doc, indent=2).encode("utf-8"))
     return out

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from inspector.cli import engine as _engine
+from inspector.cli import explorer as _explorer
 from inspector.cli import export as _export
 from inspector.cli.options import (
     add_data_option,
@@ -99,6 +100,7 @@ COMMANDS: dict[str, Callable[[argparse._SubParsersAction], None]] = {
     "preview": _parser_preview,
     **_export.COMMANDS,
     **_engine.COMMANDS,
+    **_explorer.COMMANDS,
 }
 
 

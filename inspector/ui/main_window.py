@@ -150,6 +150,7 @@ class MainWindow(QMainWindow):
             file, "Save &Quantized As…", self.exports.save_quantized, "Ctrl+Shift+S"
         )
         self._action(file, "Export &Report…", self.exports.export_report)
+        self._action(file, "Export Model E&xplorer Node Data…", self.exports.export_node_data)
         self._action(file, "Choose &Evaluation Data…", self.choose_eval_data)
         self._action(file, "E&valuate outputs", self._evaluate, "Ctrl+E")
         file.addSeparator()

@@ -176,3 +176,16 @@ def test_default_output_is_named_after_the_model():
     with open_model(src / "model.json") as model:
         assert default_output(model, "tfjs") == src.parent / "digits_convnet_quantized"
         assert default_output(model, "safetensors").name == "digits_convnet_quantized.safetensors"
+
+
+def test_export_node_data_from_the_window(qtbot, window, demo_path, open_and_wait, tmp_path):
+    open_and_wait(window, demo_path("digits_convnet"))
+    out = tmp_path / "nodes.json"
+    window.exports.export_node_data(str(out), "sqnr_db")
+    qtbot.waitUntil(out.exists, timeout=30_000)
+    qtbot.waitUntil(lambda: not window.exports.task.busy, timeout=30_000)
+    doc = json.loads(out.read_text())
+    (graph,) = doc.values()
+    names = {t.name for t in window.state.preview.tensors if t.skipped is None}
+    assert names and names <= set(graph["results"])
+    assert "node data written" in window.status_label.text()
