@@ -199,6 +199,52 @@ class ExportActions(QObject):
         model, plan, preview = state.model, state.plan, state.preview
         result = self.last_result if self._result_plan == plan else None
         force = Path(path).exists()
-        self.task.start(
-            lambda cancelled, report: write_report(path, model, plan, preview, result, force=force)
-        )
+        from inspector.ui.controllers import resolve_target
+
+        target = resolve_target(state.target_name).name
+        evaluation = self._evaluation_texts()
+        sensitivity, unit = self._sensitivity_values()
+
+        def job(cancelled: Any, report: Any) -> Path:
+            return write_report(
+                path,
+                model,
+                plan,
+                preview,
+                result,
+                force=force,
+                target=target,
+                evaluation=evaluation,
+                sensitivity=sensitivity,
+                sensitivity_unit=unit,
+            )
+
+        self.task.start(job)
+
+    def _evaluation_texts(self) -> dict[str, str]:
+        """The Output tab's evaluation figures as shown (empty when not evaluated)."""
+        output = getattr(self.window, "output", None)
+        values = getattr(output, "values", {})
+        names = {"sqnr": "Output SQNR", "top1": "Top-1 agreement", "score": "Score"}
+        texts = {names.get(k, k): label.text() for k, label in values.items()}
+        if not any(t not in ("", "–") for t in texts.values()):
+            return {}
+        data = getattr(output, "data_label", None)
+        if data is not None and data.text():
+            texts["Data"] = data.text()
+        return texts
+
+    def _sensitivity_values(self) -> tuple[dict[str, float], str]:
+        """Per-layer (else per-tensor) sensitivity of the last run, larger = worse."""
+        sens = self.state.sensitivity
+        if not sens or self.state.model is None:
+            return {}, ""
+        by_unit: dict[str, float] = {}
+        for name, (value, _text) in sens.items():
+            tensor = self.state.model.tensors.get(name)
+            unit = tensor.info.layer if tensor is not None and tensor.info.layer else name
+            if value > -1e300:
+                by_unit[unit] = max(value, by_unit.get(unit, value))
+        texts = {text for _v, text in sens.values()}
+        unit = "accuracy points lost" if any("pts" in t for t in texts) else "output noise (dB)"
+        return by_unit, unit
