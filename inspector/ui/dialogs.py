@@ -66,6 +66,23 @@ def ask_restore(parent: QWidget | None, model_path: str, saved_at: str) -> bool:
     return answer == QMessageBox.StandardButton.Yes
 
 
+def ask_unsaved_plan(parent: QWidget | None, model_name: str) -> str:
+    """On quit with a plan not saved since it changed: "save", "discard" or "cancel".
+    Tests replace this function."""
+    buttons = QMessageBox.StandardButton
+    answer = QMessageBox.question(
+        parent,
+        "Save the plan?",
+        f"The plan for {model_name} has changes that are not saved to a plan file.\n\n"
+        "Save it before quitting? (Discard also forgets the autosaved copy.)",
+        buttons.Save | buttons.Discard | buttons.Cancel,
+        buttons.Save,
+    )
+    if answer == buttons.Save:
+        return "save"
+    return "discard" if answer == buttons.Discard else "cancel"
+
+
 def show_about(parent: QWidget | None) -> None:
     box = QMessageBox(parent)
     box.setWindowTitle("About Quantization Inspector")

@@ -21,6 +21,7 @@ from inspector.core.schemes import parse_scheme
 from inspector.ui.state import AppState, poor_reasons
 from inspector.ui.table_delegates import (
     NAME_ROLE,
+    OPTIMIZER_ROLE,
     SORT_ROLE,
     SPEC_ROLE,
     SchemeDelegate,
@@ -156,6 +157,11 @@ class TensorTreeModel(QStandardItemModel):
             for layer, items in self._layers.values():
                 self._set_editable(items, layer.names())
                 items[COL_NAME].setData(layer.names(), NAME_ROLE)
+                model = self.state.model
+                optimizer = model is not None and all(
+                    model[n].info.optimizer for n in layer.names()
+                )
+                items[COL_NAME].setData(optimizer, OPTIMIZER_ROLE)
         finally:
             self.blockSignals(False)
         self.endResetModel()
@@ -164,6 +170,7 @@ class TensorTreeModel(QStandardItemModel):
     def _new_row(self, name: str, is_float: bool, info: Any) -> list[QStandardItem]:
         row = _plain_row()
         row[COL_NAME].setData(name, NAME_ROLE)
+        row[COL_NAME].setData(info.optimizer, OPTIMIZER_ROLE)
         row[COL_SCHEME].setEditable(is_float and not info.optimizer)
         for col in _RIGHT:
             row[col].setData(_RIGHT_ALIGN, Qt.ItemDataRole.TextAlignmentRole)
