@@ -131,7 +131,7 @@ def format_total(key: str, value: Any) -> str:
     """The summary's text for one `Preview.total` entry."""
     if key == "parameters":
         return format_count(value)
-    if key.endswith("_bytes"):
+    if "_bytes" in key:
         return f"{format_bytes(value)}  ({format_count(value)} B)"
     if key == "sqnr_db":
         return format_db(value)
@@ -161,8 +161,8 @@ class SummaryPanel(QWidget):
         grid.addWidget(self.target_combo, 0, 1)
         self.status = QLabel("")
         self.status.setStyleSheet("color: #666")
-        grid.addWidget(self.status, 0, 2, 1, 2)
-        rows = (len(_FIELDS) + 1) // 2
+        grid.addWidget(self.status, 0, 2, 1, 4)
+        rows = (len(_FIELDS) + 2) // 3
         for i, (key, text) in enumerate(_FIELDS):
             label = QLabel("–")
             label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -180,7 +180,8 @@ class SummaryPanel(QWidget):
         self.notes.setStyleSheet("color: #8a4b00")
         self.notes.linkActivated.connect(self._on_note_link)
         self.notes.hide()
-        grid.addWidget(self.notes, rows + 1, 0, 1, 4)
+        grid.addWidget(self.notes, rows + 1, 0, 1, 6)
+        grid.setRowStretch(rows + 2, 1)
 
         worst_box = QGroupBox("Worst tensors (lowest SQNR)")
         self.worst = QListWidget()

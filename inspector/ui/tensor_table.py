@@ -11,7 +11,8 @@ import math
 from typing import Any
 
 from PySide6.QtCore import QModelIndex, QObject, Qt
-from PySide6.QtGui import QBrush, QColor, QFont, QStandardItem, QStandardItemModel
+from PySide6.QtGui import QBrush, QColor, QFont, QIcon, QStandardItem, QStandardItemModel
+from PySide6.QtWidgets import QApplication, QStyle
 
 from inspector.core.collapse import collapse_flagged
 from inspector.core.errors import InspectorError
@@ -77,12 +78,25 @@ _TOOLTIPS = {
     COL_BYTES: "Bytes the input stores (as on disk) → bytes the chosen export format writes; "
     "(as float32) when the format re-stores the scheme in another type",
     COL_SQNR: "Signal-to-quantization-noise ratio: 20·log10(‖w‖/‖w−w′‖). Higher is better. "
-    "⚠ k/n ch: k of n output channels keep ≤ 2 levels (a per-tensor grid too coarse for them)",
+    "A warning icon: output channels keep ≤ 2 levels (a per-tensor grid too coarse for them; "
+    "the tooltip says how many)",
     COL_RMSE: "RMS error divided by the quantization step; ≈0.29 for uniform rounding, >0.7 poor",
     COL_GZIP: "Stored bytes ÷ gzipped bytes: how much a web server's gzip saves on top",
     COL_SENS: "Output damage when only this layer is quantized (Output tab ▸ Run sensitivity): "
     "accuracy points lost, or output noise when the data has no labels",
 }
+
+
+_DECORATION = Qt.ItemDataRole.DecorationRole
+_ICON: list[QIcon] = []
+
+
+def _warning_icon() -> QIcon:
+    """The style's warning icon, made once (a QApplication exists by the time rows fill)."""
+    if not _ICON:
+        style = QApplication.style()
+        _ICON.append(style.standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning))
+    return _ICON[0]
 
 
 def _plain_row() -> list[QStandardItem]:
@@ -245,6 +259,8 @@ class TensorTreeModel(QStandardItemModel):
             item.setData(background, Qt.ItemDataRole.BackgroundRole)
             item.setData(_STALE_FG if stale and col >= 5 else None, _FOREGROUND)
         items[COL_SCHEME].setData(self.state.spec_for(name), SPEC_ROLE)
+        collapsed = fresh and collapse_flagged(tp.collapsed_channels, tp.channels)
+        items[COL_SQNR].setData(_warning_icon() if collapsed else None, _DECORATION)
 
     def _current_tp(self, name: str) -> tuple[Any, bool]:
         """The tensor's preview and whether it matches the current plan (else it is stale)."""
@@ -275,8 +291,6 @@ class TensorTreeModel(QStandardItemModel):
             baked = not tp.skipped and tp.stored and tp.stored != tp.scheme
             return f"{text} (as {tp.stored})" if baked else text
         if col == COL_SQNR:
-            if collapse_flagged(tp.collapsed_channels, tp.channels):
-                return f"{format_db(tp.sqnr_db)} ⚠ {tp.collapsed_channels}/{tp.channels} ch"
             return format_db(tp.sqnr_db)
         if col == COL_RMSE:
             return "–" if tp.rmse_over_scale is None else f"{tp.rmse_over_scale:.3f}"

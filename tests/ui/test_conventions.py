@@ -67,3 +67,21 @@ def test_quit_asks_about_an_unsaved_plan(qtbot, window, demo_path, open_and_wait
     monkeypatch.setattr(dialogs, "ask_unsaved_plan", lambda *a: "discard")
     window.quit_action.trigger()
     assert not window.isVisible()
+
+
+def test_collapse_flag_in_table_and_summary(qtbot, window, demo_path, open_and_wait):
+    from inspector.ui.tensor_table import COL_SQNR
+
+    open_and_wait(window, demo_path("digits_depthwise"))
+    name = "block2_dw/depthwise_kernel:0"
+    item = window.tensors.model.itemFromIndex(window.tensors.model.index_of(name, COL_SQNR))
+    assert item.data(Qt.ItemDataRole.DecorationRole) is not None
+    assert "channels keep ≤ 2 levels: use int8" in item.data(Qt.ItemDataRole.ToolTipRole)
+    summary = window.summary
+    assert summary.notes.isVisibleTo(window) and "Channels collapse" in summary.notes.text()
+    with qtbot.waitSignal(window.state.preview_updated, timeout=30_000):
+        summary._on_note_link("collapse:int8")
+    assert window.state.spec_for(name) == "int8"
+    assert "Channels collapse" not in summary.notes.text()
+    window.state.undo()  # one undoable step
+    assert window.state.spec_for(name) == "uint8"
