@@ -213,7 +213,7 @@ def ranges_svg(lows: np.ndarray, highs: np.ndarray, step: float | None, height: 
     plot_w, plot_h = _WIDTH - left - right, height - top - bottom
     lo = float(np.min(lows)) if n else 0.0
     hi = float(np.max(highs)) if n else 1.0
-    ticks = _nice_ticks(lo, hi, 5)
+    ticks = _nice_ticks(lo, hi, 8)
     lo, hi = min(lo, ticks[0]), max(hi, ticks[-1])
 
     def y(v: float) -> float:
