@@ -44,6 +44,7 @@ __all__ = [
     "default_output",
     "export_formats",
     "predicted_text",
+    "restore_warning",
 ]
 
 
@@ -127,6 +128,8 @@ class ExportDialog(QDialog):
         self.runner.done.connect(self._on_predicted)
         self.runner.failed.connect(lambda _g, exc: self.predicted.setText(f"unknown ({exc})"))
         self.predicted_bytes: int | None = None
+        self.warning_runner = JobRunner(1, self)
+        self.warning_runner.done.connect(self._on_warning)
         self._build()
         self._on_format()
 
@@ -213,32 +216,19 @@ class ExportDialog(QDialog):
         layout.setRowVisible(self.shard_spin, "shard_bytes" in fields)
         layout.setRowVisible(self.dequantized_box, "dequantized" in fields)
         self.path_edit.setText(str(default_output(self.model, fmt)))
-        self.warning.setText(self._restore_warning())
-        self.warning.setVisible(bool(self.warning.text()))
+        self.warning.setText("")
+        self.warning.hide()
+        if not self._dequantized():
+            model, plan, fmt, label = self.model, self.state.plan, fmt, self._spec.label
+            self.warning_runner.submit(
+                lambda cancelled, report: restore_warning(model, plan, fmt, label)
+            )
         self._predict()
 
-    def _restore_warning(self) -> str:
-        """Which schemes the chosen format re-stores larger than they are ("" when none)."""
-        from inspector.core.totals import restored_larger
-        from inspector.formats.compare import savings_note
-        from inspector.ui.controllers import resolve_target
-
-        if self._dequantized():
-            return ""
-        rows = restored_larger(self.model, self.state.plan, resolve_target(self.fmt))
-        if not rows:
-            return ""
-        label = self._spec.label.split(" (")[0]
-        parts = [
-            f"{scheme} as {stored} ({n} tensor{'s' if n != 1 else ''}: "
-            f"{format_bytes(have)} instead of {format_bytes(need)})"
-            for scheme, stored, n, need, have in rows[:3]
-        ]
-        text = f"⚠ {label} re-stores " + "; ".join(parts) + "."
-        better = savings_note(self.model, self.state.plan, self.fmt)
-        if better is not None:
-            text += f" {export_spec(better[0]).label.split(' (')[0]} keeps the plan's sizes."
-        return text
+    def _on_warning(self, gen: int, text: Any) -> None:
+        if gen == self.warning_runner.generation:
+            self.warning.setText(str(text or ""))
+            self.warning.setVisible(bool(text))
 
     def _predict(self) -> None:
         """The preview's total under the chosen format, on a worker (cached tensors are free)."""
@@ -308,10 +298,11 @@ class ExportDialog(QDialog):
         if self.problem.text():
             return
         out = Path(self.path_edit.text().strip())
-        if self.warning.text() and not dialogs.confirm(
-            self,
-            "Store the plan larger?",
-            self.warning.text().removeprefix("⚠ ") + "\n\nSave anyway?",
+        warning = self.warning.text()
+        if self.warning_runner.busy and not self._dequantized():  # clicked before it arrived
+            warning = restore_warning(self.model, self.state.plan, self.fmt, self._spec.label)
+        if warning and not dialogs.confirm(
+            self, "Store the plan larger?", warning.removeprefix("⚠ ") + "\n\nSave anyway?"
         ):
             return
         if out.exists() and not dialogs.confirm(
@@ -319,8 +310,33 @@ class ExportDialog(QDialog):
         ):
             return
         self.runner.wait(5_000)
+        self.warning_runner.wait(5_000)
         super().accept()
 
     def reject(self) -> None:
         self.runner.wait(5_000)
+        self.warning_runner.wait(5_000)
         super().reject()
+
+
+def restore_warning(model: Model, plan: Any, fmt: str, label: str) -> str:
+    """Which schemes format `fmt` re-stores larger than they are ("" when none), and the
+    format that keeps the plan's sizes; from shapes only, run on a worker (~0.1 s for a
+    few hundred tensors)."""
+    from inspector.core.totals import restored_larger
+    from inspector.formats.compare import savings_note
+    from inspector.ui.controllers import resolve_target
+
+    rows = restored_larger(model, plan, resolve_target(fmt))
+    if not rows:
+        return ""
+    parts = [
+        f"{scheme} as {stored} ({n} tensor{'s' if n != 1 else ''}: "
+        f"{format_bytes(have)} instead of {format_bytes(need)})"
+        for scheme, stored, n, need, have in rows[:3]
+    ]
+    text = f"⚠ {label.split(' (')[0]} re-stores " + "; ".join(parts) + "."
+    better = savings_note(model, plan, fmt)
+    if better is not None:
+        text += f" {export_spec(better[0]).label.split(' (')[0]} keeps the plan's sizes."
+    return text

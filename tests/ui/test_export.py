@@ -189,3 +189,23 @@ def test_export_node_data_from_the_window(qtbot, window, demo_path, open_and_wai
     names = {t.name for t in window.state.preview.tensors if t.skipped is None}
     assert names and names <= set(graph["results"])
     assert "node data written" in window.status_label.text()
+
+
+def test_dialog_warns_before_storing_a_scheme_larger(
+    qtbot, window, demo_path, open_and_wait, tmp_path, monkeypatch
+):
+    open_and_wait(window, demo_path("digits_convnet_tfjs"))
+    window.state.set_plan(Plan(default="int4"))
+    window.state.set_target("tfjs")
+    dialog = _dialog(qtbot, window, "tfjs", tmp_path / "o")
+    qtbot.waitUntil(lambda: bool(dialog.warning.text()), timeout=20_000)
+    assert "TF.js re-stores int4 as uint16" in dialog.warning.text()
+    assert "safetensors keeps the plan's sizes" in dialog.warning.text().lower()
+    asked = []
+    monkeypatch.setattr(dialogs, "confirm", lambda *a: asked.append(a) or False)
+    dialog.accept()
+    assert asked and "Store the plan larger?" in asked[0][1]
+    assert dialog.result() != dialog.DialogCode.Accepted
+    dialog.format_combo.setCurrentIndex(dialog.format_combo.findData("safetensors"))
+    qtbot.waitUntil(lambda: not dialog.warning_runner.busy, timeout=20_000)
+    assert dialog.warning.text() == ""
