@@ -207,10 +207,27 @@ def input_file_bytes(model: Model) -> int | None:
         for group in manifest:
             paths = group.get("paths", []) if isinstance(group, dict) else []
             files += [folder / p for p in paths if isinstance(p, str)]
+    files += _onnx_external_files(model)
     try:
-        return sum(os.stat(f).st_size for f in dict.fromkeys(p.resolve() for p in files)) or None
+        measured = sum(os.stat(f).st_size for f in dict.fromkeys(p.resolve() for p in files))
     except OSError:
         return None
+    from inspector.core.totals import input_stored_nbytes
+
+    # A file cannot hold less than its tensors: a side file no rule above names still counts.
+    return max(measured, sum(input_stored_nbytes(t.info) for t in model)) or None
+
+
+def _onnx_external_files(model: Model) -> list[Path]:
+    """The external-data files an ONNX model's initializers point to (beside the model)."""
+    proto = model.metadata.get("onnx_proto")
+    graph = getattr(proto, "graph", None)
+    out: list[Path] = []
+    for t in getattr(graph, "initializer", ()):
+        for entry in getattr(t, "external_data", ()):
+            if entry.key == "location" and entry.value:
+                out.append(model.path.parent / entry.value)
+    return out
 
 
 _load_builtin()

@@ -88,3 +88,27 @@ def test_model_name_skips_folders_named_after_the_format(tmp_path):
     _need(FER)
     with open_model(FER) as model:
         assert model_name(model) == "emotion_model"
+
+
+def test_onnx_external_data_counts_in_the_file_before(tmp_path):
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.ones((64, 64), np.float32), "w")
+    node = helper.make_node("MatMul", ["x", "w"], ["y"])
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 64])],
+        [w],
+    )
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    path = tmp_path / "m.onnx"
+    onnx.save_model(
+        proto, str(path), save_as_external_data=True, location="m.data", size_threshold=0
+    )
+    with open_model(path) as model:
+        on_disk = path.stat().st_size + (tmp_path / "m.data").stat().st_size
+        assert model.file_bytes == on_disk > 64 * 64 * 4
