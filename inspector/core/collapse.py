@@ -28,12 +28,15 @@ COLLAPSE_FIX = "int8"
 channel gets a grid of its own (DESIGN §3 `int8`)."""
 
 
-def _more_than_two(rows: np.ndarray) -> np.ndarray:
-    """Per row: True when it holds more than two distinct values (some value strictly
-    between its minimum and maximum)."""
-    lo = rows.min(axis=1, keepdims=True)
-    hi = rows.max(axis=1, keepdims=True)
-    return np.asarray(((rows > lo) & (rows < hi)).any(axis=1))
+def _more_than_two(a: np.ndarray, others: tuple[int, ...]) -> np.ndarray:
+    """Per channel (the axis not in `others`): True when it holds more than two distinct
+    values, i.e. some value lies strictly between its minimum and maximum. Reduces in place
+    over the other axes, so a strided channel axis costs no transposed copy."""
+    lo = a.min(axis=others, keepdims=True)
+    hi = a.max(axis=others, keepdims=True)
+    inside = np.greater(a, lo)
+    inside &= np.less(a, hi)
+    return np.asarray(inside.any(axis=others)).reshape(-1)
 
 
 def collapsed_channels(
@@ -42,19 +45,24 @@ def collapsed_channels(
     """(collapsed, channels) along `axis`: channels whose original values have more than
     `COLLAPSE_LEVELS` distinct values and whose quantized ones (decoded values, or codes where
     one code is one value within a channel) have at most that many. (0, 0) when the tensor has
-    no channel axis or a single channel."""
+    no channel axis or a single channel.
+
+    The quantized side is scanned whole (codes are small); the original values only for the
+    channels that collapsed, usually none, so the check adds little to a preview."""
     if axis is None or original.ndim < 2 or original.size == 0:
         return 0, 0
     axis %= original.ndim
     channels = original.shape[axis]
     if channels < 2 or quantized.shape != original.shape:
         return 0, 0
-    x = np.moveaxis(original, axis, 0).reshape(channels, -1)
-    q = np.moveaxis(quantized, axis, 0).reshape(channels, -1)
-    if x.shape[1] <= COLLAPSE_LEVELS:
+    if original.size // channels <= COLLAPSE_LEVELS:
         return 0, channels
-    rich = _more_than_two(x)
-    return int(np.count_nonzero(rich & ~_more_than_two(q))), channels
+    others = tuple(i for i in range(original.ndim) if i != axis)
+    poor = np.flatnonzero(~_more_than_two(quantized, others))
+    if poor.size == 0:
+        return 0, channels
+    rich = _more_than_two(np.take(original, poor, axis=axis), others)
+    return int(np.count_nonzero(rich)), channels
 
 
 def collapse_flagged(collapsed: int, channels: int) -> bool:

@@ -144,15 +144,22 @@ def preview_tensor(tensor: Tensor, scheme: Scheme, target: Target = NATIVE) -> T
 
 def _collapse(q: QuantizedTensor) -> tuple[int, int]:
     """Collapsed channels of the stored encoding, counted on its codes where one code is one
-    value within a channel (per-tensor affine grids, palettes), else on the decoded values."""
-    enc = q.encoded
-    if enc is None:
+    value within a channel (a per-tensor grid, a palette, one scale per output channel), else
+    on the decoded values (groups along the input axis, blocks, floats)."""
+    enc, info = q.encoded, q.info
+    if enc is None or info.channel_axis is None or len(info.shape) < 2:
         return 0, 0
-    one_code_one_value = enc.codes.shape == q.info.shape and (
-        "palette" in enc.params or (np.ndim(enc.params.get("min", ())) == 0 and "min" in enc.params)
+    params = enc.params
+    per_channel = (
+        "axis" in params
+        and np.ndim(params.get("scales", ())) == 1
+        and int(params["axis"]) % len(info.shape) == info.channel_axis % len(info.shape)
+    )
+    one_code_one_value = enc.codes.shape == info.shape and (
+        "palette" in params or ("min" in params and np.ndim(params["min"]) == 0) or per_channel
     )
     values = enc.codes if one_code_one_value else q.decoded
-    return collapsed_channels(q.original, values, q.info.channel_axis)
+    return collapsed_channels(q.original, values, info.channel_axis)
 
 
 def _gzip_and_sums(q: QuantizedTensor) -> tuple[tuple[int, float], ErrorSums]:

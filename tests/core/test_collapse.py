@@ -48,3 +48,27 @@ def test_depthwise_demo_flags_its_kernels_and_int8_fixes_them():
     assert block2.channels == 96 and block2.collapsed_channels > 48
     assert block2.sqnr_db > 30  # the SQNR alone looks fine: that is why the flag exists
     assert int8.total["collapsed_tensors"] == []
+
+
+def test_codes_and_decoded_values_count_alike():
+    """The preview counts on codes where one code is one value in a channel; the decoded
+    values must give the same answer (per-tensor grid, per-channel int8, groups of int4)."""
+    from inspector.core.quantize import quantize_tensor
+    from inspector.core.schemes import parse_scheme
+
+    with open_model(DEPTHWISE / "digits_depthwise.h5") as model:
+        for spec in ("uint8", "int8", "int4", "kmeans2"):
+            for tensor in model:
+                if tensor.info.channel_axis is None or len(tensor.info.shape) < 2:
+                    continue
+                row = run_preview_one(tensor, spec)
+                q = quantize_tensor(tensor, parse_scheme(spec))
+                expected = collapsed_channels(q.original, q.decoded, tensor.info.channel_axis)
+                assert (row.collapsed_channels, row.channels) == expected, (spec, tensor.name)
+
+
+def run_preview_one(tensor, spec):
+    from inspector.core.preview import preview_tensor
+    from inspector.core.schemes import parse_scheme
+
+    return preview_tensor(tensor, parse_scheme(spec))
