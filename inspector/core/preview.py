@@ -142,10 +142,16 @@ def preview_tensor(tensor: Tensor, scheme: Scheme, target: Target = NATIVE) -> T
     )
 
 
+_COLLAPSE_DECODE_MAX = 1 << 20
+"""Largest tensor whose collapse is counted on decoded values (a full decode the preview
+otherwise avoids); group and block schemes, the ones needing it, rarely collapse."""
+
+
 def _collapse(q: QuantizedTensor) -> tuple[int, int]:
     """Collapsed channels of the stored encoding, counted on its codes where one code is one
     value within a channel (a per-tensor grid, a palette, one scale per output channel), else
-    on the decoded values (groups along the input axis, blocks, floats)."""
+    on the decoded values (groups along the input axis, blocks) up to `_COLLAPSE_DECODE_MAX`
+    elements; plain floats (float16, bfloat16) keep their levels and are not counted."""
     enc, info = q.encoded, q.info
     if enc is None or info.channel_axis is None or len(info.shape) < 2:
         return 0, 0
@@ -158,8 +164,11 @@ def _collapse(q: QuantizedTensor) -> tuple[int, int]:
     one_code_one_value = enc.codes.shape == info.shape and (
         "palette" in params or ("min" in params and np.ndim(params["min"]) == 0) or per_channel
     )
-    values = enc.codes if one_code_one_value else q.decoded
-    return collapsed_channels(q.original, values, info.channel_axis)
+    if one_code_one_value:
+        return collapsed_channels(q.original, enc.codes, info.channel_axis)
+    if enc.scheme.stores_values or info.size > _COLLAPSE_DECODE_MAX:
+        return 0, 0
+    return collapsed_channels(q.original, q.decoded, info.channel_axis)
 
 
 def _gzip_and_sums(q: QuantizedTensor) -> tuple[tuple[int, float], ErrorSums]:
