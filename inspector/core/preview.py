@@ -153,6 +153,8 @@ def _collapse(q: QuantizedTensor) -> tuple[int, int]:
     on the decoded values (groups along the input axis, blocks) up to `_COLLAPSE_DECODE_MAX`
     elements; plain floats (float16, bfloat16) keep their levels and are not counted."""
     enc, info = q.encoded, q.info
+    if enc is not None and enc.scheme.stores_values and q.first is not None:
+        enc = q.first  # a grid baked into floats (Keras): its values are the grid's
     if enc is None or info.channel_axis is None or len(info.shape) < 2:
         return 0, 0
     params = enc.params

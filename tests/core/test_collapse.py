@@ -72,3 +72,12 @@ def run_preview_one(tensor, spec):
     from inspector.core.schemes import parse_scheme
 
     return preview_tensor(tensor, parse_scheme(spec))
+
+
+def test_flagged_when_the_format_bakes_the_grid_into_floats():
+    """Keras stores a uint8 plan as float32 values on the uint8 grid: still a collapse."""
+    with open_model(DEPTHWISE / "digits_depthwise.h5") as model:
+        keras = run_preview(model, Plan(default="uint8"), get_target("keras"))
+        floats = run_preview(model, Plan(default="float16"), get_target("keras"))
+    assert "block2_dw/depthwise_kernel:0" in keras.total["collapsed_tensors"]
+    assert floats.total["collapsed_tensors"] == []
