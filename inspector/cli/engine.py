@@ -317,7 +317,9 @@ def _auto_solve(args: argparse.Namespace, model: Any, target: Any, ladders: Any,
         over = budget.overhead_bytes(model, sol.plan, target, args.cache)
         return replace(sol, overhead=over), {"tensor_bytes": limit}
     if args.target_size is not None:
-        limit = budget.parse_size(args.target_size, sum(t.info.nbytes for t in weights))
+        from inspector.core.totals import input_bytes
+
+        limit = budget.parse_size(args.target_size, input_bytes(model))
     else:
         limit = args.target_bytes
     sol = budget.solve_total(model, ladders, limit, target, args.cache)
@@ -436,7 +438,11 @@ def _parser_auto(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("auto", help="choose one scheme per tensor for a size or error target")
     _common(p)
     goal = p.add_mutually_exclusive_group(required=True)
-    goal.add_argument("--target-size", metavar="S", help="25%%, 0.25 (of float size) or 40kB")
+    goal.add_argument(
+        "--target-size",
+        metavar="S",
+        help="the whole export file: 25%%, 0.25 (of the input file on disk) or 40kB",
+    )
     goal.add_argument("--target-bytes", type=int, metavar="N", help="total bytes as written")
     goal.add_argument("--target-bits", type=float, metavar="B", help="bits per weight")
     goal.add_argument("--target-sqnr", type=float, metavar="DB", help="output (or weight) SQNR")

@@ -56,9 +56,13 @@ def _cmd_export(args: argparse.Namespace) -> int:
             rounding=rounding,
         )
         if want_report:
+            from inspector.cli.text import with_savings_note
             from inspector.report import write_report
 
-            write_report(args.report, model, plan, result.preview, result, force=args.force)
+            preview = with_savings_note(result.preview, model, plan, result.format)
+            write_report(
+                args.report, model, plan, preview, result, force=args.force, target=result.format
+            )
     if args.json:
         doc = result_json(result)
         if changes is not None:

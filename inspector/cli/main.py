@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from inspector.cli import engine as _engine
+from inspector.cli import explorer as _explorer
 from inspector.cli import export as _export
 from inspector.cli.options import (
     add_data_option,
@@ -48,7 +49,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
 def _cmd_preview(args: argparse.Namespace) -> int:
     from contextlib import ExitStack
 
-    from inspector.cli.text import preview_table
+    from inspector.cli.text import preview_table, with_savings_note
     from inspector.cli.transforms import print_transforms, transformed
     from inspector.core.preview import run_preview
     from inspector.formats import open_model
@@ -62,6 +63,7 @@ def _cmd_preview(args: argparse.Namespace) -> int:
         schemes = [plan.scheme_for(t.info) for t in model]
         target = with_calibration(model, schemes, target, args.data)
         preview = run_preview(model, plan, target)
+        preview = with_savings_note(preview, model, plan, target.name)
         unmatched = plan.unmatched_rules(t.info for t in model)
         for rule in unmatched:
             print(
@@ -105,6 +107,7 @@ COMMANDS: dict[str, Callable[[argparse._SubParsersAction], None]] = {
     "preview": _parser_preview,
     **_export.COMMANDS,
     **_engine.COMMANDS,
+    **_explorer.COMMANDS,
 }
 
 

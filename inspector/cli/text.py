@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from inspector.cli.safe_text import cap, escape
+from inspector.core.collapse import collapse_advice, collapse_text
 from inspector.core.formatting import format_bytes
 from inspector.core.model import Model
+from inspector.core.plan import Plan
 from inspector.core.preview import Preview, TensorPreview
 
 __all__ = ["MAX_CELL_CHARS", "file_metadata", "info_json", "info_table", "preview_table"]
@@ -133,16 +135,41 @@ def preview_table(model: Model, preview: Preview, target: str) -> str:
         _table(head, rows, {2, 3, 4, 5}),
         "",
         f"parameters      {tot['parameters']:,}",
-        f"size            {format_bytes(tot['original_bytes'])} → "
-        f"{format_bytes(tot['quantized_bytes'])}  "
-        f"(×{tot['compression_ratio']:.2f}, {tot['bits_per_weight']:.2f} bits/weight)",
+        f"file size       {format_bytes(tot['file_bytes_before'])} on disk → "
+        f"{format_bytes(tot['file_bytes_after'])} written  (×{tot['compression_ratio']:.2f})",
+        f"weights         {format_bytes(tot['original_bytes'])} → "
+        f"{format_bytes(tot['weight_bytes_after'])}  "
+        f"(×{tot['weight_ratio']:.2f}, {tot['bits_per_weight']:.2f} bits/weight)",
         f"gzip ratio      {tot['gzip_ratio']:.3f}  (total bytes ÷ gzipped bytes)",
         f"entropy bound   {tot['entropy_bits_per_weight']:.2f} bits/weight; Huffman-coded "
         f"{format_bytes(tot['huffman_bytes'])}, gzip {format_bytes(tot['gzip_bytes'])}",
         f"global SQNR     {_sqnr_text(tot['sqnr_db'])} dB",
     ]
+    if tot.get("optimizer_tensors"):
+        lines.append(
+            f"note: optimizer state ({tot['optimizer_tensors']} tensors, "
+            f"{format_bytes(tot['optimizer_bytes'])}) is not written"
+        )
+    if tot.get("savings_note"):
+        lines.append(f"note: {tot['savings_note']} (--format {tot['better_format']})")
     if tot["worst"]:
         lines.append(f"worst tensors   {', '.join(escape(w) for w in tot['worst'])}")
+    rows = {t.name: t for t in preview.tensors}
+    for name in tot.get("collapsed_tensors", []):
+        t = rows[name]
+        lines.append(
+            f"warning: tensor '{escape(name)}': "
+            f"{collapse_text(t.collapsed_channels, t.channels)}; {collapse_advice(t.scheme)}"
+        )
     for name in tot["nonfinite_tensors"]:
         lines.append(f"warning: tensor '{escape(name)}' holds NaN/Inf values and is kept as it is")
     return "\n".join(lines)
+
+
+def with_savings_note(preview: Preview, model: Model, plan: Plan, target: str) -> Preview:
+    """`preview` whose totals say when `target` cannot store the plan's savings."""
+    from dataclasses import replace
+
+    from inspector.formats.compare import annotate_total
+
+    return replace(preview, total=annotate_total(preview.total, model, plan, target))

@@ -21,6 +21,7 @@ from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from inspector.core.errors import PlanError
+from inspector.core.formatting import format_bytes
 from inspector.core.model import Model
 from inspector.core.plan import Plan
 from inspector.core.preview import PreviewCache
@@ -182,8 +183,8 @@ def solve_size(ladders: Sequence[TensorLadder], max_bytes: int) -> Solution:
     front = pareto_front(ladders)
     if front[0].nbytes > max_bytes:
         raise PlanError(
-            f"target {max_bytes} bytes is below the smallest possible plan ({front[0].nbytes} "
-            "bytes with this ladder)"
+            f"{_size(max_bytes)} of weights is below the smallest this ladder stores "
+            f"({_size(front[0].nbytes)} of weights)"
         )
     point = min((p for p in front if p.nbytes <= max_bytes), key=lambda p: (p.error, p.nbytes))
     choice = list(point.choice)
@@ -206,7 +207,10 @@ def error_for_sqnr(signal_energy: float, sqnr_db: float) -> float:
 
 
 def parse_size(text: str, original_bytes: int) -> int:
-    """`25%` or `0.25` (of `original_bytes`), or a byte count with optional kB/MB/KiB/MiB."""
+    """`25%` or `0.25` (of `original_bytes`), or a byte count with optional kB/MB/KiB/MiB.
+
+    Callers budgeting a whole export pass the input's bytes on disk (`Model.file_bytes`), so
+    a percentage and the file it is compared with are one accounting."""
     s = text.strip().replace(" ", "")
     m = re.fullmatch(r"(\d+(?:\.\d*)?|\.\d+)(%|[kKmMgG]i?[bB]|[bB])?", s)
     if not m:
@@ -279,11 +283,27 @@ def solve_total(
     until the whole fits."""
     cache = cache if cache is not None else PreviewCache()
     smallest = pareto_front(ladders)[0]
-    budget = max_total - overhead_bytes(model, plan_for(ladders, smallest.choice), target, cache)
+    floor_over = overhead_bytes(model, plan_for(ladders, smallest.choice), target, cache)
+    too_small = PlanError(
+        f"{_size(max_total)} is below the smallest file this ladder writes as {target.name}: "
+        f"{_size(smallest.nbytes + floor_over)}, of which {format_bytes(smallest.nbytes)} "
+        f"weights and {format_bytes(floor_over)} the format's own bytes"
+    )
+    if max_total < smallest.nbytes + floor_over:
+        raise too_small
+    budget = max_total - floor_over
     for _ in range(8):
-        sol = solve_size(ladders, budget)
+        try:
+            sol = solve_size(ladders, budget)
+        except PlanError:
+            raise too_small from None
         over = overhead_bytes(model, sol.plan, target, cache)
         if sol.nbytes + over <= max_total:
             return replace(sol, overhead=over)
         budget -= sol.nbytes + over - max_total
-    raise PlanError(f"no plan fits {max_total} bytes including the container's own bytes")
+    raise PlanError(f"no plan fits {_size(max_total)} with the format's own bytes")
+
+
+def _size(n: int) -> str:
+    """`53.5 KiB (54,784 B)`: both, so a message can be compared with either display."""
+    return f"{format_bytes(n)} ({n:,} B)"

@@ -153,6 +153,9 @@ class Model:
         for t in tensors:
             self._tensors[t.name] = t
         self.metadata: Mapping[str, Any] = MappingProxyType(dict(metadata or {}))
+        self.file_bytes: int | None = None
+        """Bytes of every file the input is made of, as on disk (the 'before' of whole-file
+        size comparisons); set by whoever opened it, None when unknown."""
         self._closers = list(closers or [])
 
     @property

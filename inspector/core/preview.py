@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from inspector.core.chunking import on_two_threads
+from inspector.core.collapse import collapsed_channels
 from inspector.core.entropy import encoding_entropy
 from inspector.core.errors import FormatError, InspectorError
 from inspector.core.gzip_size import EXACT_GZIP_BELOW, exact_gzip
@@ -29,7 +30,7 @@ from inspector.core.plan import Plan
 from inspector.core.quantize import QuantizedTensor, TensorCache, quantize_tensor
 from inspector.core.schemes import Encoded, Scheme
 from inspector.core.target import NATIVE, Target
-from inspector.core.totals import summarize
+from inspector.core.totals import input_stored_nbytes, summarize
 
 __all__ = [
     "EXACT_GZIP_BELOW",
@@ -81,6 +82,9 @@ class TensorPreview:
     stored_params: tuple[float, ...] = ()  # affine (min, scale) as stored, for model.json
     entropy_bits_per_weight: float | None = None
     huffman_bytes: int = 0
+    collapsed_channels: int = 0
+    """Output channels left with ≤ 2 levels that had more (`core/collapse.py`)."""
+    channels: int = 0
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -108,6 +112,7 @@ def preview_tensor(tensor: Tensor, scheme: Scheme, target: Target = NATIVE) -> T
         scale = q.first.scale if q.first is not None else None
         m: dict[str, Any] = dict(metrics_from_sums(sums, scale))
         energy = sums.signal
+        m["collapsed_channels"], m["channels"] = _collapse(q)
     else:
         gz, gz_err = _gzip_views(q)
         m = {"mse": 0.0, "rmse": 0.0, "max_abs_error": 0.0, "rmse_over_scale": None}
@@ -123,7 +128,7 @@ def preview_tensor(tensor: Tensor, scheme: Scheme, target: Target = NATIVE) -> T
         stored=q.storage.stored.spec if q.storage.stored is not None else info.dtype,
         note=q.note,
         skipped=q.skipped,
-        original_bytes=info.nbytes,
+        original_bytes=input_stored_nbytes(info),
         quantized_bytes=nbytes,
         bits_per_weight=8.0 * nbytes / info.size if info.size else 0.0,
         overflow=q.encoded.overflow if q.encoded is not None else 0,
@@ -136,6 +141,37 @@ def preview_tensor(tensor: Tensor, scheme: Scheme, target: Target = NATIVE) -> T
         huffman_bytes=huffman,
         **m,
     )
+
+
+_COLLAPSE_DECODE_MAX = 1 << 20
+"""Largest tensor whose collapse is counted on decoded values (a full decode the preview
+otherwise avoids); group and block schemes, the ones needing it, rarely collapse."""
+
+
+def _collapse(q: QuantizedTensor) -> tuple[int, int]:
+    """Collapsed channels of the stored encoding, counted on its codes where one code is one
+    value within a channel (a per-tensor grid, a palette, one scale per output channel), else
+    on the decoded values (groups along the input axis, blocks) up to `_COLLAPSE_DECODE_MAX`
+    elements; plain floats (float16, bfloat16) keep their levels and are not counted."""
+    enc, info = q.encoded, q.info
+    if enc is not None and enc.scheme.stores_values and q.first is not None:
+        enc = q.first  # a grid baked into floats (Keras): its values are the grid's
+    if enc is None or info.channel_axis is None or len(info.shape) < 2:
+        return 0, 0
+    params = enc.params
+    per_channel = (
+        "axis" in params
+        and np.ndim(params.get("scales", ())) == 1
+        and int(params["axis"]) % len(info.shape) == info.channel_axis % len(info.shape)
+    )
+    one_code_one_value = enc.codes.shape == info.shape and (
+        "palette" in params or ("min" in params and np.ndim(params["min"]) == 0) or per_channel
+    )
+    if one_code_one_value:
+        return collapsed_channels(q.original, enc.codes, info.channel_axis)
+    if enc.scheme.stores_values or info.size > _COLLAPSE_DECODE_MAX:
+        return 0, 0
+    return collapsed_channels(q.original, q.decoded, info.channel_axis)
 
 
 def _gzip_and_sums(q: QuantizedTensor) -> tuple[tuple[int, float], ErrorSums]:
@@ -231,7 +267,8 @@ def iter_preview(
     exact = None
     if sum(r.quantized_bytes for r in rows if not r.optimizer) + len(overhead) <= exact_gzip_below:
         exact = drain(exact_gzip(model, plan, target, rows))
-    return Preview(tuple(rows), summarize(rows, overhead, gzip_exact=exact))
+    total = summarize(rows, overhead, gzip_exact=exact, file_bytes_before=model.file_bytes)
+    return Preview(tuple(rows), total)
 
 
 def _rows_in_order(

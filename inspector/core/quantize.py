@@ -21,7 +21,7 @@ from inspector.core.rounding.options import rounding_of
 from inspector.core.schemes import Encoded, Scheme
 from inspector.core.target import NATIVE, Storage, Target
 
-__all__ = ["QuantizedTensor", "TensorCache", "quantize_tensor"]
+__all__ = ["QuantizedTensor", "TensorCache", "quantize_tensor", "skip_reason"]
 
 T = TypeVar("T")
 
@@ -69,7 +69,8 @@ class QuantizedTensor:
         return np.ascontiguousarray(self.original).tobytes()
 
 
-def _skip_reason(info: TensorInfo, scheme: Scheme) -> str | None:
+def skip_reason(info: TensorInfo, scheme: Scheme) -> str | None:
+    """Why `quantize_tensor` keeps this tensor as it is (None: it quantizes it)."""
     if info.optimizer:
         return "optimizer state"
     if not info.is_float:
@@ -93,7 +94,7 @@ def quantize_tensor(tensor: Tensor, scheme: Scheme, target: Target = NATIVE) -> 
     info = tensor.info
     values = tensor.load()
     storage = target.storage(info, scheme)
-    reason = _skip_reason(info, scheme) or (None if storage.stages else "kept as is")
+    reason = skip_reason(info, scheme) or (None if storage.stages else "kept as is")
     nonfinite = 0
     if reason is None:
         with np.errstate(over="ignore"):  # float64 beyond float32's range becomes ±inf

@@ -9,6 +9,7 @@ sniffing asks them in that order, so content checks that cannot be fooled come f
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import stat
 from pathlib import Path
@@ -25,6 +26,7 @@ __all__ = [
     "export_spec",
     "formats",
     "get_target",
+    "input_file_bytes",
     "input_kinds",
     "model_suffixes",
     "open_filter",
@@ -166,11 +168,80 @@ def open_model(path: str | os.PathLike[str]) -> Model:
     if kind is None:
         if p.is_dir():
             raise FormatError(p, "folder holds no model.json nor one *.safetensors.index.json")
+        hint = _json_hint(p)
+        if hint:
+            raise FormatError(p, hint)
         names = ", ".join(s.label for s in _SPECS.values())
         raise FormatError(p, f"not a recognised model file ({names})")
     reader = load_attr(spec_for_input(kind).readers[kind])
     model: Model = reader(p)
+    model.file_bytes = input_file_bytes(model)
     return model
+
+
+_JSON_HINT_BYTES = 16 << 20
+"""Largest file `_json_hint` reads: a model header, not weights."""
+
+
+def _json_hint(p: Path) -> str:
+    """What is wrong with a file that is JSON but none of ours ("" when it is not JSON): cut
+    short (the usual reason a TF.js model.json renamed or downloaded halfway is not
+    recognised), invalid, or valid JSON of another kind."""
+    try:
+        size = p.stat().st_size
+        with open(p, "rb") as fh:
+            start = fh.read(64).lstrip(b"\xef\xbb\xbf \t\r\n")
+            if size > _JSON_HINT_BYTES or start[:1] not in (b"{", b"["):
+                return ""
+            fh.seek(0)
+            data = fh.read(size)
+    except OSError:
+        return ""
+    text = data.decode("utf-8-sig", errors="replace").strip()
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as exc:
+        if exc.pos >= len(text) - 1 or "Unterminated" in exc.msg:
+            return f"truncated JSON: {len(data)} bytes end before the document does ({exc.msg})"
+        return f"JSON that is not valid: {exc.msg} at line {exc.lineno} column {exc.colno}"
+    except RecursionError:
+        return "JSON nested too deeply to be a model file"
+    return "JSON, but neither a TF.js model.json nor a TF.js weights manifest"
+
+
+def input_file_bytes(model: Model) -> int | None:
+    """Bytes of every file the input is made of, as on disk: model.json and the shards its
+    manifest names (TF.js), the index and every shard (sharded safetensors, split GGUF), else
+    the file itself. None when a file cannot be measured."""
+    files = [model.path] if model.path.is_file() else []
+    files += [Path(f) for f in model.metadata.get("source_files", ())]
+    manifest = model.metadata.get("weights_manifest")
+    if isinstance(manifest, list):
+        folder = model.path.parent
+        for group in manifest:
+            paths = group.get("paths", []) if isinstance(group, dict) else []
+            files += [folder / p for p in paths if isinstance(p, str)]
+    files += _onnx_external_files(model)
+    try:
+        measured = sum(os.stat(f).st_size for f in dict.fromkeys(p.resolve() for p in files))
+    except OSError:
+        return None
+    from inspector.core.totals import input_stored_nbytes
+
+    # A file cannot hold less than its tensors: a side file no rule above names still counts.
+    return max(measured, sum(input_stored_nbytes(t.info) for t in model)) or None
+
+
+def _onnx_external_files(model: Model) -> list[Path]:
+    """The external-data files an ONNX model's initializers point to (beside the model)."""
+    proto = model.metadata.get("onnx_proto")
+    graph = getattr(proto, "graph", None)
+    out: list[Path] = []
+    for t in getattr(graph, "initializer", ()):
+        for entry in getattr(t, "external_data", ()):
+            if entry.key == "location" and entry.value:
+                out.append(model.path.parent / entry.value)
+    return out
 
 
 _load_builtin()

@@ -129,7 +129,19 @@ def _exact_total(
             size = stop.value
             break
     overhead = target.overhead_bytes(model, rows) or b""
-    return dataclasses.replace(preview, total=summarize(rows, overhead, gzip_exact=size))
+    total = summarize(rows, overhead, gzip_exact=size, file_bytes_before=model.file_bytes)
+    from inspector.formats.compare import NOTE_KEYS
+
+    total |= {k: preview.total[k] for k in NOTE_KEYS if k in preview.total}
+    return dataclasses.replace(preview, total=total)
+
+
+def with_savings_note(preview: Preview, model: Model, plan: Any, chosen: str) -> Preview:
+    """`preview` with the totals saying when format `chosen` cannot store the plan's savings
+    and which format would (`formats.compare`); runs on the worker (it reads shapes only)."""
+    from inspector.formats.compare import annotate_total
+
+    return dataclasses.replace(preview, total=annotate_total(preview.total, model, plan, chosen))
 
 
 class PreviewController(QObject):
@@ -199,13 +211,15 @@ class PreviewController(QObject):
         self._count, self._total = 0, len(model)
         below = self.exact_gzip_below
 
+        chosen = self.state.target_name
+
         def job(cancelled: Callable[[], bool], report: Callable[[Any], None]) -> Any:
             gen = iter_preview(model, plan, target, cache, exact_gzip_below=below)
             while not cancelled():
                 try:
                     report(next(gen))
                 except StopIteration as stop:
-                    return stop.value
+                    return with_savings_note(stop.value, model, plan, chosen)
             return None
 
         self.runner.submit(job)

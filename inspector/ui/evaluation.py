@@ -18,11 +18,17 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from inspector.core import budget
 from inspector.core.errors import InspectorError, PlanError
 from inspector.core.preview import PreviewCache
+from inspector.core.totals import input_bytes
 from inspector.ui.controllers import state_target
 from inspector.ui.state import AppState
 from inspector.ui.tasks import BackgroundTask
 
-__all__ = ["AUTO_LADDER", "EvaluationController", "budget_bytes", "sensitivity_values"]
+__all__ = [
+    "AUTO_LADDER",
+    "EvaluationController",
+    "budget_bytes",
+    "sensitivity_values",
+]
 
 AUTO_LADDER = ("float32", "float16", "uint8", "affine4")
 """Candidate schemes per tensor for the front and the auto plan."""
@@ -32,8 +38,8 @@ _BITS = re.compile(r"^\s*(\d+(?:\.\d*)?)\s*(?:bits?|b/w|bpw|bits?/weight)\s*$", 
 
 
 def budget_bytes(text: str, original_bytes: int, parameters: int) -> tuple[int, bool]:
-    """(bytes, is_whole_file) for "25%", "0.25", "40kB", "40000" (whole export) or "4 bits"
-    (bits per weight: tensor bytes only)."""
+    """(bytes, is_whole_file) for "25%", "0.25" (of `original_bytes`, the input file), "40kB",
+    "40000" (the whole export file) or "4 bits" (bits per weight: tensor bytes only)."""
     m = _BITS.match(text)
     if m:
         return int(float(m.group(1)) * parameters / 8), False
@@ -283,7 +289,7 @@ class EvaluationController(QObject):
         if model is None or not self.ladders:
             raise PlanError("build the size/error front first")
         weights = model.weights
-        original = sum(t.info.nbytes for t in weights)
+        original = input_bytes(model)
         params = sum(t.info.size for t in weights)
         limit, whole = budget_bytes(text, original, params)
         target = state_target(self.state)

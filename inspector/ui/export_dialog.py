@@ -38,7 +38,14 @@ from inspector.ui import dialogs
 from inspector.ui.state import AppState
 from inspector.ui.workers import JobRunner
 
-__all__ = ["ExportDialog", "ExportRequest", "default_output", "export_formats"]
+__all__ = [
+    "ExportDialog",
+    "ExportRequest",
+    "default_output",
+    "export_formats",
+    "predicted_text",
+    "restore_warning",
+]
 
 
 @dataclass(frozen=True)
@@ -58,18 +65,36 @@ def export_formats(model: Model) -> list[tuple[str, str]]:
 
 
 def default_output(model: Model, fmt: str) -> Path:
-    """A sibling of the input: `<stem>_quantized` plus the format's suffix (a folder named
-    `<stem>_<format>_quantized` for formats that write folders)."""
+    """Beside the input, named after the model (`formats.naming.model_name`, not the file or
+    a folder named after its format): `<name>_quantized` plus the format's suffix, or a folder
+    of that name for formats that write folders."""
+    from inspector.formats.naming import model_name
+
     spec = export_spec(fmt)
     src = Path(model.path)
-    if src.name == "model.json" or src.is_dir():
-        folder = src if src.is_dir() else src.parent
-        base, stem = folder.parent, folder.name
-    else:
-        base, stem = src.parent, src.stem
+    base = src.parent
+    if src.is_dir() or src.name == "model.json":
+        base = (src if src.is_dir() else src.parent).parent
+    name = model_name(model)
     if spec.writes_folder:
-        return base / f"{stem}_{fmt}_quantized"
-    return base / f"{stem}_quantized{spec.suffix_for(model)}"
+        return base / f"{name}_quantized"
+    return base / f"{name}_quantized{spec.suffix_for(model)}"
+
+
+def predicted_text(total: Any) -> str:
+    """The predicted file size against the input's on-disk size: "smaller" or "larger" as it
+    is, never a ratio below 1 called smaller."""
+    after = int(total["quantized_bytes"])
+    before = int(total.get("file_bytes_before") or total.get("original_bytes") or 0)
+    text = f"{format_bytes(after)} ({format_count(after)} B"
+    if before and after:
+        if after < before:
+            text += f"; {before / after:.2f}× smaller than the input's {format_bytes(before)}"
+        elif after > before:
+            text += f"; {after / before:.2f}× larger than the input's {format_bytes(before)}"
+        else:
+            text += "; the same size as the input"
+    return text + f"; {total['bits_per_weight']:.2f} bits/weight)"
 
 
 def output_problem(model: Model, out: str) -> str:
@@ -103,6 +128,8 @@ class ExportDialog(QDialog):
         self.runner.done.connect(self._on_predicted)
         self.runner.failed.connect(lambda _g, exc: self.predicted.setText(f"unknown ({exc})"))
         self.predicted_bytes: int | None = None
+        self.warning_runner = JobRunner(1, self)
+        self.warning_runner.done.connect(self._on_warning)
         self._build()
         self._on_format()
 
@@ -133,6 +160,10 @@ class ExportDialog(QDialog):
         )
         self.dequantized_box.toggled.connect(self._on_format)
         self.predicted = QLabel("…")
+        self.predicted.setWordWrap(True)
+        self.warning = QLabel("")
+        self.warning.setWordWrap(True)
+        self.warning.setStyleSheet("color: #8a4b00")
         self.problem = QLabel("")
         self.problem.setStyleSheet("color: #b00020")
         self.problem.setWordWrap(True)
@@ -142,6 +173,7 @@ class ExportDialog(QDialog):
         form.addRow("Shard size", self.shard_spin)
         form.addRow("", self.dequantized_box)
         form.addRow("Predicted size", self.predicted)
+        form.addRow("", self.warning)
         self.buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel
         )
@@ -153,8 +185,14 @@ class ExportDialog(QDialog):
         layout.addWidget(self.buttons)
 
     def _own_format(self) -> str:
+        """The format the summary's sizes are for (the user chose it there), else the
+        input's own."""
         from inspector.formats.export import default_format
+        from inspector.ui.controllers import resolve_target
 
+        chosen = resolve_target(self.state.target_name).name
+        if chosen in export_choices() and not export_spec(chosen).refusal(self.model):
+            return chosen
         try:
             return default_format(self.model)
         except InspectorError:
@@ -178,7 +216,19 @@ class ExportDialog(QDialog):
         layout.setRowVisible(self.shard_spin, "shard_bytes" in fields)
         layout.setRowVisible(self.dequantized_box, "dequantized" in fields)
         self.path_edit.setText(str(default_output(self.model, fmt)))
+        self.warning.setText("")
+        self.warning.hide()
+        if not self._dequantized():
+            model, plan, fmt, label = self.model, self.state.plan, fmt, self._spec.label
+            self.warning_runner.submit(
+                lambda cancelled, report: restore_warning(model, plan, fmt, label)
+            )
         self._predict()
+
+    def _on_warning(self, gen: int, text: Any) -> None:
+        if gen == self.warning_runner.generation:
+            self.warning.setText(str(text or ""))
+            self.warning.setVisible(bool(text))
 
     def _predict(self) -> None:
         """The preview's total under the chosen format, on a worker (cached tensors are free)."""
@@ -216,12 +266,8 @@ class ExportDialog(QDialog):
     def _on_predicted(self, _gen: int, preview: Any) -> None:
         if preview is None:
             return
-        total = preview.total
-        n = self.predicted_bytes = int(total["quantized_bytes"])
-        ratio, bits = total["compression_ratio"], total["bits_per_weight"]
-        self.predicted.setText(
-            f"{format_bytes(n)} ({format_count(n)} B, {ratio:.2f}× smaller, {bits:.2f} bit/weight)"
-        )
+        self.predicted_bytes = int(preview.total["quantized_bytes"])
+        self.predicted.setText(predicted_text(preview.total))
 
     def _browse(self) -> None:
         current = self.path_edit.text()
@@ -252,13 +298,45 @@ class ExportDialog(QDialog):
         if self.problem.text():
             return
         out = Path(self.path_edit.text().strip())
+        warning = self.warning.text()
+        if self.warning_runner.busy and not self._dequantized():  # clicked before it arrived
+            warning = restore_warning(self.model, self.state.plan, self.fmt, self._spec.label)
+        if warning and not dialogs.confirm(
+            self, "Store the plan larger?", warning.removeprefix("⚠ ") + "\n\nSave anyway?"
+        ):
+            return
         if out.exists() and not dialogs.confirm(
             self, "Replace existing output?", f"{out} already exists.\n\nReplace it?"
         ):
             return
         self.runner.wait(5_000)
+        self.warning_runner.wait(5_000)
         super().accept()
 
     def reject(self) -> None:
         self.runner.wait(5_000)
+        self.warning_runner.wait(5_000)
         super().reject()
+
+
+def restore_warning(model: Model, plan: Any, fmt: str, label: str) -> str:
+    """Which schemes format `fmt` re-stores larger than they are ("" when none), and the
+    format that keeps the plan's sizes; from shapes only, run on a worker (~0.1 s for a
+    few hundred tensors)."""
+    from inspector.core.totals import restored_larger
+    from inspector.formats.compare import savings_note
+    from inspector.ui.controllers import resolve_target
+
+    rows = restored_larger(model, plan, resolve_target(fmt))
+    if not rows:
+        return ""
+    parts = [
+        f"{scheme} as {stored} ({n} tensor{'s' if n != 1 else ''}: "
+        f"{format_bytes(have)} instead of {format_bytes(need)})"
+        for scheme, stored, n, need, have in rows[:3]
+    ]
+    text = f"⚠ {label.split(' (')[0]} re-stores " + "; ".join(parts) + "."
+    better = savings_note(model, plan, fmt)
+    if better is not None:
+        text += f" {export_spec(better[0]).label.split(' (')[0]} keeps the plan's sizes."
+    return text

@@ -10,7 +10,14 @@ import os
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QDragEnterEvent,
+    QDragMoveEvent,
+    QDropEvent,
+    QKeySequence,
+)
 from PySide6.QtWidgets import (
     QFileDialog,
     QLabel,
@@ -59,6 +66,18 @@ def _scrolled(widget: QWidget) -> QScrollArea:
     area.setFrameShape(QScrollArea.Shape.NoFrame)
     area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
     return area
+
+
+def window_title(model: object) -> str:
+    """ "digits_convnet (TF.js) — Quantization Inspector": the model's name, not "model.json"."""
+    from inspector.formats.naming import model_name
+    from inspector.formats.registry import spec_for_input
+
+    try:
+        label = spec_for_input(model.format).label.split(" (")[0]  # type: ignore[attr-defined]
+    except InspectorError:
+        label = str(getattr(model, "format", ""))
+    return f"{model_name(model)} ({label}) — Quantization Inspector"  # type: ignore[arg-type]
 
 
 class MainWindow(QMainWindow):
@@ -150,13 +169,15 @@ class MainWindow(QMainWindow):
             file, "Save &Quantized As…", self.exports.save_quantized, "Ctrl+Shift+S"
         )
         self._action(file, "Export &Report…", self.exports.export_report)
+        self._action(file, "Export Model E&xplorer Node Data…", self.exports.export_node_data)
         self._action(file, "Choose &Evaluation Data…", self.choose_eval_data)
         self._action(file, "E&valuate outputs", self._evaluate, "Ctrl+E")
         file.addSeparator()
-        self._action(file, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+        self.quit_action = self._action(file, "&Quit", self.quit, QKeySequence.StandardKey.Quit)
         edit = bar.addMenu("&Edit")
         self.undo_action = self._action(edit, "&Undo plan change", self.state.undo, "Ctrl+Z")
         self.redo_action = self._action(edit, "&Redo", self.state.redo, "Ctrl+Shift+Z")
+        self.redo_action.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
         edit.addSeparator()
         self._action(edit, "&Apply scheme to selection", self.editor.apply, "Ctrl+Return")
         self._action(edit, "&Clear overrides of selection", self.editor.clear_overrides)
@@ -239,7 +260,7 @@ class MainWindow(QMainWindow):
         retire_model(opened, self.model_readers())
         path = str(model.path)  # type: ignore[attr-defined]
         self._remember(path)
-        self.setWindowTitle(f"{Path(path).name} — Quantization Inspector")
+        self.setWindowTitle(window_title(model))
         self.status_label.setText(f"Opened {path} ({model.format}, {len(model)} tensors)")  # type: ignore[attr-defined]
         first = next((t.name for t in model if t.info.is_float), None)  # type: ignore[attr-defined]
         if first is not None:
@@ -272,15 +293,24 @@ class MainWindow(QMainWindow):
         self.recent_menu.setEnabled(bool(self.recent_files()))
 
     # -- drag and drop ----------------------------------------------------------------------
+    # Drops are copies: the window only reads the file, so a file manager must never be told
+    # to move (and delete) the user's model.
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         urls = event.mimeData().urls()
         if urls and urls[0].isLocalFile():
-            event.acceptProposedAction()
+            event.setDropAction(Qt.DropAction.CopyAction)
+            event.accept()
+
+    def dragMoveEvent(self, event: QDragMoveEvent) -> None:
+        if event.mimeData().hasUrls():
+            event.setDropAction(Qt.DropAction.CopyAction)
+            event.accept()
 
     def dropEvent(self, event: QDropEvent) -> None:
         urls = event.mimeData().urls()
         if urls and urls[0].isLocalFile():
-            event.acceptProposedAction()
+            event.setDropAction(Qt.DropAction.CopyAction)
+            event.accept()
             self.open_path(urls[0].toLocalFile())
 
     # -- plans ------------------------------------------------------------------------------
@@ -405,6 +435,7 @@ class MainWindow(QMainWindow):
 
     def shutdown(self) -> None:
         """Cancel all work, wait for the workers, close the model (also on window close)."""
+        self._shut_down = True
         self.autosave.flush()
         self.preview.stop()
         self.detail._timer.stop()
@@ -415,7 +446,38 @@ class MainWindow(QMainWindow):
             if model is not None:
                 model.close()
 
+    def has_unsaved_plan(self) -> bool:
+        """True when the plan changed since the model was opened or the plan last saved."""
+        baseline = self.autosave.baseline
+        if getattr(self, "_shut_down", False):
+            return False  # already shut down: the model is closed, nothing left to ask about
+        return self.state.model is not None and baseline is not None and self.state.plan != baseline
+
+    def quit(self) -> None:
+        """File ▸ Quit: close as the window manager's close button does (asking first about
+        an unsaved plan); a programmatic `close()` does not ask."""
+        self._user_close = True
+        try:
+            self.close()
+        finally:
+            self._user_close = False
+
     def closeEvent(self, event: QCloseEvent) -> None:
+        by_user = event.spontaneous() or getattr(self, "_user_close", False)
+        if by_user and self.has_unsaved_plan():
+            from inspector.formats.naming import model_name
+
+            answer = dialogs.ask_unsaved_plan(self, model_name(self.state.model))  # type: ignore[arg-type]
+            if answer == "save":
+                self.save_plan()
+                if self.has_unsaved_plan():  # the file dialog was cancelled or failed
+                    event.ignore()
+                    return
+            elif answer == "discard":
+                self.autosave.clear()
+            else:
+                event.ignore()
+                return
         self.settings.setValue("geometry", self.saveGeometry())
         self.settings.setValue("hsplit", self.hsplit.saveState())
         self.settings.setValue("vsplit", self.vsplit.saveState())

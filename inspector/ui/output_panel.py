@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 from inspector.core.errors import InspectorError
 from inspector.core.formatting import format_bytes, format_count, format_db
 from inspector.core.schemes import scheme_names
+from inspector.core.totals import input_bytes
 from inspector.ui.evaluation import EvaluationController
 from inspector.ui.sensitivity_panel import SensitivityPanel
 from inspector.ui.state import AppState
@@ -133,8 +134,9 @@ class OutputPanel(QWidget):
         self.front_button.clicked.connect(self.controller.build_front)
         self.budget_edit = QLineEdit(placeholderText="budget: 25%, 40kB, 61000, 4 bits")
         self.budget_edit.setToolTip(
-            "Size of the export: a percentage of the float size, bytes (kB/MB/KiB/MiB), "
-            "or bits per weight"
+            'Size of the exported file, as written (the summary\'s "File after"): a percentage '
+            'of the input file on disk ("File before"), or bytes (kB/MB/KiB/MiB); or bits '
+            "per weight (the weights alone)"
         )
         self.budget_edit.returnPressed.connect(self.apply_budget)
         self.apply_button = QPushButton("Apply auto plan")
@@ -213,9 +215,12 @@ class OutputPanel(QWidget):
         self.solution = sol
         self.state.set_plan(sol.plan)
         err = "∞" if not math.isfinite(sol.error) else f"{sol.error:.3g}"
+        before = input_bytes(self.state.model) if self.state.model is not None else 0
+        share = f" = {100 * sol.total_bytes / before:.1f} % of the input's {format_bytes(before)}"
         self.budget_label.setText(
-            f"Auto plan: {format_bytes(sol.total_bytes)} ({format_count(sol.total_bytes)} B) as "
-            f"written, predicted error {err}; {len(sol.plan.overrides)} overrides (Ctrl+Z undoes)"
+            f"Auto plan: a {format_bytes(sol.total_bytes)} ({format_count(sol.total_bytes)} B) "
+            f"file as written{share if before else ''}, predicted error {err}; "
+            f"{len(sol.plan.overrides)} overrides (Ctrl+Z undoes)"
         )
 
     def select_unit(self, unit: str) -> None:

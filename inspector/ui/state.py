@@ -13,6 +13,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
+from inspector.core.collapse import collapse_advice, collapse_flagged, collapse_text
 from inspector.core.model import Model, Tensor
 from inspector.core.plan import Plan
 
@@ -38,6 +39,10 @@ def poor_reasons(tp: object, sqnr_threshold_db: float) -> list[str]:
     sqnr = getattr(tp, "sqnr_db", math.inf)
     if getattr(tp, "skipped", None) is None and not math.isnan(sqnr) and sqnr < sqnr_threshold_db:
         reasons.append(f"SQNR {sqnr:.1f} dB < {sqnr_threshold_db:g} dB")
+    collapsed, channels = getattr(tp, "collapsed_channels", 0), getattr(tp, "channels", 0)
+    if collapse_flagged(collapsed, channels):
+        advice = collapse_advice(getattr(tp, "scheme", ""))
+        reasons.append(f"{collapse_text(collapsed, channels)}: {advice}")
     if getattr(tp, "overflow", 0):
         reasons.append(f"{tp.overflow} values overflow")  # type: ignore[attr-defined]
     if getattr(tp, "nonfinite", 0):

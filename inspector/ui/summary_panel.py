@@ -6,8 +6,10 @@ The numbers are the `Preview.total` of the last finished whole-model preview, i.
 
 from __future__ import annotations
 
+import html
 import math
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -25,12 +27,20 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from inspector.core.collapse import COLLAPSE_FIX, collapse_text
 from inspector.core.formatting import format_bytes, format_count, format_db, format_ratio
 from inspector.core.preview import summarize
 from inspector.ui.plot_style import CURVE_COLORS, apply_plot_style
 from inspector.ui.state import AppState
 
-__all__ = ["SummaryPanel", "format_gzip", "format_total", "target_choices"]
+__all__ = [
+    "SummaryPanel",
+    "format_gzip",
+    "format_total",
+    "size_notes",
+    "target_choices",
+    "weights_text",
+]
 
 
 def target_choices() -> tuple[str, ...]:
@@ -42,14 +52,68 @@ def target_choices() -> tuple[str, ...]:
 
 _FIELDS = (
     ("parameters", "Parameters"),
-    ("original_bytes", "Bytes before"),
-    ("quantized_bytes", "Bytes after"),
+    ("file_bytes_before", "File before"),
+    ("quantized_bytes", "File after"),
     ("compression_ratio", "Compression"),
+    ("original_bytes", "Weights"),
     ("gzip_ratio", "gzip ratio"),
     ("sqnr_db", "Global SQNR"),
     ("bits_per_weight", "Bits / weight"),
     ("entropy_bits_per_weight", "Entropy bound"),
 )
+
+_FIELD_TIPS = {
+    "file_bytes_before": "Every file of the input as it is on disk (an already-quantized input "
+    "counts its stored codes)",
+    "quantized_bytes": "What the chosen export format writes: weights as that format stores "
+    "them, plus its topology, headers and padding",
+    "compression_ratio": "File before ÷ file after (whole files, like for like)",
+    "original_bytes": "The weights alone: as the input stores them → as the export stores them "
+    "(optimizer state left out)",
+}
+
+
+def weights_text(total: dict[str, Any]) -> str:
+    """The weights' bytes before → after with their ratio."""
+    before, after = total.get("original_bytes"), total.get("weight_bytes_after")
+    if before is None or after is None:
+        return "–"
+    ratio = total.get("weight_ratio", before / after if after else 1.0)
+    return f"{format_bytes(before)} → {format_bytes(after)}  ({format_ratio(ratio)})"
+
+
+def size_notes(total: dict[str, Any], tensors: Sequence[Any] = ()) -> list[str]:
+    """What the figures do not say by themselves: a format that cannot store the plan's savings
+    (with a link to the one that would), tensors whose channels collapse (with a link to the
+    per-channel scheme), optimizer state the export leaves out."""
+    notes = []
+    if total.get("savings_note"):
+        better = total.get("better_format", "")
+        notes.append(
+            f"⚠ {html.escape(total['savings_note'])} — "
+            f"<a href='target:{html.escape(better)}'>use {html.escape(better)}</a>"
+        )
+    collapsed = total.get("collapsed_tensors") or []
+    if collapsed:
+        rows = {t.name: t for t in tensors}
+        shown = []
+        for name in collapsed[:3]:
+            tp = rows.get(name)
+            if tp is not None:
+                text = collapse_text(tp.collapsed_channels, tp.channels)
+                shown.append(f"{html.escape(name)}: {text}")
+        more = f" (+{len(collapsed) - 3} more)" if len(collapsed) > 3 else ""
+        notes.append(
+            f"⚠ Channels collapse in {len(collapsed)} tensor{'s' if len(collapsed) != 1 else ''}"
+            f" — {'; '.join(shown)}{more} — <a href='collapse:{COLLAPSE_FIX}'>use "
+            f"{COLLAPSE_FIX} (per-channel scales) for them</a>"
+        )
+    if total.get("optimizer_tensors"):
+        notes.append(
+            f"Optimizer state ({total['optimizer_tensors']} tensors, "
+            f"{format_bytes(total.get('optimizer_bytes', 0))}) is in the input, not the export"
+        )
+    return notes
 
 
 def format_gzip(total: dict[str, Any]) -> str:
@@ -67,7 +131,7 @@ def format_total(key: str, value: Any) -> str:
     """The summary's text for one `Preview.total` entry."""
     if key == "parameters":
         return format_count(value)
-    if key.endswith("_bytes"):
+    if "_bytes" in key:
         return f"{format_bytes(value)}  ({format_count(value)} B)"
     if key == "sqnr_db":
         return format_db(value)
@@ -97,14 +161,27 @@ class SummaryPanel(QWidget):
         grid.addWidget(self.target_combo, 0, 1)
         self.status = QLabel("")
         self.status.setStyleSheet("color: #666")
-        grid.addWidget(self.status, 0, 2, 1, 2)
+        grid.addWidget(self.status, 0, 2, 1, 4)
+        rows = (len(_FIELDS) + 2) // 3
         for i, (key, text) in enumerate(_FIELDS):
             label = QLabel("–")
             label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             self.values[key] = label
-            row, col = 1 + i % 4, 2 * (i // 4)
-            grid.addWidget(QLabel(text), row, col, Qt.AlignmentFlag.AlignRight)
+            row, col = 1 + i % rows, 2 * (i // rows)
+            name = QLabel(text)
+            if key in _FIELD_TIPS:
+                name.setToolTip(_FIELD_TIPS[key])
+                label.setToolTip(_FIELD_TIPS[key])
+            grid.addWidget(name, row, col, Qt.AlignmentFlag.AlignRight)
             grid.addWidget(label, row, col + 1)
+        self.notes = QLabel("")
+        self.notes.setWordWrap(True)
+        self.notes.setTextFormat(Qt.TextFormat.RichText)
+        self.notes.setStyleSheet("color: #8a4b00")
+        self.notes.linkActivated.connect(self._on_note_link)
+        self.notes.hide()
+        grid.addWidget(self.notes, rows + 1, 0, 1, 6)
+        grid.setRowStretch(rows + 2, 1)
 
         worst_box = QGroupBox("Worst tensors (lowest SQNR)")
         self.worst = QListWidget()
@@ -153,6 +230,12 @@ class SummaryPanel(QWidget):
     def _on_target(self, index: int) -> None:
         self.state.set_target(self.target_combo.itemData(index))
 
+    def _on_note_link(self, link: str) -> None:
+        if link.startswith("target:"):
+            self.state.set_target(link.removeprefix("target:"))
+        elif link.startswith("collapse:") and self.shown_total.get("collapsed_tensors"):
+            self.state.override(self.shown_total["collapsed_tensors"], link.split(":", 1)[1])
+
     def _on_model(self) -> None:
         self._fill_targets()
         self.shown_total = {}
@@ -160,6 +243,7 @@ class SummaryPanel(QWidget):
             label.setText("–")
         self.worst.clear()
         self.chart.clear()
+        self.notes.hide()
         self.status.setText("computing…")
 
     def _on_plan(self) -> None:
@@ -175,6 +259,10 @@ class SummaryPanel(QWidget):
         for key, label in self.values.items():
             value = self.shown_total.get(key)
             label.setText("–" if value is None else format_total(key, value))
+        self.values["original_bytes"].setText(weights_text(self.shown_total))
+        notes = size_notes(self.shown_total, preview.tensors)  # type: ignore[attr-defined]
+        self.notes.setText("<br>".join(notes))
+        self.notes.setVisible(bool(notes))
         self.values["gzip_ratio"].setText(format_gzip(self.shown_total))
         self.values["gzip_ratio"].setToolTip(
             "Measured on the whole export stream (tar of model.json + shards for TF.js)"

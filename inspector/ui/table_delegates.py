@@ -18,6 +18,7 @@ from inspector.core.schemes import parse_scheme, scheme_names
 
 __all__ = [
     "NAME_ROLE",
+    "OPTIMIZER_ROLE",
     "SORT_ROLE",
     "SPEC_ROLE",
     "SchemeDelegate",
@@ -29,6 +30,8 @@ SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 NAME_ROLE = Qt.ItemDataRole.UserRole + 2
 """Tensor name of a tensor row; tuple of tensor names of a layer row."""
 SPEC_ROLE = Qt.ItemDataRole.UserRole + 3
+OPTIMIZER_ROLE = Qt.ItemDataRole.UserRole + 4
+"""True on rows of optimizer state (a layer row: when all its tensors are)."""
 """The scheme spec the plan gives the row (what the editor starts from; the shown text may
 add why a tensor is kept)."""
 
@@ -42,6 +45,7 @@ class TensorFilterProxy(QSortFilterProxyModel):
         self.setSortRole(SORT_ROLE)
         self.setSortCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
         self._glob = ""
+        self._show_optimizer = False
 
     @property
     def glob(self) -> str:
@@ -59,10 +63,27 @@ class TensorFilterProxy(QSortFilterProxyModel):
             self._glob = text
             self.invalidateRowsFilter()
 
+    @property
+    def show_optimizer(self) -> bool:
+        return self._show_optimizer
+
+    def set_show_optimizer(self, show: bool) -> None:
+        """Show or hide optimizer-state rows (hidden by default: the export leaves them out,
+        and in a training checkpoint they can be most of the rows)."""
+        if hasattr(self, "beginFilterChange"):  # Qt ≥ 6.10
+            self.beginFilterChange()
+            self._show_optimizer = show
+            self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+        else:
+            self._show_optimizer = show
+            self.invalidateRowsFilter()
+
     def filterAcceptsRow(self, row: int, parent: Any) -> bool:
+        index = self.sourceModel().index(row, 0, parent)
+        if not self._show_optimizer and index.data(OPTIMIZER_ROLE):
+            return False
         if not self._glob:
             return True
-        index = self.sourceModel().index(row, 0, parent)
         name = index.data(NAME_ROLE)
         if not isinstance(name, str):
             return False
@@ -97,7 +118,22 @@ class SchemeDelegate(QStyledItemDelegate):
         combo.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
         combo.addItems(list(scheme_names()))
         combo.setValidator(SchemeValidator(combo))
+        combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        combo.view().setMinimumWidth(combo.sizeHint().width() + 40)
         return combo
+
+    def updateEditorGeometry(
+        self, editor: QWidget, option: QStyleOptionViewItem, index: Any
+    ) -> None:
+        """At least wide enough for a spec like `int4:group=64,clip=mse` (the column may be
+        ~60 px); the editor overlaps the next columns while it is open."""
+        rect = option.rect
+        width = max(
+            rect.width(), editor.fontMetrics().horizontalAdvance("affine16:clip=mse" + "M" * 4)
+        )
+        editor.setGeometry(
+            rect.x(), rect.y(), width, max(rect.height(), editor.sizeHint().height())
+        )
 
     def setEditorData(self, editor: QWidget, index: Any) -> None:
         editor.setEditText(str(index.data(SPEC_ROLE) or ""))

@@ -9,6 +9,7 @@ from __future__ import annotations
 from PySide6.QtCore import QItemSelection, QItemSelectionModel, QModelIndex, Qt
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QCheckBox,
     QDoubleSpinBox,
     QHBoxLayout,
     QHeaderView,
@@ -73,8 +74,15 @@ class TensorPanel(QWidget):
         state.selection_changed.connect(self._on_state_selection)
         state.model_changed.connect(self._on_model)
 
+        self.optimizer_box = QCheckBox("Optimizer state")
+        self.optimizer_box.setToolTip(
+            "Show the optimizer's tensors (the export leaves them out; hidden by default)"
+        )
+        self.optimizer_box.toggled.connect(self._on_optimizer)
+        self.optimizer_box.hide()
         top = QHBoxLayout()
         top.addWidget(self.filter_edit, 1)
+        top.addWidget(self.optimizer_box)
         top.addWidget(QLabel("Mark SQNR <"))
         top.addWidget(self.threshold)
         layout = QVBoxLayout(self)
@@ -82,7 +90,14 @@ class TensorPanel(QWidget):
         layout.addLayout(top)
         layout.addWidget(self.view)
 
+    def _on_optimizer(self, show: bool) -> None:
+        self.proxy.set_show_optimizer(show)
+        self.view.expandAll()
+
     def _on_model(self) -> None:
+        count = sum(t.info.optimizer for t in self.state.model or ())
+        self.optimizer_box.setText(f"Optimizer state ({count})")
+        self.optimizer_box.setVisible(count > 0)
         self.view.expandAll()
         widths = (100, 84, 54, 52, 62, 124, 60, 72, 48, 76)
         for col, w in enumerate(widths):

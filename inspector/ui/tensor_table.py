@@ -11,8 +11,10 @@ import math
 from typing import Any
 
 from PySide6.QtCore import QModelIndex, QObject, Qt
-from PySide6.QtGui import QBrush, QColor, QFont, QStandardItem, QStandardItemModel
+from PySide6.QtGui import QBrush, QColor, QFont, QIcon, QStandardItem, QStandardItemModel
+from PySide6.QtWidgets import QApplication, QStyle
 
+from inspector.core.collapse import collapse_flagged
 from inspector.core.errors import InspectorError
 from inspector.core.formatting import format_bytes, format_count, format_db, format_shape
 from inspector.core.preview import summarize
@@ -20,6 +22,7 @@ from inspector.core.schemes import parse_scheme
 from inspector.ui.state import AppState, poor_reasons
 from inspector.ui.table_delegates import (
     NAME_ROLE,
+    OPTIMIZER_ROLE,
     SORT_ROLE,
     SPEC_ROLE,
     SchemeDelegate,
@@ -72,13 +75,28 @@ _RIGHT = (COL_PARAMS, COL_SQNR, COL_RMSE, COL_SENS)
 _RIGHT_ALIGN = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
 
 _TOOLTIPS = {
-    COL_BYTES: "Bytes of the original values → bytes stored in the export format",
-    COL_SQNR: "Signal-to-quantization-noise ratio: 20·log10(‖w‖/‖w−w′‖). Higher is better.",
+    COL_BYTES: "Bytes the input stores (as on disk) → bytes the chosen export format writes; "
+    "(as float32) when the format re-stores the scheme in another type",
+    COL_SQNR: "Signal-to-quantization-noise ratio: 20·log10(‖w‖/‖w−w′‖). Higher is better. "
+    "A warning icon: output channels keep ≤ 2 levels (a per-tensor grid too coarse for them; "
+    "the tooltip says how many)",
     COL_RMSE: "RMS error divided by the quantization step; ≈0.29 for uniform rounding, >0.7 poor",
     COL_GZIP: "Stored bytes ÷ gzipped bytes: how much a web server's gzip saves on top",
     COL_SENS: "Output damage when only this layer is quantized (Output tab ▸ Run sensitivity): "
     "accuracy points lost, or output noise when the data has no labels",
 }
+
+
+_DECORATION = Qt.ItemDataRole.DecorationRole
+_ICON: list[QIcon] = []
+
+
+def _warning_icon() -> QIcon:
+    """The style's warning icon, made once (a QApplication exists by the time rows fill)."""
+    if not _ICON:
+        style = QApplication.style()
+        _ICON.append(style.standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning))
+    return _ICON[0]
 
 
 def _plain_row() -> list[QStandardItem]:
@@ -153,6 +171,11 @@ class TensorTreeModel(QStandardItemModel):
             for layer, items in self._layers.values():
                 self._set_editable(items, layer.names())
                 items[COL_NAME].setData(layer.names(), NAME_ROLE)
+                model = self.state.model
+                optimizer = model is not None and all(
+                    model[n].info.optimizer for n in layer.names()
+                )
+                items[COL_NAME].setData(optimizer, OPTIMIZER_ROLE)
         finally:
             self.blockSignals(False)
         self.endResetModel()
@@ -161,6 +184,7 @@ class TensorTreeModel(QStandardItemModel):
     def _new_row(self, name: str, is_float: bool, info: Any) -> list[QStandardItem]:
         row = _plain_row()
         row[COL_NAME].setData(name, NAME_ROLE)
+        row[COL_NAME].setData(info.optimizer, OPTIMIZER_ROLE)
         row[COL_SCHEME].setEditable(is_float and not info.optimizer)
         for col in _RIGHT:
             row[col].setData(_RIGHT_ALIGN, Qt.ItemDataRole.TextAlignmentRole)
@@ -235,6 +259,8 @@ class TensorTreeModel(QStandardItemModel):
             item.setData(background, Qt.ItemDataRole.BackgroundRole)
             item.setData(_STALE_FG if stale and col >= 5 else None, _FOREGROUND)
         items[COL_SCHEME].setData(self.state.spec_for(name), SPEC_ROLE)
+        collapsed = fresh and collapse_flagged(tp.collapsed_channels, tp.channels)
+        items[COL_SQNR].setData(_warning_icon() if collapsed else None, _DECORATION)
 
     def _current_tp(self, name: str) -> tuple[Any, bool]:
         """The tensor's preview and whether it matches the current plan (else it is stale)."""
@@ -261,7 +287,9 @@ class TensorTreeModel(QStandardItemModel):
         if tp is None:
             return "…" if col >= COL_BYTES else None
         if col == COL_BYTES:
-            return f"{format_bytes(tp.original_bytes)} → {format_bytes(tp.quantized_bytes)}"
+            text = f"{format_bytes(tp.original_bytes)} → {format_bytes(tp.quantized_bytes)}"
+            baked = not tp.skipped and tp.stored and tp.stored != tp.scheme
+            return f"{text} (as {tp.stored})" if baked else text
         if col == COL_SQNR:
             return format_db(tp.sqnr_db)
         if col == COL_RMSE:

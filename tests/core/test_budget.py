@@ -135,3 +135,33 @@ def test_solver_meets_its_size_exactly_as_the_preview_counts_it(fmt):
             sol = solve_total(model, ladders, int(goal), target, cache)
             total = run_preview(model, sol.plan, target, cache).total["quantized_bytes"]
             assert total == sol.total_bytes <= goal
+
+
+def test_whole_file_budget_speaks_one_accounting():
+    """A budget below what the format can write says so in whole-file bytes, never a
+    negative or weights-only target (issue 16 item 7)."""
+    from pathlib import Path
+
+    from inspector.core import budget
+    from inspector.core.errors import PlanError
+    from inspector.core.preview import PreviewCache
+    from inspector.core.totals import input_bytes
+    from inspector.engine.evaluate import drain
+    from inspector.formats.registry import get_target, open_model
+
+    path = (
+        Path(__file__).resolve().parents[2] / "resources" / "digits_convnet" / "digits_convnet.h5"
+    )
+    with open_model(path) as model:
+        assert input_bytes(model) == path.stat().st_size
+        target, cache = get_target("keras"), PreviewCache()
+        ladders = drain(budget.build_ladders(model, ("float32", "float16"), target, cache))
+        limit = budget.parse_size("25%", input_bytes(model))
+        with pytest.raises(PlanError) as err:
+            budget.solve_total(model, ladders, limit, target, cache)
+        text = str(err.value)
+        assert f"({limit:,} B) is below the smallest file this ladder writes as keras" in text
+        assert "-" not in text.split("keras")[0]
+        smallest = int(text.split(": ")[1].split("(")[1].split(" B")[0].replace(",", ""))
+        sol = budget.solve_total(model, ladders, smallest, target, cache)
+        assert sol.total_bytes <= smallest

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from PySide6.QtWidgets import QDialogButtonBox
@@ -154,3 +155,57 @@ def test_export_report(qtbot, window, demo_path, open_and_wait, tmp_path, suffix
         doc = json.loads(text)
         assert doc["total"]["quantized_bytes"] == window.state.preview.total["quantized_bytes"]
     assert "Report written" in window.status_label.text()
+
+
+def test_predicted_text_says_larger_when_larger():
+    from inspector.ui.export_dialog import predicted_text
+
+    text = predicted_text(
+        {"quantized_bytes": 1040, "file_bytes_before": 1000, "bits_per_weight": 8}
+    )
+    assert "1.04× larger" in text and "smaller" not in text
+    text = predicted_text({"quantized_bytes": 500, "file_bytes_before": 1000, "bits_per_weight": 8})
+    assert "2.00× smaller" in text
+
+
+def test_default_output_is_named_after_the_model():
+    from inspector.formats.registry import open_model
+    from inspector.ui.export_dialog import default_output
+
+    src = Path(__file__).resolve().parents[2] / "resources" / "digits_convnet" / "tfjs"
+    with open_model(src / "model.json") as model:
+        assert default_output(model, "tfjs") == src.parent / "digits_convnet_quantized"
+        assert default_output(model, "safetensors").name == "digits_convnet_quantized.safetensors"
+
+
+def test_export_node_data_from_the_window(qtbot, window, demo_path, open_and_wait, tmp_path):
+    open_and_wait(window, demo_path("digits_convnet"))
+    out = tmp_path / "nodes.json"
+    window.exports.export_node_data(str(out), "sqnr_db")
+    qtbot.waitUntil(out.exists, timeout=30_000)
+    qtbot.waitUntil(lambda: not window.exports.task.busy, timeout=30_000)
+    doc = json.loads(out.read_text())
+    (graph,) = doc.values()
+    names = {t.name for t in window.state.preview.tensors if t.skipped is None}
+    assert names and names <= set(graph["results"])
+    assert "node data written" in window.status_label.text()
+
+
+def test_dialog_warns_before_storing_a_scheme_larger(
+    qtbot, window, demo_path, open_and_wait, tmp_path, monkeypatch
+):
+    open_and_wait(window, demo_path("digits_convnet_tfjs"))
+    window.state.set_plan(Plan(default="int4"))
+    window.state.set_target("tfjs")
+    dialog = _dialog(qtbot, window, "tfjs", tmp_path / "o")
+    qtbot.waitUntil(lambda: bool(dialog.warning.text()), timeout=20_000)
+    assert "TF.js re-stores int4 as uint16" in dialog.warning.text()
+    assert "safetensors keeps the plan's sizes" in dialog.warning.text().lower()
+    asked = []
+    monkeypatch.setattr(dialogs, "confirm", lambda *a: asked.append(a) or False)
+    dialog.accept()
+    assert asked and "Store the plan larger?" in asked[0][1]
+    assert dialog.result() != dialog.DialogCode.Accepted
+    dialog.format_combo.setCurrentIndex(dialog.format_combo.findData("safetensors"))
+    qtbot.waitUntil(lambda: not dialog.warning_runner.busy, timeout=20_000)
+    assert dialog.warning.text() == ""

@@ -20,7 +20,9 @@ def test_open_each_demo_model(qtbot, window, name, demo_path, open_and_wait):
     assert state.model is not None and state.model.path == path
     assert window.tensors.model.rowCount() > 0
     assert len(state.tensor_previews) == len(state.model)
-    assert path.name in window.windowTitle()
+    from inspector.formats.naming import model_name
+
+    assert window.windowTitle().startswith(model_name(state.model) + " (")
     assert window.recent_files()[0] == str(path)
 
 
@@ -29,8 +31,14 @@ def test_summary_equals_cli_preview_and_undo_restores(qtbot, window, demo_path, 
     open_and_wait(window, path)
     state = window.state
     target = resolve_target(state.target_name)
+    from inspector.formats.compare import annotate_total
+
+    def cli_total():
+        total = run_preview(state.model, state.plan, target).total
+        return annotate_total(total, state.model, state.plan, state.target_name)
+
     before = dict(window.summary.shown_total)
-    assert before == dict(run_preview(state.model, state.plan, target).total)
+    assert before == cli_total()
 
     name = next(t.name for t in state.model if t.info.is_float and len(t.info.shape) > 1)
     index = window.tensors.model.index_of(name, 4)
@@ -39,8 +47,8 @@ def test_summary_equals_cli_preview_and_undo_restores(qtbot, window, demo_path, 
     assert state.spec_for(name) == "affine4"
     after = dict(window.summary.shown_total)
     assert after != before
-    expected = run_preview(state.model, state.plan, target).total
-    assert after == dict(expected)
+    expected = cli_total()
+    assert after == expected
     assert (
         window.summary.values["quantized_bytes"]
         .text()

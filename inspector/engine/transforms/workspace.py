@@ -150,7 +150,9 @@ class Workspace(MutableMapping[str, np.ndarray]):
                     meta, self.base.metadata["keras_config"], self.config, kept, self.added
                 )
             )
-        return Model(self.base.path, self.base.format, tensors, meta)
+        model = Model(self.base.path, self.base.format, tensors, meta)
+        model.file_bytes = self.base.file_bytes
+        return model
 
     def _order(self) -> list[str]:
         after: dict[str, list[str]] = {}

@@ -80,6 +80,7 @@ def read_safetensors(path: str | os.PathLike[str]) -> Model:
     except OSError as exc:
         raise FormatError(p, f"cannot read: {exc.strerror or exc}") from None
     data_offset = 8 + header["__length__"]
+    _check_truncated(p, header["__tensors__"], size, data_offset)
     specs = _validate(p, header["__tensors__"], size - data_offset)
     data = PositionalFile(p)
     tensors = [
@@ -121,6 +122,39 @@ def _read_header(fh: Any, p: Path, size: int) -> dict[str, Any]:
     if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
         raise FormatError(p, "__metadata__ must map strings to strings")
     return {"__length__": n, "__metadata__": meta, "__tensors__": doc}
+
+
+def _check_truncated(p: Path, tensors: dict[str, Any], size: int, data_offset: int) -> None:
+    """A file cut short (an interrupted download) is named as such: every range is
+    well-formed, spans its shape's bytes and the ranges tile the buffer from 0, yet the last
+    one ends past the end of the file. Anything else is left to the per-tensor checks, which
+    name the tensor at fault."""
+    ranges = []
+    for spec in tensors.values():
+        offsets = spec.get("data_offsets") if isinstance(spec, dict) else None
+        code = spec.get("dtype") if isinstance(spec, dict) else None
+        shape = spec.get("shape") if isinstance(spec, dict) else None
+        if (
+            not isinstance(offsets, list)
+            or len(offsets) != 2
+            or not all(type(o) is int and o >= 0 for o in offsets)
+            or not isinstance(code, str)
+            or code not in DTYPES
+            or not isinstance(shape, list)
+            or not all(type(d) is int and d >= 0 for d in shape)
+        ):
+            return
+        nbytes = int(np.prod(shape, dtype=object)) * DTYPES[code][0].itemsize
+        if offsets[1] - offsets[0] != nbytes:
+            return
+        ranges.append((offsets[0], offsets[1]))
+    pos = 0
+    for begin, end in sorted(ranges):
+        if begin != pos:
+            return
+        pos = end
+    if data_offset + pos > size:
+        raise FormatError(p, f"truncated: {size} bytes, header needs {data_offset + pos}")
 
 
 def _validate(
