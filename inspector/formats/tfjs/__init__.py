@@ -35,8 +35,12 @@ def _sniff(probe: Probe) -> str | None:
         doc = parse_json(p, probe.read_at(0, size))
     except OSError:
         return "tfjs" if p.name == "model.json" else None
-    except FormatError:  # let the reader say what is wrong with a TF.js-looking JSON file
-        if p.name == "model.json" or probe.suffix == ".json":
+    except FormatError as exc:
+        # A JSON file past the structure limits goes to the reader, which names the limit; one
+        # that is not JSON at all (cut short, invalid) and not called model.json is left to the
+        # registry, which says truncated or invalid instead of presuming TF.js.
+        syntax = "is not valid JSON" in exc.reason
+        if p.name == "model.json" or (probe.suffix == ".json" and not syntax):
             return (
                 "tfjs" if probe.head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"{" else "tfjs-weights"
             )
