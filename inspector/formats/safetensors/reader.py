@@ -8,7 +8,7 @@ header read and values are paged in on demand. Mapped pages count in the process
 the pages of all but the last few tensors loaded are given back (`madvise(MADV_DONTNEED)`:
 they stay in the page cache and a later access faults them back in): reading every tensor of
 a 14 GB file keeps RSS bounded by a few tensors, not the file.
-BF16 tensors load as `ml_dtypes.bfloat16`.
+BF16 tensors load as `ml_dtypes.bfloat16` (imported on the first load, not at open).
 PyTorch layouts put the output channel first, so `channel_axis` is 0 for ndim ≥ 2.
 
 Metadata keys: `safetensors_metadata` (the `__metadata__` dict, {} when absent),
@@ -25,23 +25,24 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import ml_dtypes
 import numpy as np
 
 from inspector.core.errors import FormatError
 from inspector.core.model import Model, Tensor, TensorInfo
 from inspector.formats._common import check_shape, layer_of, load_json_bytes
+from inspector.formats._dtypes import ML_DTYPES, storage_dtype, value_dtype
 from inspector.formats._mmap import ResidentPages as _ResidentPages
 from inspector.formats._mmap import close_map as _close
 
 __all__ = ["DTYPES", "read_safetensors"]
 
-# safetensors dtype code → (numpy dtype, logical dtype name)
+# safetensors dtype code → (numpy dtype of the stored bytes, logical dtype name); BF16's bytes
+# are viewed as ml_dtypes.bfloat16 at load
 DTYPES: dict[str, tuple[np.dtype, str]] = {
     "F64": (np.dtype("<f8"), "float64"),
     "F32": (np.dtype("<f4"), "float32"),
     "F16": (np.dtype("<f2"), "float16"),
-    "BF16": (np.dtype(ml_dtypes.bfloat16), "bfloat16"),
+    "BF16": (storage_dtype("bfloat16"), "bfloat16"),
     "I64": (np.dtype("<i8"), "int64"),
     "I32": (np.dtype("<i4"), "int32"),
     "I16": (np.dtype("<i2"), "int16"),
@@ -158,8 +159,9 @@ def _loader(
     pages: _ResidentPages,
 ) -> Callable[[], np.ndarray]:
     def load() -> np.ndarray:
+        values = value_dtype(info.dtype) if info.dtype in ML_DTYPES else np_dtype
         if info.size == 0 or mm is None:
-            return np.zeros(info.shape, dtype=np_dtype)
+            return np.zeros(info.shape, dtype=values)
         # Touching mapped pages past a shrunk file's end kills the process with SIGBUS.
         end = offset + info.size * np_dtype.itemsize
         try:
@@ -173,6 +175,6 @@ def _loader(
         except (ValueError, TypeError) as exc:
             raise FormatError(p, f"cannot read values: {exc}", info.name) from None
         pages.used(offset, end - offset)
-        return arr.reshape(info.shape)
+        return arr.view(values).reshape(info.shape)
 
     return load
