@@ -50,7 +50,7 @@ def _open(
     """(model, evaluator, transforms result or None) for the command's arguments; the models
     are closed by `stack`. A transformed model is compared with the untransformed original.
     GPTQ calibrates when `schemes` (default: the plan's per tensor) ask `round=gptq`."""
-    from inspector.cli.options import with_calibration
+    from inspector.cli.options import prepare_kernels, with_calibration
     from inspector.cli.transforms import transformed
     from inspector.engine.evaluate import Evaluator, make_executor
     from inspector.formats import open_model
@@ -59,6 +59,7 @@ def _open(
     if args.max_samples is not None and args.max_samples < 1:
         raise InspectorError("--max-samples must be at least 1")
     original = stack.enter_context(open_model(args.model))
+    prepare_kernels(original)
     target = get_target(args.format or original.format)
     model, changes = transformed(original, plan, target, args, stack)
     if schemes is None:

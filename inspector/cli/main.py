@@ -13,10 +13,12 @@ from collections.abc import Callable, Sequence
 
 from inspector.cli import engine as _engine
 from inspector.cli import export as _export
+from inspector.cli import warmup as _warmup
 from inspector.cli.options import (
     add_data_option,
     add_scheme_options,
     plan_from_args,
+    prepare_kernels,
     with_calibration,
 )
 from inspector.cli.transforms import add_transform_options
@@ -51,6 +53,7 @@ def _cmd_preview(args: argparse.Namespace) -> int:
     plan = plan_from_args(args)
     with ExitStack() as stack:
         model = stack.enter_context(open_model(args.model))
+        prepare_kernels(model)
         target = get_target(args.format or model.format)
         model, changes = transformed(model, plan, target, args, stack)
         schemes = [plan.scheme_for(t.info) for t in model]
@@ -98,6 +101,7 @@ COMMANDS: dict[str, Callable[[argparse._SubParsersAction], None]] = {
     "preview": _parser_preview,
     **_export.COMMANDS,
     **_engine.COMMANDS,
+    **_warmup.COMMANDS,
 }
 
 
