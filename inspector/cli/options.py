@@ -76,10 +76,13 @@ def with_calibration(
 ) -> Target:
     """`target` with GPTQ calibrated on the data when any of `schemes` asks `round=gptq`
     (else as is); says on stderr what it calibrated on, or why it could not."""
-    from inspector.engine.rounding.calibrate import open_calibration, uses_gptq
+    from inspector.core.rounding.options import rounding_of
 
-    if not uses_gptq(schemes):
-        return target
+    schemes = list(schemes)
+    if not any(rounding_of(s) == "gptq" for s in schemes):
+        return target  # the engine (~50 ms of imports) only for GPTQ's calibration
+    from inspector.engine.rounding.calibrate import open_calibration
+
     calibration = open_calibration(model, data_path, data=data)
     print(f"note: {calibration.message}", file=sys.stderr)
     return target.with_rounding(calibration.rounding)

@@ -31,6 +31,7 @@ from inspector.cli import main
 with contextlib.redirect_stdout(io.StringIO()):
     status = main(sys.argv[1:])
 heavy = sorted({m.split(".")[0] for m in sys.modules} & set(json.loads(HEAVY)))
+heavy += ["inspector.engine"] if "inspector.engine" in sys.modules else []
 print(json.dumps({"status": status, "heavy": heavy}))
 """
 
