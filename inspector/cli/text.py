@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from inspector.core.formatting import format_bytes
 from inspector.core.model import Model
-from inspector.core.preview import Preview, TensorPreview
+
+if TYPE_CHECKING:
+    from inspector.core.preview import Preview, TensorPreview
 
 __all__ = ["file_metadata", "info_json", "info_table", "preview_table"]
 

@@ -11,11 +11,14 @@ from __future__ import annotations
 import importlib
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from inspector.core.errors import FormatError, InspectorError
 from inspector.core.model import Model
-from inspector.core.target import NATIVE, Target
 from inspector.formats.base import FormatSpec, Probe, load_attr
+
+if TYPE_CHECKING:
+    from inspector.core.target import Target
 
 __all__ = [
     "default_export",
@@ -85,7 +88,11 @@ def export_spec(name: str) -> FormatSpec:
 
 def get_target(name: str) -> Target:
     """The target for a format name or an input kind (an input maps to the format it exports
-    as); "native" stores every scheme as itself."""
+    as); "native" stores every scheme as itself. Loads the scheme families (and registers the
+    GGUF imatrix reader with llama's), which opening a model does not need."""
+    import inspector.formats.gguf.imatrix  # noqa: F401 (registers imatrix=PATH)
+    from inspector.core.target import NATIVE
+
     if name == "native":
         return NATIVE
     try:

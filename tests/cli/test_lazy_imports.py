@@ -112,3 +112,33 @@ def test_touching_bfloat16_imports_ml_dtypes(models, scheme):
     """The probe sees an import when one happens: previewing bfloat16 values needs ml_dtypes."""
     heavy = imported("preview", str(models["bf16"]), "--scheme", scheme, "--json", no_jit=True)
     assert "ml_dtypes" in heavy
+
+
+def test_auto_help_states_the_real_default_ladder():
+    """The default of `auto --ladder` is written out in the help (building the parser does
+    not import the budget module for it); it must stay the one the command uses."""
+    from inspector.cli.main import build_parser
+    from inspector.core.budget import DEFAULT_LADDER
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    ladder = next(a for a in sub.choices["auto"]._actions if a.dest == "ladder")
+    assert f"(default: {','.join(DEFAULT_LADDER)})" in ladder.help
+
+
+def test_info_loads_no_scheme_family(models):
+    """Listing tensors needs the readers, not the quantizers."""
+    code = (
+        "import contextlib, io, sys; from inspector.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()): main(sys.argv[1:])\n"
+        "print(sorted(m for m in sys.modules if m.startswith('inspector.core.schemes')))"
+    )
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
+    res = subprocess.run(
+        [sys.executable, "-c", code, "info", str(models["f32"])],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip().splitlines()[-1] == "[]"
