@@ -74,7 +74,7 @@ def row(
     print(f"  {what}: {measured:.3f} s | {base_name} {base:.3f} s | {ratio}", flush=True)
 
 
-def cli_rows(work: Path, runs: int) -> None:
+def cli_rows(work: Path, runs: int, preview: bool = True) -> None:
     from synth import bert_shapes, write_safetensors
 
     st = work / "bert12.safetensors"
@@ -91,6 +91,8 @@ def cli_rows(work: Path, runs: int) -> None:
         m["info"] <= 2 * m["numpy"],
     )
 
+    if not preview:
+        return
     cache = Path(tempfile.mkdtemp(prefix="qi-numba-"))
     cold = dict(ENV, NUMBA_CACHE_DIR=str(cache))
     preview = [*CLI, "preview", str(st), "--scheme", "uint8", "--json"]
@@ -166,14 +168,14 @@ def main() -> int:
     ap.add_argument("--workdir", type=Path, help="keep generated models here (reused)")
     ap.add_argument("--window", action="store_true", help="add the window's first paint")
     ap.add_argument("--big", action="store_true", help="add the 7B bf16 case (13.5 GB)")
-    ap.add_argument("--only", choices=("cli", "window", "big"), help="run one part")
+    ap.add_argument("--only", choices=("cli", "info", "window", "big"), help="run one part")
     args = ap.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="qi-startup-"))
     work.mkdir(parents=True, exist_ok=True)
     print(f"machine: {os.cpu_count()} CPUs, load {os.getloadavg()}; {args.runs} runs, medians")
     try:
-        if args.only in (None, "cli"):
-            cli_rows(work, args.runs)
+        if args.only in (None, "cli", "info"):
+            cli_rows(work, args.runs, preview=args.only != "info")
         if args.window or args.only == "window":
             window_rows(work, args.runs)
         if args.big or args.only == "big":
