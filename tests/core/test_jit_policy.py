@@ -83,3 +83,30 @@ def test_cache_dir_is_where_numba_puts_the_kernels(tmp_path, user_dir):
     assert numba_dir == ours
     line = jit._affine_sums.__code__.co_firstlineno
     assert index == f"jit._affine_sums-{line}.py{sys.version_info[0]}{sys.version_info[1]}.nbi"
+
+
+def test_cli_says_when_uncached_kernels_would_have_paid(tmp_path):
+    """A model big enough for the kernels, run without them because nothing is cached: one
+    note on stderr names `quant-inspector warmup`; the JSON on stdout is unaffected."""
+    pytest.importorskip("numba")
+    model = ROOT / "resources" / "digits_convnet" / "tfjs" / "model.json"
+    code = (
+        "import sys; from inspector.core import jit; jit.PAYS_FROM = int(sys.argv[1]);"
+        "from inspector.cli import main; status = main(sys.argv[2:]);"
+        "print('numba' in sys.modules, file=sys.stderr); sys.exit(status)"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "QUANT_INSPECTOR_NO_JIT"}
+    env |= {"PYTHONPATH": str(ROOT), "NUMBA_CACHE_DIR": str(tmp_path)}
+    outs = {}
+    for pays_from in (1, 10**12):
+        argv = [str(pays_from), "preview", str(model), "--scheme", "uint8", "--json"]
+        res = subprocess.run(
+            [sys.executable, "-c", code, *argv], capture_output=True, text=True, env=env
+        )
+        assert res.returncode == 0, res.stderr
+        json.loads(res.stdout)
+        outs[pays_from] = res.stderr.strip().splitlines()
+    assert outs[1][-1] == "False" and outs[10**12][-1] == "False"
+    notes = [line for line in outs[1] if "quant-inspector warmup" in line]
+    assert len(notes) == 1 and notes[0].startswith("note: ")
+    assert not any("warmup" in line for line in outs[10**12])
