@@ -36,3 +36,27 @@ def naive_preview(tensors) -> dict[str, float]:
         r = naive_uint8(w)
         noise, signal, gz = noise + r["noise"], signal + r["signal"], gz + r["gzip"]
     return {"noise": noise, "signal": signal, "gzip": gz}
+
+
+def _safetensors_tensors(path: str):
+    """(name, float32 array) of an F32 safetensors file, read with plain numpy."""
+    import json
+    import struct
+
+    with open(path, "rb") as fh:
+        (n,) = struct.unpack("<Q", fh.read(8))
+        header = json.loads(fh.read(n))
+    header.pop("__metadata__", None)
+    data = np.memmap(path, dtype=np.uint8, mode="r", offset=8 + n)
+    for name, spec in header.items():
+        begin, end = spec["data_offsets"]
+        yield name, data[begin:end].view(np.float32).reshape(spec["shape"])
+
+
+if __name__ == "__main__":
+    # The naive reference *process*: `python naive.py MODEL.safetensors` prints its totals as
+    # JSON, so whole-process timings of the CLI compare with a whole naive process.
+    import json
+    import sys
+
+    print(json.dumps(naive_preview(_safetensors_tensors(sys.argv[1]))))

@@ -51,7 +51,7 @@ def _open(
     """(model, evaluator, transforms result or None) for the command's arguments; the models
     are closed by `stack`. A transformed model is compared with the untransformed original.
     GPTQ calibrates when `schemes` (default: the plan's per tensor) ask `round=gptq`."""
-    from inspector.cli.options import with_calibration
+    from inspector.cli.options import prepare_kernels, with_calibration
     from inspector.cli.transforms import transformed
     from inspector.engine.evaluate import Evaluator, make_executor
     from inspector.formats import open_model
@@ -60,6 +60,7 @@ def _open(
     if args.max_samples is not None and args.max_samples < 1:
         raise InspectorError("--max-samples must be at least 1")
     original = stack.enter_context(open_model(args.model))
+    prepare_kernels(original)
     target = get_target(args.format or original.format)
     model, changes = transformed(original, plan, target, args, stack)
     if schemes is None:
@@ -349,7 +350,8 @@ def _cmd_auto(args: argparse.Namespace) -> int:
     out = Path(args.output) if args.output else None
     if out is not None and out.exists() and not args.force:
         raise InspectorError(f"{out}: exists (use --force to replace it)")
-    ladder = [s.strip() for s in args.ladder.split(",") if s.strip()]
+    text = args.ladder if args.ladder is not None else ",".join(budget.DEFAULT_LADDER)
+    ladder = [s.strip() for s in text.split(",") if s.strip()]
     args.cache = PreviewCache()
     with ExitStack() as stack:
         original = stack.enter_context(open_model(args.model))
@@ -433,8 +435,6 @@ def _print_auto(doc: dict[str, Any], evaluation: Any, out: Path | None) -> None:
 
 
 def _parser_auto(sub: argparse._SubParsersAction) -> None:
-    from inspector.core.budget import DEFAULT_LADDER
-
     p = sub.add_parser("auto", help="choose one scheme per tensor for a size or error target")
     _common(p)
     goal = p.add_mutually_exclusive_group(required=True)
@@ -446,7 +446,10 @@ def _parser_auto(sub: argparse._SubParsersAction) -> None:
     goal.add_argument("--target-bytes", type=int, metavar="N", help="total bytes as written")
     goal.add_argument("--target-bits", type=float, metavar="B", help="bits per weight")
     goal.add_argument("--target-sqnr", type=float, metavar="DB", help="output (or weight) SQNR")
-    p.add_argument("--ladder", default=",".join(DEFAULT_LADDER), help="candidate specs, a,b,c")
+    p.add_argument(
+        "--ladder",
+        help="candidate specs, a,b,c (default: float32,float16,uint16,uint8,int8,affine4,int4)",
+    )
     p.add_argument(
         "--probe-samples",
         type=int,

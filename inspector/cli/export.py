@@ -22,7 +22,7 @@ __all__ = ["COMMANDS"]
 def _cmd_export(args: argparse.Namespace) -> int:
     from contextlib import ExitStack
 
-    from inspector.cli.options import with_calibration
+    from inspector.cli.options import prepare_kernels, with_calibration
     from inspector.cli.transforms import print_transforms, transformed
     from inspector.formats import open_model
     from inspector.formats.export import default_format, export_model, result_json
@@ -32,6 +32,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     want_report = bool(args.report)
     with ExitStack() as stack:
         model = stack.enter_context(open_model(args.model))
+        prepare_kernels(model)
         target = get_target(args.format or default_format(model))
         model, changes = transformed(model, plan, target, args, stack)
         print_transforms(changes)

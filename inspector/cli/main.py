@@ -17,10 +17,12 @@ from typing import Any
 from inspector.cli import engine as _engine
 from inspector.cli import explorer as _explorer
 from inspector.cli import export as _export
+from inspector.cli import warmup as _warmup
 from inspector.cli.options import (
     add_data_option,
     add_scheme_options,
     plan_from_args,
+    prepare_kernels,
     with_calibration,
 )
 from inspector.cli.safe_text import SafeStream, cap, error_line, escape
@@ -58,6 +60,7 @@ def _cmd_preview(args: argparse.Namespace) -> int:
     plan = plan_from_args(args)
     with ExitStack() as stack:
         model = stack.enter_context(open_model(args.model))
+        prepare_kernels(model)
         target = get_target(args.format or model.format)
         model, changes = transformed(model, plan, target, args, stack)
         schemes = [plan.scheme_for(t.info) for t in model]
@@ -108,6 +111,7 @@ COMMANDS: dict[str, Callable[[argparse._SubParsersAction], None]] = {
     **_export.COMMANDS,
     **_engine.COMMANDS,
     **_explorer.COMMANDS,
+    **_warmup.COMMANDS,
 }
 
 

@@ -16,7 +16,13 @@ if TYPE_CHECKING:
     from inspector.core.plan import Plan
     from inspector.core.target import Target
 
-__all__ = ["add_data_option", "add_scheme_options", "plan_from_args", "with_calibration"]
+__all__ = [
+    "add_data_option",
+    "add_scheme_options",
+    "plan_from_args",
+    "prepare_kernels",
+    "with_calibration",
+]
 
 
 def add_scheme_options(p: argparse.ArgumentParser) -> None:
@@ -84,10 +90,29 @@ def with_calibration(
     """`target` with GPTQ calibrated on the data when any of `schemes` asks `round=gptq`
     (else as is); says on stderr what it calibrated on, or why it could not."""
     from inspector.cli.safe_text import escape
-    from inspector.engine.rounding.calibrate import open_calibration, uses_gptq
+    from inspector.core.rounding.options import rounding_of
 
-    if not uses_gptq(schemes):
-        return target
+    schemes = list(schemes)
+    if not any(rounding_of(s) == "gptq" for s in schemes):
+        return target  # the engine (~50 ms of imports) only for GPTQ's calibration
+    from inspector.engine.rounding.calibrate import open_calibration
+
     calibration = open_calibration(model, data_path, data=data)
     print(f"note: {escape(calibration.message)}", file=sys.stderr)
     return target.with_rounding(calibration.rounding)
+
+
+def prepare_kernels(model: Model) -> None:
+    """Before a one-shot command computes: the compiled kernels from numba's cache when they
+    pay for their load on this model, else numpy alone, never a compile racing the work
+    (`jit.for_one_run`). A model big enough to profit from kernels that are not cached yet
+    gets a one-line hint on stderr: `quant-inspector warmup` compiles them once."""
+    from inspector.core import jit
+
+    elements = model.parameter_count
+    if jit.for_one_run(elements) is None and elements >= jit.PAYS_FROM and jit.available():
+        print(
+            "note: compiled kernels are not cached yet, so this run used numpy alone; "
+            "`quant-inspector warmup` compiles them once (~1 min) for faster runs",
+            file=sys.stderr,
+        )

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from inspector.cli.safe_text import cap, escape
 from inspector.core.collapse import collapse_advice, collapse_text
 from inspector.core.formatting import format_bytes
 from inspector.core.model import Model
-from inspector.core.plan import Plan
-from inspector.core.preview import Preview, TensorPreview
+
+if TYPE_CHECKING:
+    from inspector.core.plan import Plan
+    from inspector.core.preview import Preview, TensorPreview
 
 __all__ = ["MAX_CELL_CHARS", "file_metadata", "info_json", "info_table", "preview_table"]
 

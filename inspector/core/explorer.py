@@ -18,8 +18,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from inspector.core.totals import summarize
-
 __all__ = ["METRICS", "Metric", "node_data"]
 
 Per = Literal["tensor", "layer", "both"]
@@ -66,6 +64,8 @@ def _layer_value(tps: Sequence[Any], metric: str, sensitivity: Mapping[str, floa
     if not quantized:
         return None
     if metric == "sqnr_db":
+        from inspector.core.totals import summarize  # the schemes: not for `--help`/`info`
+
         return float(summarize(quantized)["sqnr_db"])
     if metric == "quantized_bytes":
         return float(sum(t.quantized_bytes for t in quantized))

@@ -147,6 +147,13 @@ def affine_error_sums(
         with np.errstate(invalid="ignore"):
             cross = (signal + dec - noise) / 2
         return ErrorSums(a.size, signal, noise, dec, cross, worst)
+    if c.dtype == np.uint8 or (c.dtype == np.uint16 and c.size >= 1 << 16):
+        # every decoded value from a table of the codes' decodes (same float64 maths, then
+        # float32): one gather instead of five passes per chunk (~20 % of these sums)
+        levels = np.arange(1 << (8 * c.dtype.itemsize), dtype=np.float64) * scale + minimum
+        with np.errstate(over="ignore"):
+            table = levels.astype(np.float32).astype(np.float64)
+        return _table_sums(a, c, table)
     signal = noise = dec = 0.0
     max_abs = 0.0
     o = np.empty(min(CHUNK, a.size), dtype=np.float64)
@@ -162,6 +169,29 @@ def affine_error_sums(
         with np.errstate(over="ignore"):  # past float32's max decodes to ±inf, as in TF.js
             fc[...] = dc
         dc[...] = fc
+        signal += _dot(oc, oc)
+        dec += _dot(dc, dc)
+        np.subtract(oc, dc, out=dc)
+        noise += _dot(dc, dc)
+        max_abs = max(max_abs, float(dc.max()), -float(dc.min()))
+    with np.errstate(invalid="ignore"):
+        cross = (signal + dec - noise) / 2
+    return ErrorSums(a.size, signal, noise, dec, cross, max_abs)
+
+
+def _table_sums(a: np.ndarray, codes: np.ndarray, table: np.ndarray) -> ErrorSums:
+    """The three-dot error sums of `affine_error_sums` with decoded values `table[codes]`."""
+    signal = noise = dec = 0.0
+    max_abs = 0.0
+    o = np.empty(min(CHUNK, a.size), dtype=np.float64)
+    d = np.empty_like(o)
+    index = np.empty(o.size, dtype=np.intp)
+    for s in chunk_slices(a.size):
+        n = s.stop - s.start
+        oc, dc, ic = o[:n], d[:n], index[:n]
+        oc[...] = a[s]
+        ic[...] = codes[s]
+        table.take(ic, out=dc)
         signal += _dot(oc, oc)
         dec += _dot(dc, dc)
         np.subtract(oc, dc, out=dc)

@@ -5,10 +5,10 @@ Each format package (`tfjs/`, `keras/`, `safetensors/`, `npz/`, `onnx/`, …) de
 `FormatSpec` in its `__init__.py` and holds its reader, writer and target modules; `registry.py`
 turns the specs into every list the CLI and GUI show. Readers validate everything a header
 declares and raise `FormatError` naming the file, the tensor and the reason. Opening reads
-headers only; `Tensor.load()` reads a tensor's bytes on demand.
+headers only; `Tensor.load()` reads a tensor's bytes on demand. Opening imports no scheme family:
+`registry.get_target` does (and registers the GGUF imatrix reader with llama's family).
 """
 
-from inspector.formats.gguf import imatrix as _imatrix  # noqa: F401 (registers imatrix=PATH)
 from inspector.formats.registry import input_kinds, open_model, sniff_format
 
 __all__ = ["input_kinds", "open_model", "sniff_format"]

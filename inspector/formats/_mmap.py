@@ -26,6 +26,7 @@ import numpy as np
 from inspector.core.errors import FormatError
 
 __all__ = [
+    "READ_AHEAD",
     "PositionalFile",
     "ResidentPages",
     "check_regular",
@@ -35,15 +36,24 @@ __all__ = [
 ]
 
 
+READ_AHEAD = 256 << 20
+"""Bytes past the last tensor loaded that the kernel is asked to read in the background
+(`MADV_WILLNEED`): a preview walks tensors in file order, so the disk reads the next tensors
+while the cores compute this one, instead of stalling on page faults one 128 KiB readahead
+window at a time. The pages land in the page cache, not in the process's RSS."""
+
+
 class ResidentPages:
     """Keeps the mapped pages of the last `keep` tensors loaded and drops older ones from
     the process (`MADV_DONTNEED` on a read-only file map: the data is unchanged, a later
-    access reads it back from the page cache). Thread-safe; a no-op without `mmap.madvise`."""
+    access reads it back from the page cache), and asks the kernel to read the next
+    `READ_AHEAD` bytes ahead. Thread-safe; a no-op without `mmap.madvise`."""
 
     def __init__(self, mm: mmap.mmap | None, keep: int = 4) -> None:
         self._mm, self._keep = mm, keep
         self._recent: deque[tuple[int, int]] = deque()
         self._lock = threading.Lock()
+        self._ahead = 0  # end of the range already asked for
 
     def used(self, offset: int, nbytes: int) -> None:
         if self._mm is None or not hasattr(self._mm, "madvise") or nbytes <= 0:
@@ -53,15 +63,25 @@ class ResidentPages:
                 return
             self._recent.append((offset, nbytes))
             old = self._recent.popleft() if len(self._recent) > self._keep else None
+            start = max(self._ahead, offset + nbytes)
+            stop = min(offset + nbytes + READ_AHEAD, len(self._mm))
+            ahead = stop - start >= min(READ_AHEAD // 4, len(self._mm) - start)  # large steps
+            if ahead:
+                self._ahead = stop
         if old is not None:
             self._release(*old)
+        if ahead and start < stop:
+            self._advise(mmap.MADV_WILLNEED, start, stop - start)
 
     def _release(self, offset: int, nbytes: int) -> None:
+        self._advise(mmap.MADV_DONTNEED, offset, nbytes)
+
+    def _advise(self, option: int, offset: int, nbytes: int) -> None:
         if self._mm is None:
             return
         start = offset - offset % mmap.PAGESIZE
         with contextlib.suppress(ValueError, OSError):  # closed map, or not supported
-            self._mm.madvise(mmap.MADV_DONTNEED, start, offset + nbytes - start)
+            self._mm.madvise(option, start, offset + nbytes - start)
 
 
 def map_file(path: Path) -> tuple[mmap.mmap | None, int]:

@@ -13,12 +13,15 @@ import json
 import os
 import stat
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from inspector.core.errors import FormatError, InspectorError
 from inspector.core.model import Model
-from inspector.core.target import NATIVE, Target
 from inspector.formats._json import file_kind
 from inspector.formats.base import FormatSpec, Probe, load_attr
+
+if TYPE_CHECKING:
+    from inspector.core.target import Target
 
 __all__ = [
     "default_export",
@@ -89,7 +92,11 @@ def export_spec(name: str) -> FormatSpec:
 
 def get_target(name: str) -> Target:
     """The target for a format name or an input kind (an input maps to the format it exports
-    as); "native" stores every scheme as itself."""
+    as); "native" stores every scheme as itself. Loads the scheme families (and registers the
+    GGUF imatrix reader with llama's), which opening a model does not need."""
+    import inspector.formats.gguf.imatrix  # noqa: F401 (registers imatrix=PATH)
+    from inspector.core.target import NATIVE
+
     if name == "native":
         return NATIVE
     try:
@@ -226,10 +233,18 @@ def input_file_bytes(model: Model) -> int | None:
         measured = sum(os.stat(f).st_size for f in dict.fromkeys(p.resolve() for p in files))
     except OSError:
         return None
-    from inspector.core.totals import input_stored_nbytes
-
     # A file cannot hold less than its tensors: a side file no rule above names still counts.
-    return max(measured, sum(input_stored_nbytes(t.info) for t in model)) or None
+    # Only a tensor stored quantized needs the scheme families to size it (`info` of a float
+    # model imports none of them).
+    stored = 0
+    for t in model:
+        if t.info.stored is None:
+            stored += t.info.nbytes
+        else:
+            from inspector.core.totals import input_stored_nbytes
+
+            stored += input_stored_nbytes(t.info)
+    return max(measured, stored) or None
 
 
 def _onnx_external_files(model: Model) -> list[Path]:

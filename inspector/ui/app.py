@@ -6,7 +6,15 @@ import os
 import sys
 from pathlib import Path
 
-__all__ = ["APP_NAME", "ORG_NAME", "SETTINGS_ENV", "default_model_path", "make_window", "run_gui"]
+__all__ = [
+    "APP_NAME",
+    "ORG_NAME",
+    "SETTINGS_ENV",
+    "after_first_paint",
+    "default_model_path",
+    "make_window",
+    "run_gui",
+]
 
 ORG_NAME = "QuantInspector"
 APP_NAME = "quant-inspector"
@@ -58,28 +66,98 @@ def make_window(path: str | None = None, settings: object = None) -> object:
 
 def run_gui(path: str | None = None) -> int:
     """Open the window on `path` (or the bundled demo model), run the event loop, return its
-    exit code."""
-    from inspector.core import jit
+    exit code.
+
+    The window paints first: a plain window with the model's tensor list (`StartupWindow`,
+    headers only) is on screen before pyqtgraph and the views load; the full window then takes
+    its place. Nothing that competes with that starts before the full window's first paint
+    (the compiled kernels' background load holds the GIL for ~1 s while numba imports; the
+    HDF5 probe child takes the other core), unless the model to open needs it."""
     from inspector.ui.display_check import display_problem
 
     problem = display_problem()
     if problem is not None:
         print(f"quant-inspector: {problem}", file=sys.stderr)
         return 2
-    jit.get()  # compiled kernels load in the background while the window is built
-    from inspector.formats.keras.h5probe import warm
+    if _needs_hdf5(path):
+        from inspector.formats.keras.h5probe import warm
 
-    warm()  # and the HDF5 probe child starts, so opening an .h5 does not wait for it
+        warm()  # the probe child starts now, so opening the .h5 does not wait for it
     from PySide6.QtWidgets import QApplication
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setOrganizationName(ORG_NAME)
     app.setApplicationName(APP_NAME)
-    from inspector.ui.plot_style import configure_pyqtgraph
+    from inspector.ui.startup import StartupWindow
 
-    configure_pyqtgraph()
-    window = make_window(path)
-    window.show()  # type: ignore[attr-defined]
+    target = path if path is not None else default_model_path()
+    startup = StartupWindow(target, _settings())
+    windows: list[object] = []
+
+    def full_window() -> None:
+        from inspector.ui.plot_style import configure_pyqtgraph
+
+        configure_pyqtgraph()
+        window = make_window(path)
+        window.setGeometry(startup.geometry())  # type: ignore[attr-defined]
+        after_first_paint(window, _start_background_work)
+        window.show()  # type: ignore[attr-defined]
+        startup.close()
+        startup.deleteLater()
+        windows.append(window)
+
+    after_first_paint(startup, full_window)
+    startup.show()
     code = int(app.exec())
-    window.shutdown()  # type: ignore[attr-defined]
+    for window in windows:
+        window.shutdown()  # type: ignore[attr-defined]
     return code
+
+
+def _settings() -> object:
+    from PySide6.QtCore import QSettings
+
+    if os.environ.get(SETTINGS_ENV):
+        return QSettings(os.environ[SETTINGS_ENV], QSettings.Format.IniFormat)
+    return QSettings()
+
+
+def _needs_hdf5(path: str | None) -> bool:
+    return path is not None and Path(path).suffix.lower() in (".h5", ".hdf5", ".keras")
+
+
+def _start_background_work() -> None:
+    """What the window wants soon but not before it is on screen: the compiled kernels (the
+    numpy paths serve until they are loaded) and the HDF5 probe child (for a later .h5)."""
+    from inspector.core import jit
+    from inspector.formats.keras.h5probe import warm
+
+    jit.get()
+    warm()
+
+
+def after_first_paint(widget: object, callback: object) -> None:
+    """Call `callback()` once, on the event loop's next turn after `widget` (or any child)
+    first painted: work started then cannot delay what the user first sees."""
+    from PySide6.QtCore import QEvent, QObject, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    class _FirstPaint(QObject):
+        def eventFilter(self, obj: QObject, event: QEvent) -> bool:
+            if event.type() == QEvent.Type.Paint and not self.fired:
+                self.fired = True
+                QTimer.singleShot(0, callback)  # type: ignore[arg-type]
+                QTimer.singleShot(0, self.remove)
+            return False
+
+        def remove(self) -> None:
+            app = QApplication.instance()
+            if app is not None:
+                app.removeEventFilter(self)
+            self.deleteLater()
+
+    watcher = _FirstPaint(widget)  # type: ignore[arg-type]
+    watcher.fired = False  # type: ignore[attr-defined]
+    app = QApplication.instance()
+    if app is not None:
+        app.installEventFilter(watcher)

@@ -26,23 +26,23 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-import ml_dtypes
 import numpy as np
 
 from inspector.core.errors import FormatError
-from inspector.core.ggml.dequant import dequantize
 from inspector.core.model import Model, StoredQuantization, Tensor, TensorInfo
 from inspector.formats._common import layer_of
+from inspector.formats._dtypes import storage_dtype, value_dtype
 from inspector.formats._mmap import PositionalFile, close_map, map_file
 from inspector.formats.gguf.header import GGUFField, GGUFHeader, GGUFTensorInfo, parse_header
 
 __all__ = ["PLAIN_TYPES", "field_bytes", "is_split_key", "read_gguf"]
 
-# ggml types stored as plain arrays → (numpy dtype, logical dtype name)
+# ggml types stored as plain arrays → (numpy dtype of the bytes, logical dtype name); bf16's
+# bytes are viewed as ml_dtypes.bfloat16 at load (ml_dtypes is not imported to open a file)
 PLAIN_TYPES: dict[str, tuple[np.dtype, str]] = {
     "f32": (np.dtype("<f4"), "float32"),
     "f16": (np.dtype("<f2"), "float16"),
-    "bf16": (np.dtype(ml_dtypes.bfloat16), "bfloat16"),
+    "bf16": (storage_dtype("bfloat16"), "bfloat16"),
     "f64": (np.dtype("<f8"), "float64"),
     "i8": (np.dtype("i1"), "int8"),
     "i16": (np.dtype("<i2"), "int16"),
@@ -188,7 +188,10 @@ def _loader(f: _File, t: GGUFTensorInfo) -> Callable[[], np.ndarray]:
     def load() -> np.ndarray:
         raw = f.data.read(offset, t.nbytes, t.name)
         if plain is not None:
-            return raw.view(plain[0]).reshape(t.shape)
+            values = value_dtype(plain[1]) if plain[1] == "bfloat16" else plain[0]
+            return raw.view(values).reshape(t.shape)
+        from inspector.core.ggml.dequant import dequantize  # numba: only to decode blocks
+
         try:
             return dequantize(raw, t.ggml, t.shape)
         except (ValueError, KeyError, NotImplementedError) as exc:

@@ -14,7 +14,7 @@ positional read is an ordinary `FormatError` naming the file and the tensor, whe
 truncation happens — in the CLI and in the window alike. The cost is one copy of each tensor's
 stored bytes at load (reads of the page cache run at memory bandwidth; RSS holds the tensors
 being worked on, not the file).
-BF16 tensors load as `ml_dtypes.bfloat16`.
+BF16 tensors load as `ml_dtypes.bfloat16` (imported on the first load, not at open).
 PyTorch layouts put the output channel first, so `channel_axis` is 0 for ndim ≥ 2.
 
 Metadata keys: `safetensors_metadata` (the `__metadata__` dict, {} when absent),
@@ -30,23 +30,24 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import ml_dtypes
 import numpy as np
 
 from inspector.core.errors import FormatError
 from inspector.core.model import Model, Tensor, TensorInfo
 from inspector.formats._common import check_shape, layer_of
+from inspector.formats._dtypes import ML_DTYPES, storage_dtype, value_dtype
 from inspector.formats._json import parse_json, regular_file
 from inspector.formats._mmap import PositionalFile
 
 __all__ = ["DTYPES", "read_safetensors"]
 
-# safetensors dtype code → (numpy dtype, logical dtype name)
+# safetensors dtype code → (numpy dtype of the stored bytes, logical dtype name); BF16's bytes
+# are viewed as ml_dtypes.bfloat16 at load
 DTYPES: dict[str, tuple[np.dtype, str]] = {
     "F64": (np.dtype("<f8"), "float64"),
     "F32": (np.dtype("<f4"), "float32"),
     "F16": (np.dtype("<f2"), "float16"),
-    "BF16": (np.dtype(ml_dtypes.bfloat16), "bfloat16"),
+    "BF16": (storage_dtype("bfloat16"), "bfloat16"),
     "I64": (np.dtype("<i8"), "int64"),
     "I32": (np.dtype("<i4"), "int32"),
     "I16": (np.dtype("<i2"), "int16"),
@@ -209,9 +210,10 @@ def _loader(
     data: PositionalFile, offset: int, info: TensorInfo, np_dtype: np.dtype
 ) -> Callable[[], np.ndarray]:
     def load() -> np.ndarray:
+        values = value_dtype(info.dtype) if info.dtype in ML_DTYPES else np_dtype
         if info.size == 0:
-            return np.zeros(info.shape, dtype=np_dtype)
+            return np.zeros(info.shape, dtype=values)
         raw = data.read(offset, info.size * np_dtype.itemsize, info.name)
-        return raw.view(np_dtype).reshape(info.shape)
+        return raw.view(np_dtype).view(values).reshape(info.shape)
 
     return load

@@ -34,6 +34,7 @@ import numpy as np
 from inspector.core.errors import FormatError
 from inspector.core.model import Model, StoredQuantization, Tensor, TensorInfo
 from inspector.formats._common import layer_of, stored_member_offset
+from inspector.formats._dtypes import ML_DTYPES, value_dtype
 from inspector.formats._mmap import PositionalFile, check_regular
 from inspector.formats.torch.flatten import Flat, TooLarge, flatten
 from inspector.formats.torch.unpickler import (
@@ -259,7 +260,7 @@ def _loader(
             items = items[t.offset : t.offset + span]
         view = np.lib.stride_tricks.as_strided(
             items, shape=t.shape, strides=tuple(s * size for s in t.stride), writeable=False
-        ).view(dtype)
+        ).view(value_dtype(t.dtype) if t.dtype in ML_DTYPES else dtype)
         return view.astype(np.float32) if t.dtype in _DECODED else view
 
     return load

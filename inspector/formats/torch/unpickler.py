@@ -16,19 +16,21 @@ import pickle
 from dataclasses import dataclass
 from typing import Any
 
-import ml_dtypes
 import numpy as np
+
+from inspector.formats._dtypes import storage_dtype
 
 __all__ = ["DTYPES", "Refused", "StorageRef", "TensorRef", "restricted_load"]
 
-# torch dtype name → (numpy dtype, logical dtype name)
+# torch dtype name → (numpy dtype of the bytes, logical dtype name); ml_dtypes' types (bfloat16,
+# float8) are unsigned integers of their width here, viewed as themselves at load
 DTYPES: dict[str, tuple[np.dtype, str]] = {
     "float32": (np.dtype("<f4"), "float32"),
     "float64": (np.dtype("<f8"), "float64"),
     "float16": (np.dtype("<f2"), "float16"),
-    "bfloat16": (np.dtype(ml_dtypes.bfloat16), "bfloat16"),
-    "float8_e4m3fn": (np.dtype(ml_dtypes.float8_e4m3fn), "float8_e4m3fn"),
-    "float8_e5m2": (np.dtype(ml_dtypes.float8_e5m2), "float8_e5m2"),
+    "bfloat16": (storage_dtype("bfloat16"), "bfloat16"),
+    "float8_e4m3fn": (storage_dtype("float8_e4m3fn"), "float8_e4m3fn"),
+    "float8_e5m2": (storage_dtype("float8_e5m2"), "float8_e5m2"),
     "int64": (np.dtype("<i8"), "int64"),
     "int32": (np.dtype("<i4"), "int32"),
     "int16": (np.dtype("<i2"), "int16"),
