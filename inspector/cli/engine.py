@@ -315,7 +315,7 @@ def _auto_solve(args: argparse.Namespace, model: Any, target: Any, ladders: Any,
         over = budget.overhead_bytes(model, sol.plan, target, args.cache)
         return replace(sol, overhead=over), {"tensor_bytes": limit}
     if args.target_size is not None:
-        limit = budget.parse_size(args.target_size, sum(t.info.file_nbytes for t in weights))
+        limit = budget.parse_size(args.target_size, sum(t.info.nbytes for t in weights))
     else:
         limit = args.target_bytes
     sol = budget.solve_total(model, ladders, limit, target, args.cache)

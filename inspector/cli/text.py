@@ -22,7 +22,7 @@ def info_json(model: Model) -> dict[str, Any]:
             "shape": list(i.shape),
             "dtype": i.dtype,
             "parameters": i.size,
-            "original_bytes": i.file_nbytes,
+            "original_bytes": i.nbytes,
             "optimizer": i.optimizer,
             "channel_axis": i.channel_axis,
             "kept": i.kept,
@@ -34,7 +34,7 @@ def info_json(model: Model) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "model": {
             **model.describe(),
-            "original_bytes": sum(t.info.file_nbytes for t in model.weights),
+            "original_bytes": sum(t.info.nbytes for t in model.weights),
             "has_topology": "keras_config" in model.metadata,
         },
         "tensors": rows,
@@ -89,7 +89,7 @@ def info_table(model: Model) -> str:
         rows.append([i.name, shape, i.dtype, f"{i.size:,}", stored, flags])
     head = ["tensor", "shape", "dtype", "params", "stored as", ""]
     total = f"{model.parameter_count:,}"
-    weights_bytes = format_bytes(sum(t.info.file_nbytes for t in model.weights))
+    weights_bytes = format_bytes(sum(t.info.nbytes for t in model.weights))
     meta = _metadata_lines(model)
     head_text = f"{model.path}  ({model.format}, {len(model)} tensors, {total} parameters, "
     head_text += f"{weights_bytes})\n\n"

@@ -97,17 +97,6 @@ class TensorInfo:
         return self.size * dtype_itemsize(self.dtype)
 
     @property
-    def file_nbytes(self) -> int:
-        """Bytes the input file holds for these values: the format's stored size where it
-        records one (`stored.params["nbytes"]`, a GGUF Q4_K tensor's blocks), else `nbytes`.
-        The 'before' of a size comparison; `nbytes` stays what keeping the values costs."""
-        if self.stored is not None:
-            n = self.stored.params.get("nbytes")
-            if isinstance(n, int) and not isinstance(n, bool):
-                return n
-        return self.nbytes
-
-    @property
     def is_float(self) -> bool:
         return self.dtype in FLOAT_DTYPES
 

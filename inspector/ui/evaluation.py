@@ -283,7 +283,7 @@ class EvaluationController(QObject):
         if model is None or not self.ladders:
             raise PlanError("build the size/error front first")
         weights = model.weights
-        original = sum(t.info.file_nbytes for t in weights)
+        original = sum(t.info.nbytes for t in weights)
         params = sum(t.info.size for t in weights)
         limit, whole = budget_bytes(text, original, params)
         target = state_target(self.state)

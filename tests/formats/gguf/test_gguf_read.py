@@ -162,24 +162,3 @@ def test_cli_info_shows_every_key(capsys) -> None:
     assert "test.scalar.string = 'héllo ✓'" in text
     assert "test.array.int32 = {'array': 'int32', 'length': 25" in text
 
-
-def test_size_before_of_a_block_quantized_file_is_its_stored_bytes(capsys) -> None:
-    """A Q4_K_M file's 'before' is what it holds on disk, not float32 of its values; a kept
-    tensor's cost (`nbytes`: the decoded float32 an export writes) is unchanged."""
-    from inspector.cli.main import main
-    from inspector.core.plan import Plan
-    from inspector.core.preview import run_preview
-    from inspector.formats.registry import get_target
-
-    src = DATA / "tiny_q4_k_m.gguf"
-    stored = {t.name: int(t.n_bytes) for t in gguf.GGUFReader(src).tensors}
-    with read_gguf(src) as m:
-        q = m["blk.0.attn_q.weight"].info
-        assert q.file_nbytes == stored[q.name] == 32 * 144 and q.nbytes == 32 * 256 * 4
-        preview = run_preview(m, Plan(default="q4_k"), get_target("gguf"))
-        rows = {r.name: r for r in preview.tensors}
-        assert all(rows[n].original_bytes == b for n, b in stored.items())
-        assert preview.total["original_bytes"] == sum(stored.values())
-    assert main(["info", str(src), "--json"]) == 0
-    doc = json.loads(capsys.readouterr().out)
-    assert doc["model"]["original_bytes"] == sum(stored.values())
