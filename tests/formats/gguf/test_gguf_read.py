@@ -161,4 +161,3 @@ def test_cli_info_shows_every_key(capsys) -> None:
     text = capsys.readouterr().out
     assert "test.scalar.string = 'héllo ✓'" in text
     assert "test.array.int32 = {'array': 'int32', 'length': 25" in text
-
