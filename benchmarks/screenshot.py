@@ -17,6 +17,16 @@ before the picture (the Output & sensitivity tab). Regenerate the README picture
     python benchmarks/screenshot.py --tab rounding --scheme affine3:round=gptq \
         --tensor dense1/kernel --format safetensors -o docs/screenshot-rounding.png
 
+A GGUF with llama-quantize's Q4_K_M mixture as the plan, at two window sizes, and the Model ▸
+Metadata dialog:
+
+    python benchmarks/screenshot.py tests/formats/gguf/data/tiny_f16.gguf --format gguf \
+        --mixture Q4_K_M --size 1280x800 --tensor blk.0.ffn_down.weight \
+        -o docs/screenshot-gguf-1280.png
+    python benchmarks/screenshot.py tests/formats/gguf/data/tiny_q4_k_m.gguf --format gguf \
+        --size 1920x1080 --tensor blk.0.ffn_down.weight --tab curve \
+        --metadata docs/screenshot-gguf-metadata.png -o docs/screenshot-gguf-1920.png
+
 `--tab rounding` runs the Rounding A/B comparison of the selected tensor before the picture.
 
 Runs offscreen (no display needed); waits for the whole-model preview and the selected
@@ -60,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scheme", help="the plan's default scheme (e.g. int4:round=gptq)")
     parser.add_argument("--equalize", action="store_true", help="tick Equalize first")
     parser.add_argument("--fold-bn", action="store_true", help="tick Fold batch norms first")
+    parser.add_argument("--mixture", help="apply a llama-quantize file type (Q4_K_M) as plan")
+    parser.add_argument("--size", default="1400x900", help="window size WxH (default 1400x900)")
+    parser.add_argument("--metadata", help="also save the Model ▸ Metadata dialog to this PNG")
     args = parser.parse_args(argv)
 
     from PySide6.QtCore import QSettings
@@ -73,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     configure_pyqtgraph()
     settings_file = Path(tempfile.mkdtemp()) / "settings.ini"
     window = MainWindow(QSettings(str(settings_file), QSettings.Format.IniFormat))
-    window.resize(1400, 900)
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    window.resize(width, height)
     window.show()
     path = args.model or default_model_path()
     if path is None:
@@ -94,6 +108,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.scheme:
         state.set_plan(state.plan.with_default(args.scheme))
         _wait(app, lambda: state.preview_plan == state.plan and state.preview is not None)
+    if args.mixture:
+        from inspector.ui.llama_menu import apply_mixture
+
+        window.status_label.setText(apply_mixture(window, args.mixture))
+        _wait(app, lambda: state.preview_plan == state.plan and not window.preview.runner.busy)
     if args.tab == "output":
         window.hsplit.setSizes([430, 690, 280])  # the charts need the width
     if args.analyse:
@@ -110,6 +129,15 @@ def main(argv: list[str] | None = None) -> int:
         time.sleep(0.02)
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     ok = window.grab().save(args.output)
+    if args.metadata:
+        from inspector.ui.llama_menu import MetadataDialog
+
+        dialog = MetadataDialog(state.model, window)
+        dialog.tabs.setCurrentIndex(1)  # the tensors: shapes, GGUF dims, block axis
+        dialog.show()
+        for _ in range(10):
+            app.processEvents()
+        ok = dialog.grab().save(args.metadata) and ok
     window.shutdown()
     print(
         f"{'wrote' if ok else 'FAILED to write'} {args.output} ({window.width()}×{window.height()})"

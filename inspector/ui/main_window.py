@@ -191,6 +191,9 @@ class MainWindow(QMainWindow):
         view.addSeparator()
         self._action(view, "&Filter tensors", self._focus_filter, QKeySequence.StandardKey.Find)
         self._action(view, "&Sine demo (16- vs 8-bit)", self._show_sine_demo)
+        from inspector.ui.llama_menu import add_model_menu
+
+        add_model_menu(self)
         help_ = bar.addMenu("&Help")
         self._action(help_, "&Metrics and shortcuts", lambda: dialogs.show_about(self), "F1")
 

@@ -321,6 +321,13 @@ class TensorTreeModel(QStandardItemModel):
 
     def _tensor_tooltip(self, name: str, tp: Any, reasons: list[str]) -> str:
         lines = [name]
+        stored = self.state.model[name].info.stored  # type: ignore[index]
+        if stored is not None and "block_axis" in stored.params:
+            p = stored.params
+            lines.append(
+                f"file stores {stored.scheme}: blocks of {p['block_size']} along axis "
+                f"{p['block_axis']} (the rows, GGUF ne[0])"
+            )
         if tp is not None:
             if tp.stored and tp.stored != tp.scheme:
                 lines.append(f"stored as {tp.stored}")

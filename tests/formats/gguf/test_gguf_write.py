@@ -197,3 +197,26 @@ def test_llama_schemes_fall_back_where_rows_do_not_fit(tmp_path: Path) -> None:
             got = np.asarray(back[t.name].load(), np.float32)  # a 0-d tensor comes back as (1,)
             assert np.array_equal(got.reshape(-1), np.asarray(want, np.float32).reshape(-1))
     assert out.stat().st_size == preview.total["quantized_bytes"] == result.total_bytes
+
+
+def test_mixture_preset_plan_gives_llama_quantize_file(tmp_path: Path) -> None:
+    """`Q4_K_M` as a plan (llama.cpp's rules, not the types read back from its file): the
+    export's data section is the one llama-quantize wrote for Q4_K_M."""
+    from inspector.core.errors import PlanError
+    from inspector.formats.gguf.presets import main, mixture_plan
+
+    src = DATA / "tiny_f16.gguf"
+    with open_model(src) as m:
+        plan = mixture_plan(m, "q4_k_m")
+        assert plan.default == "q4_k"
+        assert dict(plan.overrides)["blk.0.ffn_down.weight"] == "q6_k"
+        assert dict(plan.overrides)["output_norm.weight"] == "float32"
+        with pytest.raises(PlanError, match="iq2_xxs"):
+            mixture_plan(m, "IQ2_XXS")
+        with pytest.raises(PlanError, match="unknown llama-quantize type"):
+            mixture_plan(m, "Q4_K_X")
+    out = tmp_path / "q4km.gguf"
+    _export(src, out, plan)
+    assert _data(out) == _data(DATA / "tiny_q4_k_m.gguf")
+    assert main([str(src), "Q4_K_M", "-o", str(tmp_path / "p.json")]) == 0
+    assert Plan.loads((tmp_path / "p.json").read_text()) == plan
