@@ -128,7 +128,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     known = set(COMMANDS) | {"gui"}
     if not argv or (argv[0] not in known and not argv[0].startswith("-")):
         argv = ["gui", *argv]
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # a usage error (status 2, after argparse's message) or --help
+        return exc.code if isinstance(exc.code, int) else EXIT_ERROR
     try:
         return args.func(args)
     except InspectorError as exc:
