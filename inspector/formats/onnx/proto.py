@@ -186,12 +186,14 @@ def _external_bytes(
     file shrinks meanwhile."""
     onnx = require_onnx()
     file, offset, length = _external_location(tensor, base_dir, source)
-    check_regular(file)
     try:
+        check_regular(file)
         size = file.stat().st_size
+    except FormatError as exc:
+        raise FormatError(file, exc.reason, name) from None
     except OSError as exc:
         raise FormatError(file, f"cannot read external data: {exc.strerror or exc}", name) from None
-    shape = declared_shape(tensor, source, name, size)
+    shape = declared_shape(tensor, source, name, None)
     count = math.prod(shape)
     if tensor.data_type in (onnx.TensorProto.INT4, onnx.TensorProto.UINT4):
         need = (count + 1) // 2

@@ -28,6 +28,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -128,9 +129,10 @@ class _Reader:
         if t.data_location == require_onnx().TensorProto.EXTERNAL:
             location = next((e.value for e in t.external_data if e.key == "location"), None)
             try:
-                bound = contained_path(self.path.parent, location, self.path).stat().st_size
+                st = contained_path(self.path.parent, location, self.path).stat()
+                bound = st.st_size if stat.S_ISREG(st.st_mode) else None
             except (InspectorError, OSError):
-                bound = None  # reported with the file's name when the tensor is loaded
+                bound = None  # reported with the data file's name when the tensor is loaded
         return declared_shape(t, self.path, name, bound)
 
     def add(
