@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from inspector.core.errors import FormatError
+from inspector.formats.npz.reader import load_npy_arrays
 
 __all__ = [
     "BUNDLED_NAME",
@@ -86,19 +87,19 @@ def find_bundled_data(model_path: str | Path) -> Path | None:
 def load_data(path: str | Path, input_shapes: Shapes, source: str = "file") -> EvalData:
     """Read `x` (or `x0`, `x1`, …) and optional `y` from an .npz, without unpickling.
 
-    Raises `FormatError` naming the file and the array when something does not fit the model.
+    Every member's header is checked before anything is decompressed (the npz reader's rules:
+    a header declaring 10^12 elements in a small member, or a deflate bomb, is refused), and
+    only the arrays used are read. Raises `FormatError` naming the file and the array when
+    something does not fit the model.
     """
     path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-    except (OSError, ValueError, EOFError) as exc:
-        raise FormatError(path, f"cannot read evaluation data: {exc}") from None
     n_in = len(input_shapes)
+    used = {"x", "y", *(f"x{i}" for i in range(n_in))}
+    names, arrays = load_npy_arrays(path, used.__contains__)
     keys = ["x"] if n_in == 1 and "x" in arrays else [f"x{i}" for i in range(n_in)]
     missing = [k for k in keys if k not in arrays]
     if missing and n_in == 1:
-        raise FormatError(path, f"no array 'x' (found {', '.join(sorted(arrays)) or 'none'})")
+        raise FormatError(path, f"no array 'x' (found {', '.join(sorted(names)[:20]) or 'none'})")
     if missing:
         want = "'x'" if n_in == 1 else f"'x0' … 'x{n_in - 1}'"
         raise FormatError(
