@@ -40,6 +40,7 @@ __all__ = [
     "require_onnx",
     "tensor_dtype_name",
     "tensor_values",
+    "typed_attr",
 ]
 
 MISSING_EXTRA = "ONNX support needs the optional extra: pip install 'quant-inspector[onnx]'"
@@ -78,6 +79,19 @@ def node_attr(node: Any, name: str, default: Any) -> Any:
     onnx = require_onnx()
     for a in node.attribute:
         if a.name == name:
+            return onnx.helper.get_attribute_value(a)
+    return default
+
+
+def typed_attr(node: Any, name: str, kind: str, default: Any) -> Any:
+    """The value of attribute `name` when its type is `kind` ("INT", "INTS", …); `default`
+    when the node has no such attribute; None when it has one of another type (a hostile file:
+    a STRING axis, an INTS `to`), which callers treat as "cannot tell"."""
+    onnx = require_onnx()
+    for a in node.attribute:
+        if a.name == name:
+            if a.type != onnx.AttributeProto.AttributeType.Value(kind):
+                return None
             return onnx.helper.get_attribute_value(a)
     return default
 
