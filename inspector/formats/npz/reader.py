@@ -31,7 +31,7 @@ import numpy as np
 
 from inspector.core.errors import FormatError
 from inspector.core.model import Model, Tensor, TensorInfo
-from inspector.formats._common import check_unique
+from inspector.formats._common import check_shape, check_unique
 from inspector.formats._mmap import check_regular
 
 __all__ = ["LARGE_MEMBER", "LARGE_RATIO", "NpyMember", "load_npy_arrays", "npy_members", "read_npz"]
@@ -67,11 +67,11 @@ class NpyMember:
                 if _read_header(fh) != (self.shape, self.fortran, self.dtype):
                     raise FormatError(self.path, "member changed since it was opened", self.name)
                 data = _read_exactly(fh, self.nbytes, self.path, self.name)
+            arr = data.view(self.dtype).reshape(self.shape, order="F" if self.fortran else "C")
         except FormatError:
             raise
         except Exception as exc:
             raise FormatError(self.path, f"cannot read values: {exc}", self.name) from None
-        arr = data.view(self.dtype).reshape(self.shape, order="F" if self.fortran else "C")
         arr.flags.writeable = False
         return arr
 
@@ -103,6 +103,7 @@ def load_npy_arrays(
     p = Path(path)
     with _open_zip(p) as zf:
         members = npy_members(zf, p)
+        check_unique(p, (m.name for m in members))
         return [m.name for m in members], {m.name: m.load() for m in members if wanted(m.name)}
 
 
@@ -174,7 +175,7 @@ def _member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, p: Path) -> NpyMember:
         raise FormatError(p, f"not a valid .npy member: {exc}", name) from None
     if dtype.hasobject:
         raise FormatError(p, "object arrays need pickle, which is never used", name)
-    member = NpyMember(zf, info, p, name, tuple(shape), dtype, fortran)
+    member = NpyMember(zf, info, p, name, check_shape(p, name, list(shape)), dtype, fortran)
     if header_len + member.nbytes != info.file_size:
         raise FormatError(
             p, f"shape {list(shape)} needs {member.nbytes} bytes, member holds "
