@@ -8,6 +8,7 @@ measures output drift only, and says so: it has no labels and is no substitute f
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -16,11 +17,14 @@ from typing import Any
 import numpy as np
 
 from inspector.core.errors import FormatError
+from inspector.engine.errors import EvaluationUnavailable
 from inspector.formats.npz.reader import load_npy_arrays
 
 __all__ = [
     "BUNDLED_NAME",
+    "MAX_INPUT_VALUES",
     "EvalData",
+    "check_input_size",
     "choose_data",
     "find_bundled_data",
     "load_data",
@@ -30,6 +34,10 @@ __all__ = [
 BUNDLED_NAME = "sample.npz"
 SYNTHETIC_SAMPLES = 64
 UNKNOWN_DIM = 16
+MAX_INPUT_VALUES = 1 << 26
+"""Most values one model input may take in one run (256 MiB of float32): a graph input declared
+(10^6, 10^6, 4) is refused before a synthetic batch or a padded batch of it is allocated; a large
+but real input gets fewer synthetic samples instead."""
 
 Shapes = Sequence[tuple[int | None, ...]]
 
@@ -133,6 +141,18 @@ def _checked_input(
     return x
 
 
+def check_input_size(model_path: str | Path, name: str, dims: Sequence[int | None]) -> None:
+    """Refuse a model input whose `dims` (None: unknown, counted as `UNKNOWN_DIM`) hold more
+    than `MAX_INPUT_VALUES` values: running it would allocate that much before failing."""
+    count = math.prod(UNKNOWN_DIM if d is None else max(int(d), 0) for d in dims)
+    if count > MAX_INPUT_VALUES:
+        shown = [("N" if d is None else d) for d in dims]
+        raise EvaluationUnavailable(
+            f"{Path(model_path).name}: input {name!r} of shape {shown} takes {count} values "
+            f"per run (at most {MAX_INPUT_VALUES}): too large to evaluate"
+        )
+
+
 def synthetic_data(
     input_shapes: Shapes,
     samples: int = SYNTHETIC_SAMPLES,
@@ -171,4 +191,9 @@ def choose_data(
         except FormatError:
             pass
     samples = min(SYNTHETIC_SAMPLES, max_samples or SYNTHETIC_SAMPLES)
+    for shape in input_shapes:
+        per_sample = math.prod(UNKNOWN_DIM if d is None else max(d, 0) for d in shape[1:])
+        samples = max(1, min(samples, MAX_INPUT_VALUES // max(per_sample, 1)))
+    for i, shape in enumerate(input_shapes):
+        check_input_size(model_path, f"input {i}", (samples, *shape[1:]))
     return synthetic_data(input_shapes, samples, dtypes=input_dtypes)

@@ -410,3 +410,52 @@ def test_cli_cycle_exits_2_promptly(tmp_path: Path) -> None:
 
 def test_untouched_base_model_opens(tmp_path: Path) -> None:
     open_and_load(dq_model(tmp_path / "ok.onnx"))
+
+
+# ----------------------------------------------------------------- evaluation inputs
+
+
+@pytest.mark.parametrize("dims", [[10**6, 10**6, 4], [None, 10**5, 1000, 4]])
+def test_graph_input_too_large_to_evaluate(tmp_path: Path, dims: list[int | None]) -> None:
+    """A graph input declared (10^6, 10^6, 4): running it allocated 14.6 TiB (the fixed batch
+    padded to its size), or a synthetic batch of 4·10^8 values per sample; now evaluation is
+    unavailable, before any array exists."""
+    from inspector.engine.errors import EvaluationUnavailable
+    from inspector.engine.evaluate import Evaluator
+
+    w = numpy_helper.from_array(np.ones((4, 4), np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, dims)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [w],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = tmp_path / "big_input.onnx"
+    path.write_bytes(model.SerializeToString())
+    with bounded(seconds=30), open_model(path) as m, pytest.raises(EvaluationUnavailable) as info:
+        Evaluator.open(m)
+    assert "big_input.onnx" in str(info.value) and "too large to evaluate" in str(info.value)
+    run = subprocess.run(
+        [sys.executable, "-m", "inspector", "evaluate", str(path)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
+    lines = run.stderr.strip().splitlines()
+    assert run.returncode == 2 and len(lines) == 1 and "too large to evaluate" in lines[0], lines
+
+
+def test_large_real_input_gets_fewer_synthetic_samples(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not refused: a big but real input gets as many synthetic samples as the bound allows
+    (the bound scaled down so the test allocates little)."""
+    from inspector.engine import eval_data
+
+    monkeypatch.setattr(eval_data, "MAX_INPUT_VALUES", 1 << 16)
+    data = eval_data.choose_data(tmp_path / "m.onnx", [(None, 5000)])
+    assert data.synthetic and data.samples == (1 << 16) // 5000
