@@ -188,3 +188,30 @@ def test_many_members_export_to_tfjs_in_linear_time(tmp_path: Path) -> None:
 
 def test_npz_format_spec_is_registered() -> None:
     assert npz.FORMAT.readers["npz"].endswith(":read_npz")
+
+
+# ----------------------------------------------------------------- the plan's member name
+
+
+def test_tensor_named_like_the_plan_member_is_refused_not_dropped(tmp_path: Path) -> None:
+    """A float tensor named `__quant_inspector_plan__` used to vanish from the npz export."""
+    path = tmp_path / "m.npz"
+    np.savez(path, w=np.ones((4, 4), np.float32), __quant_inspector_plan__=np.ones(3, np.float32))
+    out = tmp_path / "out.npz"
+    with open_model(path) as model, pytest.raises(FormatError) as info:
+        export_model(model, Plan(default="uint8"), "npz", out)
+    assert info.value.tensor == "__quant_inspector_plan__" and str(path) in str(info.value)
+    assert not out.exists()
+
+
+def test_own_export_re_exports_with_one_plan(tmp_path: Path) -> None:
+    """Our own npz (tensors + the plan member) exports again: the old plan is replaced."""
+    src = tmp_path / "m.npz"
+    np.savez(src, w=np.linspace(-1, 1, 16, dtype=np.float32).reshape(4, 4))
+    with open_model(src) as model:
+        export_model(model, Plan(default="uint8"), "npz", tmp_path / "a.npz")
+    with open_model(tmp_path / "a.npz") as model:
+        export_model(model, Plan(default="float16"), "npz", tmp_path / "b.npz")
+    with np.load(tmp_path / "b.npz", allow_pickle=False) as npz:
+        assert sorted(npz.files) == ["__quant_inspector_plan__", "w"]
+        assert b"float16" in bytes(npz["__quant_inspector_plan__"])
