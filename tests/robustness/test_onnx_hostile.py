@@ -95,6 +95,14 @@ DQ_CASES = {
         },
         "18446744073709551616 elements",
     ),
+    "empty_with_a_2_62_dim": (
+        {
+            "q": raw_tensor("w_q", TensorProto.INT8, [0, 1 << 62], b""),
+            "node": dq_node(axis=0),
+            "scale": numpy_helper.from_array(np.float32(0.1), "w_scale"),
+        },
+        "cannot be represented",
+    ),
     "scale_dims_absurd": (
         {"scale": raw_tensor("w_scale", TensorProto.FLOAT, [1 << 40], b"\0" * 24)},
         "more than the",

@@ -50,6 +50,10 @@ GraphPath = tuple[tuple[int, str, int], ...]
 MAX_RANK = 64
 """Most dims a tensor may declare (ONNX Runtime's kernels stop far below; numpy at 64)."""
 
+_MAX_ELEMENTS = 2**59
+"""Above this, even an empty tensor's shape (0, 2^62) makes numpy refuse it ("array is too
+big"): the product of the non-zero dims must fit 8-byte elements in an int64 byte count."""
+
 
 def require_onnx() -> ModuleType:
     """The `onnx` module, or an `InspectorError` telling the user how to install it."""
@@ -133,6 +137,8 @@ def declared_shape(
             "that hold them can store",
             name,
         )
+    if math.prod(d for d in shape if d) > _MAX_ELEMENTS:
+        raise FormatError(source, f"shape {list(shape)} cannot be represented", name)
     return shape
 
 
