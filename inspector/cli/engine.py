@@ -14,7 +14,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from inspector.cli.options import add_scheme_options, plan_from_args
+from inspector.cli.options import (
+    MAX_BYTES,
+    add_scheme_options,
+    bounded_float,
+    bounded_int,
+    plan_from_args,
+    target_size,
+)
 from inspector.cli.safe_text import error_line, escape
 from inspector.core.errors import InspectorError
 
@@ -34,7 +41,10 @@ def _common(p: argparse.ArgumentParser) -> None:
         "(default: the demo model's bundled sample, else a synthetic probe batch)",
     )
     p.add_argument(
-        "--max-samples", type=int, metavar="N", help="use only the first N samples (faster)"
+        "--max-samples",
+        type=bounded_int(1, 10**12),
+        metavar="N",
+        help="use only the first N samples (faster)",
     )
     p.add_argument(
         "--calibration",
@@ -109,6 +119,11 @@ def _model_json(model: Any, evaluator: Any) -> dict[str, Any]:
         "parameters": model.parameter_count,
         "target": evaluator.target.name,
     }
+
+
+def _db(value: Any) -> str:
+    """A JSON dB value (a number, or the strings "inf"/"nan" the JSON documents use)."""
+    return _fmt_db(float(value))
 
 
 def _fmt_db(value: float) -> str:
@@ -426,7 +441,7 @@ def _print_auto(doc: dict[str, Any], evaluation: Any, out: Path | None) -> None:
     print(
         f"plan: default {plan['default']}, {len(plan['overrides'])} overrides; "
         f"{total['quantized_bytes']} bytes as written "
-        f"(compression {total['compression_ratio']:.2f}x, weight SQNR {total['sqnr_db']:.1f} dB)"
+        f"(compression {total['compression_ratio']:.2f}x, weight SQNR {_db(total['sqnr_db'])})"
     )
     if evaluation is not None:
         print("\n".join(metrics_lines(evaluation.metrics)))
@@ -440,19 +455,32 @@ def _parser_auto(sub: argparse._SubParsersAction) -> None:
     goal = p.add_mutually_exclusive_group(required=True)
     goal.add_argument(
         "--target-size",
+        type=target_size,
         metavar="S",
         help="the whole export file: 25%%, 0.25 (of the input file on disk) or 40kB",
     )
-    goal.add_argument("--target-bytes", type=int, metavar="N", help="total bytes as written")
-    goal.add_argument("--target-bits", type=float, metavar="B", help="bits per weight")
-    goal.add_argument("--target-sqnr", type=float, metavar="DB", help="output (or weight) SQNR")
+    goal.add_argument(
+        "--target-bytes",
+        type=bounded_int(1, MAX_BYTES),
+        metavar="N",
+        help="total bytes as written",
+    )
+    goal.add_argument(
+        "--target-bits", type=bounded_float(0.01, 64), metavar="B", help="bits per weight"
+    )
+    goal.add_argument(
+        "--target-sqnr",
+        type=bounded_float(-100, 400, "-100 … 400 dB"),
+        metavar="DB",
+        help="output (or weight) SQNR",
+    )
     p.add_argument(
         "--ladder",
         help="candidate specs, a,b,c (default: float32,float16,uint16,uint8,int8,affine4,int4)",
     )
     p.add_argument(
         "--probe-samples",
-        type=int,
+        type=bounded_int(1, 10**9),
         default=AUTO_SAMPLES,
         metavar="N",
         help=f"samples used to measure each tensor's output error ({AUTO_SAMPLES})",

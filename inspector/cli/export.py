@@ -11,7 +11,13 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 
-from inspector.cli.options import add_data_option, add_scheme_options, plan_from_args
+from inspector.cli.options import (
+    add_data_option,
+    add_scheme_options,
+    bounded_float,
+    byte_size,
+    plan_from_args,
+)
 from inspector.cli.safe_text import escape
 from inspector.cli.transforms import add_transform_options
 from inspector.formats.registry import export_choices
@@ -53,7 +59,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
             dequantized=args.dequantized,
             weights_only=args.weights_only,
             with_preview=want_report,
-            max_shard_bytes=_shard_size(args.max_shard_size),
+            max_shard_bytes=args.max_shard_size,
             rounding=rounding,
         )
         if want_report:
@@ -74,21 +80,6 @@ def _cmd_export(args: argparse.Namespace) -> int:
         for line in _note_lines(result.notes):
             print(line)
     return 0
-
-
-def _shard_size(text: str) -> int:
-    from inspector.core.budget import parse_size
-    from inspector.core.errors import InspectorError
-
-    if "%" in text:
-        raise InspectorError(f"--max-shard-size {text!r}: give bytes, e.g. 5GB or 500MB")
-    try:
-        size = parse_size(text, 0)
-    except InspectorError as exc:
-        raise InspectorError(f"--max-shard-size: {exc}") from None
-    if size < 1:
-        raise InspectorError(f"--max-shard-size {text!r} is not a positive size")
-    return size
 
 
 def _note_lines(notes: Sequence[tuple[str, str]]) -> list[str]:
@@ -127,10 +118,14 @@ def _parser_export(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--force", action="store_true", help="replace an existing output")
     p.add_argument(
-        "--shard-mb", type=float, default=4.0, help="TF.js shard size in MiB (default 4)"
+        "--shard-mb",
+        type=bounded_float(1 / 1024, 1 << 20, "1/1024 (1 KiB) … 1048576 (1 TiB)"),
+        default=4.0,
+        help="TF.js shard size in MiB (default 4)",
     )
     p.add_argument(
         "--max-shard-size",
+        type=byte_size,
         metavar="SIZE",
         default="5GB",
         help="safetensors to a folder: largest shard, e.g. 5GB (default, as Hugging Face), 500MB",

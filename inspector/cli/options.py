@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import stat
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,12 +19,97 @@ if TYPE_CHECKING:
     from inspector.core.target import Target
 
 __all__ = [
+    "MAX_BYTES",
     "add_data_option",
     "add_scheme_options",
+    "bounded_float",
+    "bounded_int",
+    "byte_size",
     "plan_from_args",
     "prepare_kernels",
+    "target_size",
     "with_calibration",
 ]
+
+MAX_BYTES = 2**63 - 1
+"""Largest byte count an option may give (what file offsets and numpy sizes can hold)."""
+
+
+def _shown(text: str) -> str:
+    """`text` quoted for an error line, cut to 40 characters (a 400-digit number is noise)."""
+    return repr(text if len(text) <= 40 else text[:40] + "…")
+
+
+def bounded_float(low: float, high: float, shown: str = "") -> Callable[[str], float]:
+    """An argparse `type`: a finite float in [low, high] (`shown`: the range as the user reads
+    it). Anything else (nan, inf, 1e308 where it would overflow later) is a usage error naming
+    the option, exit status 2."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{_shown(text)} is not a number") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{_shown(text)} is not a finite number")
+        if not low <= value <= high:
+            span = shown or f"{low:g} … {high:g}"
+            raise argparse.ArgumentTypeError(f"{_shown(text)} is outside {span}")
+        return value
+
+    return parse
+
+
+def bounded_int(low: int, high: int) -> Callable[[str], int]:
+    """An argparse `type`: an integer in [low, high] (a usage error otherwise)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{_shown(text)} is not an integer") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{_shown(text)} is outside {low} … {high}")
+        return value
+
+    return parse
+
+
+def _size_value(text: str, original: int) -> int:
+    """`parse_size(text, original)` with every failure (syntax, a number too long for a float,
+    a byte count past `MAX_BYTES`) as an argparse usage error."""
+    from inspector.core.budget import parse_size
+
+    try:
+        value = parse_size(text, original)
+    except PlanError:
+        raise argparse.ArgumentTypeError(
+            f"{_shown(text)} is not a size like 25%, 0.25, 40000 or 40kB"
+        ) from None
+    except (OverflowError, ValueError):
+        raise argparse.ArgumentTypeError(f"{_shown(text)} is too large") from None
+    if value > MAX_BYTES:
+        raise argparse.ArgumentTypeError(f"{_shown(text)} is more than {MAX_BYTES} bytes")
+    return value
+
+
+def byte_size(text: str) -> int:
+    """An argparse `type`: a positive byte count like 5GB, 500MB or 40000 (no %, no fraction)."""
+    if "%" in text:
+        raise argparse.ArgumentTypeError(f"{_shown(text)}: give bytes, e.g. 5GB or 500MB")
+    value = _size_value(text, 0)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{_shown(text)} is not a positive size")
+    return value
+
+
+def target_size(text: str) -> str:
+    """An argparse `type` for a size relative to the model (25%, 0.25) or in bytes (40kB):
+    checked here (bytes up to `MAX_BYTES`; a share that is a finite number, tried on a 1 MiB
+    model), kept as text for the command, which knows the model's size."""
+    _size_value(text, 0)
+    _size_value(text, 1 << 20)
+    return text
 
 
 def add_scheme_options(p: argparse.ArgumentParser) -> None:

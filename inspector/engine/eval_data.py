@@ -8,6 +8,7 @@ measures output drift only, and says so: it has no labels and is no substitute f
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -16,10 +17,14 @@ from typing import Any
 import numpy as np
 
 from inspector.core.errors import FormatError
+from inspector.engine.errors import EvaluationUnavailable
+from inspector.formats.npz.reader import load_npy_arrays
 
 __all__ = [
     "BUNDLED_NAME",
+    "MAX_INPUT_VALUES",
     "EvalData",
+    "check_input_size",
     "choose_data",
     "find_bundled_data",
     "load_data",
@@ -29,6 +34,10 @@ __all__ = [
 BUNDLED_NAME = "sample.npz"
 SYNTHETIC_SAMPLES = 64
 UNKNOWN_DIM = 16
+MAX_INPUT_VALUES = 1 << 26
+"""Most values one model input may take in one run (256 MiB of float32): a graph input declared
+(10^6, 10^6, 4) is refused before a synthetic batch or a padded batch of it is allocated; a large
+but real input gets fewer synthetic samples instead."""
 
 Shapes = Sequence[tuple[int | None, ...]]
 
@@ -86,19 +95,19 @@ def find_bundled_data(model_path: str | Path) -> Path | None:
 def load_data(path: str | Path, input_shapes: Shapes, source: str = "file") -> EvalData:
     """Read `x` (or `x0`, `x1`, …) and optional `y` from an .npz, without unpickling.
 
-    Raises `FormatError` naming the file and the array when something does not fit the model.
+    Every member's header is checked before anything is decompressed (the npz reader's rules:
+    a header declaring 10^12 elements in a small member, or a deflate bomb, is refused), and
+    only the arrays used are read. Raises `FormatError` naming the file and the array when
+    something does not fit the model.
     """
     path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-    except (OSError, ValueError, EOFError) as exc:
-        raise FormatError(path, f"cannot read evaluation data: {exc}") from None
     n_in = len(input_shapes)
+    used = {"x", "y", *(f"x{i}" for i in range(n_in))}
+    names, arrays = load_npy_arrays(path, used.__contains__)
     keys = ["x"] if n_in == 1 and "x" in arrays else [f"x{i}" for i in range(n_in)]
     missing = [k for k in keys if k not in arrays]
     if missing and n_in == 1:
-        raise FormatError(path, f"no array 'x' (found {', '.join(sorted(arrays)) or 'none'})")
+        raise FormatError(path, f"no array 'x' (found {', '.join(sorted(names)[:20]) or 'none'})")
     if missing:
         want = "'x'" if n_in == 1 else f"'x0' … 'x{n_in - 1}'"
         raise FormatError(
@@ -130,6 +139,18 @@ def _checked_input(
     if x.shape[0] == 0:
         raise FormatError(path, f"array {key!r} has no samples")
     return x
+
+
+def check_input_size(model_path: str | Path, name: str, dims: Sequence[int | None]) -> None:
+    """Refuse a model input whose `dims` (None: unknown, counted as `UNKNOWN_DIM`) hold more
+    than `MAX_INPUT_VALUES` values: running it would allocate that much before failing."""
+    count = math.prod(UNKNOWN_DIM if d is None else max(int(d), 0) for d in dims)
+    if count > MAX_INPUT_VALUES:
+        shown = [("N" if d is None else d) for d in dims]
+        raise EvaluationUnavailable(
+            f"{Path(model_path).name}: input {name!r} of shape {shown} takes {count} values "
+            f"per run (at most {MAX_INPUT_VALUES}): too large to evaluate"
+        )
 
 
 def synthetic_data(
@@ -170,4 +191,9 @@ def choose_data(
         except FormatError:
             pass
     samples = min(SYNTHETIC_SAMPLES, max_samples or SYNTHETIC_SAMPLES)
+    for shape in input_shapes:
+        per_sample = math.prod(UNKNOWN_DIM if d is None else max(d, 0) for d in shape[1:])
+        samples = max(1, min(samples, MAX_INPUT_VALUES // max(per_sample, 1)))
+    for i, shape in enumerate(input_shapes):
+        check_input_size(model_path, f"input {i}", (samples, *shape[1:]))
     return synthetic_data(input_shapes, samples, dtypes=input_dtypes)

@@ -23,6 +23,7 @@ import numpy as np
 from inspector.core.errors import InspectorError
 from inspector.core.model import Model
 from inspector.engine.errors import EvaluationUnavailable
+from inspector.engine.eval_data import check_input_size
 from inspector.formats.onnx.edit import Replacement, apply_replacements
 from inspector.formats.onnx.proto import MISSING_EXTRA, materialize_external, require_onnx
 
@@ -106,6 +107,8 @@ class OnnxExecutor:
             ) from None
         self._inputs = self._session.get_inputs()
         self._outputs = self._session.get_outputs()
+        for arg in self._inputs:  # a fixed batch is padded to its full size in `run`
+            check_input_size(model.path, arg.name, self._dims(arg))
 
     @classmethod
     def from_model(

@@ -144,15 +144,7 @@ def _run_cases(seed: Path, name: str, work: Path, cases: list[tuple[int, int]]) 
     assert len(results) == len(cases)
 
 
-_ONNX_MAPPED = pytest.mark.xfail(
-    strict=False,
-    reason="ONNX external data is read through np.memmap views (formats/onnx/proto.py): "
-    "a file truncated while a tensor is held kills the process with SIGBUS",
-)
-FORMATS = [pytest.param(f, marks=_ONNX_MAPPED) if f == "onnx-external" else f for f in MAKERS]
-
-
-@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("fmt", list(MAKERS))
 def test_truncated_while_reading(tmp_path: Path, fmt: str) -> None:
     make, name = MAKERS[fmt]
     seed = tmp_path / "seed"

@@ -21,7 +21,8 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from inspector.core.model import Model
+from inspector.core.errors import FormatError
+from inspector.core.model import Model, TensorInfo
 from inspector.core.preview import QuantizedTensor
 from inspector.core.schemes import parse_scheme
 from inspector.core.target import Target
@@ -76,8 +77,24 @@ def _plan_entry(pairs: Sequence[tuple[str, str]]) -> tuple[str, np.dtype, tuple[
     return PLAN_KEY, data.dtype, data.shape, data
 
 
-def _weights(stream: Iterable[QuantizedTensor]) -> Iterator[QuantizedTensor]:
-    return (q for q in stream if not q.info.optimizer)
+def _is_old_plan(info: TensorInfo) -> bool:
+    """A plan member of an npz this program wrote (uint8 bytes of JSON): replaced, not kept."""
+    return info.name == PLAN_KEY and info.dtype == "uint8" and len(info.shape) == 1
+
+
+def _weights(model: Model, stream: Iterable[QuantizedTensor]) -> Iterator[QuantizedTensor]:
+    """The tensors to write; a tensor of the user's under the plan's member name is refused
+    (it used to vanish from the export silently)."""
+    for q in stream:
+        if q.info.name == PLAN_KEY and not _is_old_plan(q.info):
+            raise FormatError(
+                model.path,
+                "this name is the member the npz export keeps its plan in; rename the tensor "
+                "or export to another format",
+                PLAN_KEY,
+            )
+        if not q.info.optimizer and q.info.name != PLAN_KEY:
+            yield q
 
 
 def write(
@@ -87,7 +104,7 @@ def write(
     pairs: list[tuple[str, str]] = []
 
     def entries() -> Iterator[tuple[str, np.dtype, tuple[int, ...], np.ndarray | None]]:
-        for q in _weights(stream):
+        for q in _weights(model, stream):
             pairs.append((q.info.name, q.scheme.spec))
             arr = stored_array(q)
             yield q.info.name, arr.dtype, q.info.shape, arr

@@ -31,11 +31,13 @@ class Replacement:
 
 
 class NameAllocator:
-    """Fresh value names that collide with nothing in the model (graph SSA must hold)."""
+    """Fresh value names that collide with nothing in the model (graph SSA must hold). Each base
+    remembers its next suffix, so N names from one base cost O(N), not O(N²)."""
 
     def __init__(self, model: Any) -> None:
         """Names of `model` are taken (None: none are, for size estimates)."""
         self._used: set[str] = set()
+        self._next: dict[str, int] = {}
         if model is None:
             return
         for _, g in iter_graphs(model.graph):
@@ -47,10 +49,12 @@ class NameAllocator:
                 self._used.add(n.name)
 
     def fresh(self, base: str) -> str:
-        name, k = base, 1
+        k = self._next.get(base, 1)
+        name = base if k == 1 else f"{base}_{k}"
         while name in self._used:
             k += 1
             name = f"{base}_{k}"
+        self._next[base] = k + 1
         self._used.add(name)
         return name
 

@@ -4,11 +4,16 @@
 absent. Graphs nest (If/Loop/Scan bodies are graphs inside node attributes), so a graph is named
 by a `GraphPath`: the steps `(node index, attribute name, graph index)` from the main graph
 (graph index -1 for a single-graph attribute). Tensor bytes are read on demand: inline data from
-the proto, external data memory-mapped from a file that must stay inside the model's folder.
+the proto, external data by positional reads from a file that must stay inside the model's
+folder (never memory-mapped: a file truncated by another process while mapped kills the process
+with SIGBUS; a short read is a clean error). Declared dims are checked before anything is
+allocated (`declared_shape`): at most `MAX_RANK` of them, none negative, and no more elements
+than the bytes that hold them can store.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,24 +23,36 @@ from typing import Any
 import numpy as np
 
 from inspector.core.errors import FormatError, InspectorError
-from inspector.formats._common import contained_path
+from inspector.formats._common import contained_path, read_range
+from inspector.formats._mmap import check_regular
 
 __all__ = [
+    "MAX_RANK",
     "MISSING_EXTRA",
     "GraphPath",
+    "declared_shape",
     "graph_at",
     "graph_label",
+    "int_attr",
     "iter_graphs",
     "materialize_external",
     "node_attr",
     "require_onnx",
     "tensor_dtype_name",
     "tensor_values",
+    "typed_attr",
 ]
 
 MISSING_EXTRA = "ONNX support needs the optional extra: pip install 'quant-inspector[onnx]'"
 
 GraphPath = tuple[tuple[int, str, int], ...]
+
+MAX_RANK = 64
+"""Most dims a tensor may declare (ONNX Runtime's kernels stop far below; numpy at 64)."""
+
+_MAX_ELEMENTS = 2**59
+"""Above this, even an empty tensor's shape (0, 2^62) makes numpy refuse it ("array is too
+big"): the product of the non-zero dims must fit 8-byte elements in an int64 byte count."""
 
 
 def require_onnx() -> ModuleType:
@@ -68,6 +85,61 @@ def node_attr(node: Any, name: str, default: Any) -> Any:
         if a.name == name:
             return onnx.helper.get_attribute_value(a)
     return default
+
+
+def typed_attr(node: Any, name: str, kind: str, default: Any) -> Any:
+    """The value of attribute `name` when its type is `kind` ("INT", "INTS", …); `default`
+    when the node has no such attribute; None when it has one of another type (a hostile file:
+    a STRING axis, an INTS `to`), which callers treat as "cannot tell"."""
+    onnx = require_onnx()
+    for a in node.attribute:
+        if a.name == name:
+            if a.type != onnx.AttributeProto.AttributeType.Value(kind):
+                return None
+            return onnx.helper.get_attribute_value(a)
+    return default
+
+
+def int_attr(node: Any, name: str, default: int, source: Any, tensor: str) -> int:
+    """A node's INT attribute `name` (`default` when absent); any other attribute type is a
+    `FormatError` naming `source` and `tensor` (a STRING `axis` is not an axis)."""
+    onnx = require_onnx()
+    for a in node.attribute:
+        if a.name == name:
+            if a.type != onnx.AttributeProto.INT:
+                kind = onnx.AttributeProto.AttributeType.Name(a.type)
+                raise FormatError(
+                    source, f"{node.op_type} attribute {name!r} is {kind}, not an integer", tensor
+                )
+            return int(a.i)
+    return default
+
+
+def declared_shape(
+    tensor: Any, source: str | os.PathLike[str], name: str, max_bytes: int | None
+) -> tuple[int, ...]:
+    """A TensorProto's dims as a tuple, checked before anything is allocated: at most
+    `MAX_RANK` dims (a long list is refused before it is copied), none negative, and no more
+    elements than `max_bytes` bytes can hold (4-bit types: two per byte; None: no bound)."""
+    onnx = require_onnx()
+    rank = len(tensor.dims)
+    if rank > MAX_RANK:
+        raise FormatError(source, f"tensor declares {rank} dims (at most {MAX_RANK})", name)
+    shape = tuple(int(d) for d in tensor.dims)
+    if any(d < 0 for d in shape):
+        raise FormatError(source, f"negative dimension in shape {list(shape)}", name)
+    count = math.prod(shape)
+    per_byte = 2 if tensor.data_type in (onnx.TensorProto.INT4, onnx.TensorProto.UINT4) else 1
+    if max_bytes is not None and count > per_byte * max_bytes:
+        raise FormatError(
+            source,
+            f"shape {list(shape)} declares {count} elements, more than the {max_bytes} bytes "
+            "that hold them can store",
+            name,
+        )
+    if math.prod(d for d in shape if d) > _MAX_ELEMENTS:
+        raise FormatError(source, f"shape {list(shape)} cannot be represented", name)
+    return shape
 
 
 def graph_at(graph: Any, path: GraphPath) -> Any:
@@ -126,38 +198,48 @@ def _external_location(
     return file, offset, length
 
 
-def _read_external(
+def _external_bytes(
     tensor: Any, base_dir: Path, source: str | os.PathLike[str], name: str
-) -> np.ndarray:
-    """Memory-map an external tensor's bytes (validated against the file's size)."""
+) -> tuple[np.ndarray, tuple[int, ...]]:
+    """An external tensor's stored bytes (a new array, read at its offset) and its shape; the
+    range is checked against the file's size first and the read itself fails cleanly when the
+    file shrinks meanwhile."""
     onnx = require_onnx()
     file, offset, length = _external_location(tensor, base_dir, source)
-    shape = tuple(int(d) for d in tensor.dims)
-    count = int(np.prod(shape, dtype=np.int64))
-    dtype = tensor_dtype_name(tensor.data_type)
-    four_bit = tensor.data_type in (onnx.TensorProto.INT4, onnx.TensorProto.UINT4)
-    itemsize = (
-        1 if four_bit else np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type)).itemsize
-    )
-    need = (count + 1) // 2 if four_bit else count * itemsize
+    try:
+        check_regular(file)
+        size = file.stat().st_size
+    except FormatError as exc:
+        raise FormatError(file, exc.reason, name) from None
+    except OSError as exc:
+        raise FormatError(file, f"cannot read external data: {exc.strerror or exc}", name) from None
+    shape = declared_shape(tensor, source, name, None)
+    count = math.prod(shape)
+    if tensor.data_type in (onnx.TensorProto.INT4, onnx.TensorProto.UINT4):
+        need = (count + 1) // 2
+    else:
+        need = count * np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type)).itemsize
     if length is not None and length != need:
         raise FormatError(
             source, f"external data length {length} != {need} bytes for shape {list(shape)}", name
         )
-    try:
-        size = file.stat().st_size
-    except OSError as exc:
-        raise FormatError(file, f"cannot read external data: {exc.strerror or exc}", name) from None
     if offset < 0 or offset + need > size:
         raise FormatError(
             file, f"external data range {offset}+{need} runs past the file ({size} bytes)", name
         )
-    if need == 0:
-        raw = np.zeros(0, dtype=np.uint8)
-    else:
-        raw = np.memmap(file, dtype=np.uint8, mode="r", offset=offset, shape=(need,))
-    if four_bit:
-        return _unpack_4bit(np.asarray(raw), count, dtype == "int4").reshape(shape)
+    return read_range([(file, offset, need)], source, name), shape
+
+
+def _read_external(
+    tensor: Any, base_dir: Path, source: str | os.PathLike[str], name: str
+) -> np.ndarray:
+    """An external tensor's values (read, not memory-mapped: see the module docstring)."""
+    onnx = require_onnx()
+    raw, shape = _external_bytes(tensor, base_dir, source, name)
+    count = math.prod(shape)
+    if tensor.data_type in (onnx.TensorProto.INT4, onnx.TensorProto.UINT4):
+        signed = tensor.data_type == onnx.TensorProto.INT4
+        return _unpack_4bit(raw, count, signed).reshape(shape)
     np_dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type)).newbyteorder("<")
     return raw.view(np_dtype).reshape(shape)
 
@@ -166,7 +248,7 @@ def tensor_values(
     tensor: Any, base_dir: Path, source: str | os.PathLike[str], name: str | None = None
 ) -> np.ndarray:
     """A TensorProto's values as numpy (int4/uint4 widened to int8/uint8); external data is
-    memory-mapped. Every failure is a `FormatError` naming `source` and the tensor."""
+    read from its file. Every failure is a `FormatError` naming `source` and the tensor."""
     onnx = require_onnx()
     name = name or tensor.name
     try:
@@ -193,14 +275,7 @@ def materialize_external(model: Any, base_dir: Path, source: str | os.PathLike[s
         for t in tensors:
             if t.data_location != onnx.TensorProto.EXTERNAL:
                 continue
-            file, offset, _ = _external_location(t, base_dir, source)
-            arr = _read_external(t, base_dir, source, t.name)
-            if t.data_type in (onnx.TensorProto.INT4, onnx.TensorProto.UINT4):
-                with open(file, "rb") as fh:
-                    fh.seek(offset)
-                    data = fh.read((arr.size + 1) // 2)
-            else:
-                data = np.ascontiguousarray(arr).tobytes()
-            t.raw_data = data
+            raw, _ = _external_bytes(t, base_dir, source, t.name)
+            t.raw_data = raw.tobytes()
             del t.external_data[:]
             t.data_location = onnx.TensorProto.DEFAULT

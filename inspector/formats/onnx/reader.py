@@ -17,16 +17,20 @@ How the graph consumes each value decides its `TensorInfo` (roles.py): a weight 
 OIHW → 0; ConvTranspose (I, O/g, …) → 1; Gemm B → 0 with transB=1 (N, K), 1 with transB=0;
 MatMul B (…, K, N) → last, A (…, M, K) → second to last; Gather embedding rows → 0;
 LSTM/GRU/RNN W/R → 1), mapped back through Transpose/Reshape/Cast; a float tensor that is not a
-weight gets `kept` (the reason) and `kept_overridable`. External data is memory-mapped on
-demand from files that must stay inside the model's folder.
+weight gets `kept` (the reason) and `kept_overridable`. External data is read on
+demand (positional reads, never a memory map) from files that must stay inside the model's folder;
+every declared shape is checked against the bytes that hold it before anything is allocated
+(dq.py checks DequantizeLinear's shape rules and the layout nodes after it).
 """
 
 from __future__ import annotations
 
 import functools
+import math
 import os
+import stat
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +38,23 @@ import numpy as np
 
 from inspector.core.errors import FormatError, InspectorError
 from inspector.core.model import Model, StoredQuantization, Tensor, TensorInfo
+from inspector.formats._common import contained_path
+from inspector.formats._mmap import check_regular
+from inspector.formats.onnx.dq import (
+    Step,
+    cast_target,
+    check_dq,
+    dequantize,
+    reshape_step,
+    stored_quantization,
+    transpose_step,
+)
 from inspector.formats.onnx.proto import (
+    MAX_RANK,
     GraphPath,
+    declared_shape,
     graph_label,
+    int_attr,
     iter_graphs,
     node_attr,
     require_onnx,
@@ -45,8 +63,8 @@ from inspector.formats.onnx.proto import (
 )
 from inspector.formats.onnx.roles import RoleFinder
 
-Step = Callable[[np.ndarray], np.ndarray]
-"""One numpy step the writer's nodes after a DequantizeLinear apply (reshape, transpose, …)."""
+MAX_CHAIN = 64
+"""Most layout nodes followed after a DequantizeLinear (the writer adds at most four)."""
 
 __all__ = ["OnnxSource", "dequantize", "looks_like_onnx", "read_onnx"]
 
@@ -87,35 +105,14 @@ def looks_like_onnx(path: str | os.PathLike[str]) -> bool:
     return len(head) >= 1 and (head[0] & 7) in (0, 2) and 1 <= (head[0] >> 3) <= 20
 
 
-def dequantize(
-    q: np.ndarray, scale: np.ndarray, zero_point: np.ndarray | None, axis: int, block: int
-) -> np.ndarray:
-    """DequantizeLinear as ONNX Runtime computes it: float32((q − zp)) · scale, in the scale's
-    dtype. Per tensor (scalar scale), per axis (1-D scale along `axis`) or blocked (`block` > 0,
-    scale shaped like q with `axis` divided by the block size, rounded up)."""
-    zp = np.zeros((), np.int32) if zero_point is None else zero_point.astype(np.int32)
-    diff = q.astype(np.int32) - _expand(zp, q, axis, block)
-    y = diff.astype(np.float32) * _expand(scale.astype(np.float32), q, axis, block)
-    return y.astype(scale.dtype if scale.dtype.name in _FLOATS else np.float32)
-
-
-def _expand(p: np.ndarray, q: np.ndarray, axis: int, block: int) -> np.ndarray:
-    if p.ndim == 0 or (p.size == 1 and block <= 0):
-        return p.reshape(())
-    if block > 0:
-        return np.repeat(p, block, axis=axis).take(range(q.shape[axis]), axis=axis)
-    shape = [1] * q.ndim
-    shape[axis] = -1
-    return p.reshape(shape)
-
-
 @dataclass
 class _Reader:
     path: Path
     proto: Any
     roles: RoleFinder
-    tensors: list[Tensor]
-    sources: dict[str, OnnxSource]
+    file_bytes: int
+    tensors: list[Tensor] = field(default_factory=list)
+    sources: dict[str, OnnxSource] = field(default_factory=dict)
 
     @property
     def uses(self) -> dict[str, list[tuple[Any, int]]]:
@@ -125,11 +122,30 @@ class _Reader:
         base, path = self.path.parent, self.path
         return lambda: tensor_values(proto_tensor, base, path, name)
 
+    def shape(self, t: Any, name: str) -> tuple[int, ...]:
+        """A tensor's declared dims, refused when the bytes that hold them (this file, or its
+        external data file) cannot store that many elements."""
+        bound: int | None = self.file_bytes
+        if t.data_location == require_onnx().TensorProto.EXTERNAL:
+            location = next((e.value for e in t.external_data if e.key == "location"), None)
+            try:
+                st = contained_path(self.path.parent, location, self.path).stat()
+                bound = st.st_size if stat.S_ISREG(st.st_mode) else None
+            except (InspectorError, OSError):
+                bound = None  # reported with the data file's name when the tensor is loaded
+        return declared_shape(t, self.path, name, bound)
+
     def add(
         self, name: str, info_kw: dict[str, Any], loader: Callable[[], np.ndarray], src: OnnxSource
     ) -> None:
         if name in self.sources:
-            name = f"{graph_label(self.proto.graph, src.graph)}/{name}"
+            label = graph_label(self.proto.graph, src.graph)
+            if not label:
+                raise FormatError(
+                    self.path, "two tensors of the main graph have this name (ONNX names a "
+                    "value once): the file is ambiguous", name
+                )  # fmt: skip
+            name = f"{label}/{name}"
         if name in self.sources:
             raise FormatError(self.path, "duplicate tensor name", name)
         role = self.roles.role(src.value, tuple(info_kw["shape"]))
@@ -139,49 +155,56 @@ class _Reader:
         self.tensors.append(Tensor(info, loader))
         self.sources[name] = src
 
+    def _initializers(self, path: GraphPath, g: Any) -> dict[str, Any]:
+        inits: dict[str, Any] = {}
+        for t in g.initializer:
+            if t.name in inits:
+                where = graph_label(self.proto.graph, path) or "the main graph"
+                raise FormatError(
+                    self.path, f"two initializers of {where} have this name (ONNX names a "
+                    "value once): the file is ambiguous", t.name
+                )  # fmt: skip
+            inits[t.name] = t
+        return inits
+
     def graph(self, path: GraphPath, g: Any) -> None:
-        inits = {t.name: t for t in g.initializer}
+        inits = self._initializers(path, g)
         special, hidden = self._special_nodes(path, g, inits)
+        string = require_onnx().TensorProto.STRING
         for t in g.initializer:
             if t.name in special:
                 self.add(*special[t.name])
-            elif t.name not in hidden and t.data_type != require_onnx().TensorProto.STRING:
-                kw = {
-                    "shape": tuple(int(d) for d in t.dims),
-                    "dtype": tensor_dtype_name(t.data_type),
-                }
-                self.add(
-                    t.name,
-                    kw,
-                    self._load(t, t.name),
-                    OnnxSource(path, "initializer", t.name, (t.name,)),
-                )
+            elif t.name not in hidden and t.data_type != string:
+                kw = {"shape": self.shape(t, t.name), "dtype": tensor_dtype_name(t.data_type)}
+                src = OnnxSource(path, "initializer", t.name, (t.name,))
+                self.add(t.name, kw, self._load(t, t.name), src)
         for node in g.node:
             if node.op_type == "Constant" and node.domain in ("", "ai.onnx") and node.output:
                 t = next((a.t for a in node.attribute if a.name == "value"), None)
-                if t is not None and t.data_type != require_onnx().TensorProto.STRING:
-                    kw = {
-                        "shape": tuple(int(d) for d in t.dims),
-                        "dtype": tensor_dtype_name(t.data_type),
-                    }
+                if t is not None and t.data_type != string:
                     out = node.output[0]
+                    kw = {"shape": self.shape(t, out), "dtype": tensor_dtype_name(t.data_type)}
                     self.add(out, kw, self._load(t, out), OnnxSource(path, "constant", out, ()))
 
     def _special_nodes(
         self, path: GraphPath, g: Any, inits: dict[str, Any]
     ) -> tuple[dict[str, tuple[Any, ...]], set[str]]:
         """DequantizeLinear and Cast nodes fed by initializers: the q/float16 initializer name →
-        the tensor to list in its place; the scale/zero-point names to hide."""
+        the tensor to list in its place; the scale/zero-point names to hide. One pass over the
+        nodes (a map of producers, never a scan per node)."""
         special: dict[str, tuple[Any, ...]] = {}
         hidden: set[str] = set()
+        producers = {o: n for n in g.node for o in n.output if o}
         for node in g.node:
             if node.domain not in ("", "ai.onnx") or not node.input or not node.output:
                 continue
             src = node.input[0]
             if src not in inits or len(self.uses.get(src, ())) != 1 or src in special:
                 continue
+            if not node.output[0]:
+                continue
             if node.op_type == "DequantizeLinear":
-                entry = self._dequantized(path, node, inits, g)
+                entry = self._dequantized(path, node, inits, producers)
             elif node.op_type == "Cast" and not self._feeds_scale(node.output[0]):
                 entry = self._cast(path, node, inits[src])
             else:
@@ -194,56 +217,94 @@ class _Reader:
     def _feeds_scale(self, value: str) -> bool:
         return any(n.op_type == "DequantizeLinear" and i == 1 for n, i in self.uses.get(value, ()))
 
-    def _scale_input(self, name: str, inits: dict[str, Any], g: Any) -> tuple[Any, str, str] | None:
+    def _scale_input(
+        self, name: str, inits: dict[str, Any], producers: dict[str, Any]
+    ) -> tuple[Any, str, str] | None:
         """The scale initializer, directly or through a Cast (float16 scales, as int4 stores)."""
         if name in inits:
             return inits[name], name, ""
-        cast = next((n for n in g.node if n.op_type == "Cast" and name in n.output), None)
-        if cast is None or not cast.input or cast.input[0] not in inits:
+        cast = producers.get(name)
+        if cast is None or cast.op_type != "Cast" or not cast.input or cast.input[0] not in inits:
             return None
         if len(self.uses.get(cast.input[0], ())) != 1:
             return None
         return inits[cast.input[0]], cast.input[0], name
 
     def _follow(
-        self, out: str, inits: dict[str, Any]
+        self, out: str, inits: dict[str, Any], shape: tuple[int, ...], dtype: np.dtype
     ) -> tuple[str, list[Step], list[str], list[str]]:
         """Single-consumer Reshape/Transpose/Add(scalar)/Cast after a DequantizeLinear (how the
-        writer restores layout, affine offsets and dtypes): final value, numpy steps, parts."""
+        writer restores layout, affine offsets and dtypes): final value, steps, parts, chain.
+        At most `MAX_CHAIN` nodes; a chain that comes back to a value it passed is a cycle,
+        which ONNX forbids, and is refused."""
+        tensor = out
         steps: list[Step] = []
         parts: list[str] = []
         chain: list[str] = []
-        base = self.path.parent
-        while len(self.uses.get(out, ())) == 1:
+        seen = {out}
+        while len(self.uses.get(out, ())) == 1 and len(steps) < MAX_CHAIN:
             node, index = self.uses[out][0]
-            other = [n for i, n in enumerate(node.input) if i != index and n]
-            if node.op_type == "Reshape" and index == 0 and other and other[0] in inits:
-                dims = tuple(int(d) for d in tensor_values(inits[other[0]], base, self.path))
-                steps.append(functools.partial(_reshape, dims=dims))
-            elif node.op_type == "Transpose" and not other:
-                perm = node_attr(node, "perm", None)
-                steps.append(functools.partial(np.transpose, axes=perm))
-            elif node.op_type == "Add" and len(other) == 1 and other[0] in inits:
-                off = tensor_values(inits[other[0]], base, self.path)
-                if off.size != 1:
-                    break
-                steps.append(functools.partial(_add_scalar, offset=off))
-            elif node.op_type == "Cast" and tensor_dtype_name(node_attr(node, "to", 0)) in _FLOATS:
-                dt = tensor_dtype_name(node_attr(node, "to", 0))
-                steps.append(functools.partial(_as_dtype, dtype=_np_dtype(dt)))
-            else:
+            if not node.output or not node.output[0]:
                 break
+            other = [n for i, n in enumerate(node.input) if i != index and n]
+            step = self._step(node, index, other, inits, shape, dtype, tensor)
+            if step is None:
+                break
+            if node.output[0] in seen:
+                raise FormatError(
+                    self.path, f"the graph has a cycle: {node.op_type} output "
+                    f"{node.output[0]!r} feeds back into the nodes that compute it", tensor
+                )  # fmt: skip
+            seen.add(node.output[0])
+            steps.append(step)
+            shape, dtype = step.shape, step.dtype or dtype
             parts += [n for n in other if n in inits]
             chain.append(out)
             out = node.output[0]
         return out, steps, parts, chain
 
+    def _step(
+        self,
+        node: Any,
+        index: int,
+        other: list[str],
+        inits: dict[str, Any],
+        shape: tuple[int, ...],
+        dtype: np.dtype,
+        tensor: str,
+    ) -> Step | None:
+        """The numpy step of one node after a DequantizeLinear, checked on `shape`; None when
+        the node is a real consumer (the chain ends before it)."""
+        if node.domain not in ("", "ai.onnx"):
+            return None
+        src, base = self.path, self.path.parent
+        op = node.op_type
+        if op == "Reshape" and index == 0 and other and other[0] in inits:
+            dims_t = inits[other[0]]
+            if math.prod(self.shape(dims_t, tensor)) > MAX_RANK:
+                raise FormatError(src, "Reshape shape input has more than 64 values", tensor)
+            dims = tensor_values(dims_t, base, src, tensor)
+            allowzero = int_attr(node, "allowzero", 0, src, tensor)
+            return reshape_step(src, tensor, shape, dims, allowzero)
+        if op == "Transpose" and not other:
+            return transpose_step(src, tensor, shape, node_attr(node, "perm", None))
+        if op == "Add" and len(other) == 1 and other[0] in inits:
+            if math.prod(self.shape(inits[other[0]], tensor)) != 1:
+                return None
+            off = tensor_values(inits[other[0]], base, src, tensor)
+            return Step(functools.partial(_add_scalar, offset=off), shape)
+        if op == "Cast":
+            to = cast_target(node, src, tensor)
+            if to in _FLOATS:
+                return Step(functools.partial(_as_dtype, dtype=_np_dtype(to)), shape, _np_dtype(to))
+        return None
+
     def _dequantized(
-        self, path: GraphPath, node: Any, inits: dict[str, Any], g: Any
+        self, path: GraphPath, node: Any, inits: dict[str, Any], producers: dict[str, Any]
     ) -> tuple[Any, ...] | None:
         if len(node.input) < 2 or node.input[0] not in inits:
             return None
-        found = self._scale_input(node.input[1], inits, g)
+        found = self._scale_input(node.input[1], inits, producers)
         zp_name = node.input[2] if len(node.input) > 2 and node.input[2] else None
         if found is None or (zp_name is not None and zp_name not in inits):
             return None
@@ -252,29 +313,38 @@ class _Reader:
         if qdtype not in _QUANT_DTYPES:
             return None
         scale_t, scale_name, cast_out = found
-        ndim = max(len(q.dims), 1)
-        axis = int(node_attr(node, "axis", 1))
-        axis = axis + ndim if axis < 0 else axis
-        block = int(node_attr(node, "block_size", 0))
+        tensor, src = node.output[0], self.path
+        q_shape = self.shape(q, tensor)
+        zp_shape = self.shape(inits[zp_name], tensor) if zp_name else None
+        axis, block = check_dq(
+            src,
+            tensor,
+            q_shape,
+            self.shape(scale_t, tensor),
+            zp_shape,
+            int_attr(node, "axis", 1, src, tensor),
+            int_attr(node, "block_size", 0, src, tensor),
+        )
         base = self.path.parent
-        scale = tensor_values(scale_t, base, self.path, node.output[0])
+        scale = tensor_values(scale_t, base, src, tensor)
         scale = scale.astype(np.float32) if cast_out else scale
-        zp = tensor_values(inits[zp_name], base, self.path, node.output[0]) if zp_name else None
-        value, steps, extra, chain = self._follow(node.output[0], inits)
-        probe = np.zeros(tuple(int(d) for d in q.dims), scale.dtype)
-        for step in steps:
-            probe = step(probe)
+        zp = tensor_values(inits[zp_name], base, src, tensor) if zp_name else None
+        dtype = scale.dtype if scale.dtype.name in _FLOATS else np.dtype(np.float32)
+        value, steps, extra, chain = self._follow(tensor, inits, q_shape, dtype)
         parts = (node.input[0], scale_name, *([zp_name] if zp_name else []), *extra)
-        kw = {"shape": probe.shape, "dtype": probe.dtype.name}
-        kw["stored"] = _stored(qdtype, scale, zp, axis, block)
+        kw = {
+            "shape": steps[-1].shape if steps else q_shape,
+            "dtype": next((s.dtype for s in reversed(steps) if s.dtype), dtype).name,
+            "stored": stored_quantization(qdtype, scale, zp, axis, block),
+        }
 
         def load() -> np.ndarray:
-            y = dequantize(tensor_values(q, base, self.path, value), scale, zp, axis, block)
+            y = dequantize(tensor_values(q, base, src, value), scale, zp, axis, block)
             for step in steps:
-                y = step(y)
+                y = step.apply(y)
             return y
 
-        removed = (*([cast_out] if cast_out else []), *chain, node.output[0])
+        removed = (*([cast_out] if cast_out else []), *chain, tensor)
         return value, kw, load, OnnxSource(path, "dequantize", value, parts, removed)
 
     def _cast(self, path: GraphPath, node: Any, t: Any) -> tuple[Any, ...] | None:
@@ -288,45 +358,19 @@ class _Reader:
         out = node.output[0]
         load = self._load(t, out)
         kw = {
-            "shape": tuple(int(d) for d in t.dims),
+            "shape": self.shape(t, out),
             "dtype": "float32",
             "stored": StoredQuantization(dtype),
         }
         return out, kw, lambda: load().astype(np.float32), OnnxSource(path, "cast", out, (t.name,))
 
 
-def _json_values(a: np.ndarray) -> Any:
-    return a.reshape(()).item() if a.size == 1 else a.tolist()
-
-
-def _stored(
-    qdtype: str, scale: np.ndarray, zp: np.ndarray | None, axis: int, block: int
-) -> StoredQuantization:
-    """The scheme spec (DESIGN §3 names) of a DequantizeLinear's storage, plus its parameters."""
-    per_tensor = scale.size == 1 and block <= 0
-    symmetric = zp is None or not np.any(zp)
-    bits = {"int8": 8, "uint8": 8, "int4": 4, "uint4": 4, "int16": 16, "uint16": 16}[qdtype]
-    if qdtype in ("int8", "int4") and symmetric:
-        spec = qdtype
-    else:
-        spec = "uint8" if qdtype == "uint8" and per_tensor else f"affine{bits}"
-    opts = [] if per_tensor else [f"axis={axis}"]
-    if block > 0:
-        opts.append(f"group={block}")
-    if opts and spec != "uint8":
-        spec = f"{spec}:{','.join(opts)}"
-    params: dict[str, Any] = {"dtype": qdtype, "scale": _json_values(scale)}
-    params["zero_point"] = 0 if zp is None else _json_values(zp)
-    params["axis"] = None if per_tensor else axis
-    if block > 0:
-        params["block_size"] = block
-    return StoredQuantization(spec, params)
-
-
-def _io(values: Any) -> list[dict[str, Any]]:
+def _io(values: Any, path: Path) -> list[dict[str, Any]]:
     out = []
     for v in values:
         tt = v.type.tensor_type
+        if len(tt.shape.dim) > MAX_RANK:
+            raise FormatError(path, f"graph value declares {len(tt.shape.dim)} dims", v.name)
         dims = [
             d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tt.shape.dim
         ]
@@ -339,8 +383,7 @@ def _io(values: Any) -> list[dict[str, Any]]:
 
 def _load_proto(path: Path) -> Any:
     onnx = require_onnx()
-    if not path.is_file():
-        raise FormatError(path, "no such file")
+    check_regular(path)
     try:
         return onnx.load(str(path), load_external_data=False)
     except InspectorError:
@@ -359,7 +402,7 @@ def read_onnx(path: str | os.PathLike[str]) -> Model:
     """
     path = Path(path)
     proto = _load_proto(path)
-    reader = _Reader(path, proto, RoleFinder(proto, path), [], {})
+    reader = _Reader(path, proto, RoleFinder(proto, path), path.stat().st_size)
     for gpath, g in iter_graphs(proto.graph):
         reader.graph(gpath, g)
     imports = {op.domain or "ai.onnx": int(op.version) for op in proto.opset_import}
@@ -372,8 +415,8 @@ def read_onnx(path: str | os.PathLike[str]) -> Model:
         "opset_imports": imports,
         "ir_version": int(proto.ir_version),
         "producer": f"{proto.producer_name} {proto.producer_version}".strip(),
-        "onnx_inputs": _io(i for i in proto.graph.input if i.name not in init_names),
-        "onnx_outputs": _io(proto.graph.output),
+        "onnx_inputs": _io((i for i in proto.graph.input if i.name not in init_names), path),
+        "onnx_outputs": _io(proto.graph.output, path),
     }
     return Model(path, "onnx", reader.tensors, metadata)
 
@@ -384,10 +427,6 @@ def _np_dtype(name: str) -> np.dtype:
 
         return np.dtype(ml_dtypes.bfloat16)
     return np.dtype(name)
-
-
-def _reshape(a: np.ndarray, dims: tuple[int, ...]) -> np.ndarray:
-    return a.reshape(dims)
 
 
 def _add_scalar(a: np.ndarray, offset: np.ndarray) -> np.ndarray:

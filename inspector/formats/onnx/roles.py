@@ -54,7 +54,13 @@ from inspector.formats.onnx.op_tables import (
     squeezed,
     unsqueezed,
 )
-from inspector.formats.onnx.proto import iter_graphs, node_attr, require_onnx, tensor_values
+from inspector.formats.onnx.proto import (
+    iter_graphs,
+    node_attr,
+    require_onnx,
+    tensor_values,
+    typed_attr,
+)
 
 __all__ = ["Role", "RoleFinder"]
 
@@ -216,7 +222,7 @@ class RoleFinder:
         axis_fn = WEIGHTS.get(key, {}).get(index)
         if key == ("", "Einsum"):
             axis_fn = fixed_axis(None)
-        elif key == ("", "Gather") and (node_attr(node, "axis", 0) != 0 or ndim < 2):
+        elif key == ("", "Gather") and (typed_attr(node, "axis", "INT", 0) != 0 or ndim < 2):
             axis_fn = None  # a lookup table, not rows of embeddings
         if axis_fn is not None:
             return _Use(WEIGHT, layer, axis_fn(node, ndim) if shape is not None else None)
@@ -264,24 +270,29 @@ class RoleFinder:
             return None
         same: Callable[[int | None], int | None] = _same
         if op in ("Identity", "CastLike") or (
-            op == "Cast" and node_attr(node, "to", 0) in FLOAT_TYPES
+            op == "Cast" and typed_attr(node, "to", "INT", 0) in FLOAT_TYPES
         ):
             return [(outs[0], shape, same)] if index == 0 else None
         if op == "Concat":
             if not all(self._constant_tree(n) for n in node.input if n):
                 return None
-            return [(outs[0], _unknown(shape, int(node_attr(node, "axis", 0))), same)]
+            axis = typed_attr(node, "axis", "INT", 0)
+            return None if axis is None else [(outs[0], _unknown(shape, axis), same)]
         if index != 0 or op == "Cast":
             return None
         if op in ("Split", "Slice"):
-            axis = int(node_attr(node, "axis", 0)) if op == "Split" else None
-            return [(o, _unknown(shape, axis), same) for o in outs if o]
+            axis = typed_attr(node, "axis", "INT", 0) if op == "Split" else -1
+            if axis is None:
+                return None
+            return [(o, _unknown(shape, None if op == "Slice" else axis), same) for o in outs if o]
         if op == "Transpose":
-            perm = node_attr(node, "perm", None)
+            perm = typed_attr(node, "perm", "INTS", [])
+            if perm is None:
+                return None
             if shape is None:
                 return [(outs[0], None, _none)]
             perm = list(perm) if perm else list(range(len(shape)))[::-1]
-            if sorted(perm) != list(range(len(shape))):
+            if len(perm) != len(shape) or sorted(perm) != list(range(len(shape))):
                 return None
             moved = tuple(shape[p] for p in perm)
             return [(outs[0], moved, lambda a: None if a is None else perm[a])]
@@ -309,13 +320,16 @@ class RoleFinder:
             return None
         op = node.op_type
         if op == "Flatten":
-            axis = int(node_attr(node, "axis", 1)) % (len(shape) + 1)
+            axis = typed_attr(node, "axis", "INT", 1)
+            if axis is None:
+                return None
+            axis %= len(shape) + 1
             return (math.prod(shape[:axis]), math.prod(shape[axis:]))
         arg = self._ints(node.input[1]) if len(node.input) > 1 and node.input[1] else None
         if op == "Reshape":
             zero_copies = not node_attr(node, "allowzero", 0)
             return None if arg is None else reshape_dims(shape, arg, zero_copies)
-        axes = arg if arg is not None else node_attr(node, "axes", None)
+        axes = arg if arg is not None else typed_attr(node, "axes", "INTS", None)
         if op == "Squeeze":
             return squeezed(shape, list(axes) if axes else None)
         return unsqueezed(shape, list(axes)) if axes else None
