@@ -1,4 +1,4 @@
-"""Render the main window at 1400×900 with the demo model open and a tensor selected.
+"""Render the main window (default 1400×900, `--size`) with a model open and a tensor selected.
 
     python benchmarks/screenshot.py [MODEL] [-o docs/screenshot.png]
         [--tab histogram|curve|error|output|rounding] [--tensor NAME] [--analyse]
@@ -9,7 +9,7 @@ before the picture (the Output & sensitivity tab). Regenerate the README picture
 
     python benchmarks/screenshot.py
     python benchmarks/screenshot.py resources/digits_depthwise/digits_depthwise.h5 \
-        --tab error --tensor block2_dw/depthwise_kernel -o docs/screenshot-depthwise.png
+        --tab error --tensor block2_dw/depthwise_kernel:0 -o docs/screenshot-depthwise.png
     python benchmarks/screenshot.py resources/digits_depthwise/digits_depthwise.h5 \
         --tab output --analyse --format safetensors -o docs/screenshot-sensitivity.png
     python benchmarks/screenshot.py resources/digits_depthwise/digits_depthwise.h5 --equalize \
@@ -71,8 +71,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--equalize", action="store_true", help="tick Equalize first")
     parser.add_argument("--fold-bn", action="store_true", help="tick Fold batch norms first")
     parser.add_argument("--mixture", help="apply a llama-quantize file type (Q4_K_M) as plan")
-    parser.add_argument("--size", default="1400x900", help="window size WxH (default 1400x900)")
     parser.add_argument("--metadata", help="also save the Model ▸ Metadata dialog to this PNG")
+    parser.add_argument("--size", default="1400x900", help="window size WxH (default 1400x900)")
+    parser.add_argument("--sine", action="store_true", help="the curve tab's sine demo")
+    parser.add_argument(
+        "--sensitivity-only", action="store_true", help="with --analyse: skip the front"
+    )
+    parser.add_argument(
+        "--samples", type=int, help="evaluate on the first N samples (speed on big models)"
+    )
     args = parser.parse_args(argv)
 
     from PySide6.QtCore import QSettings
@@ -113,14 +120,18 @@ def main(argv: list[str] | None = None) -> int:
 
         window.status_label.setText(apply_mixture(window, args.mixture))
         _wait(app, lambda: state.preview_plan == state.plan and not window.preview.runner.busy)
-    if args.tab == "output":
-        window.hsplit.setSizes([430, 690, 280])  # the charts need the width
+    if args.samples:
+        import inspector.ui.evaluation as evaluation
+
+        evaluation.PROBE_SAMPLES = args.samples
     if args.analyse:
-        _analyse(app, window)
+        _analyse(app, window, not args.sensitivity_only)
     name = args.tensor or _pick_tensor(state.model)
     state.set_selection([name], name)
     window.tabs.setCurrentIndex(TABS[args.tab])
     _wait(app, lambda: window.detail.detail is not None and window.detail.detail.name == name)
+    if args.sine:
+        window.curves.sine_box.setChecked(True)
     if args.tab == "rounding":
         window.rounding.compare()
         _wait(app, lambda: "rounded the other way" in window.rounding.summary.text(), 300)
@@ -145,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if ok else 1
 
 
-def _analyse(app: object, window: object) -> None:
+def _analyse(app: object, window: object, front: bool = True) -> None:
     """Evaluate, rank layers at uint8 and build the front, each waited for in turn."""
     ev = window.evaluation  # type: ignore[attr-defined]
     done: list[str] = []
@@ -156,8 +167,9 @@ def _analyse(app: object, window: object) -> None:
     _wait(app, lambda: "eval" in done, 120)
     ev.run_sensitivity("uint8")
     _wait(app, lambda: "sens" in done, 300)
-    ev.build_front()
-    _wait(app, lambda: "front" in done, 300)
+    if front:
+        ev.build_front()
+        _wait(app, lambda: "front" in done, 300)
 
 
 def _pick_tensor(model: object) -> str:

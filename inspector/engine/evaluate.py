@@ -204,6 +204,31 @@ def output_metrics(
 
 # --------------------------------------------------------------------------- evaluation
 
+FRACTION = 1_000_000
+"""`Progress.total` of work reported as a fraction (several stages on one scale)."""
+
+
+def _as_fraction(
+    gen: Generator[Progress, None, Any],
+    stages: Sequence[str],
+    weights: Sequence[float] | None = None,
+) -> Generator[Progress, None, Any]:
+    """Re-scale a multi-stage generator's progress to one 0…`FRACTION` scale, each stage a
+    share proportional to its weight (equal by default; stage names not in `stages` count as
+    the last)."""
+    w = list(weights) if weights is not None else [1.0] * len(stages)
+    whole = sum(w) or 1.0
+    starts = [sum(w[:i]) / whole for i in range(len(w))]
+    while True:
+        try:
+            p = next(gen)
+        except StopIteration as stop:
+            return stop.value
+        index = stages.index(p.stage) if p.stage in stages else len(stages) - 1
+        part = p.done / p.total if p.total else 1.0
+        fraction = starts[index] + part * w[index] / whole
+        yield Progress(int(FRACTION * fraction), FRACTION, p.stage)
+
 
 def _decoded(tensor: Tensor, scheme: Scheme, target: Target) -> np.ndarray | None:
     q = quantize_tensor(tensor, scheme, target)
@@ -267,6 +292,22 @@ class Evaluator:
         self._original: list[np.ndarray] | None = None
         self.measured: dict[Any, OutputMetrics] = {}
         """Output metrics by the set of changes measured (filled by sensitivity analysis)."""
+        self._alters: dict[tuple[str, str], bool] = {}
+
+    def alters(self, tensor: Tensor, scheme: Scheme) -> np.ndarray | None:
+        """The decoded values of `tensor` under `scheme` when they differ from the tensor's
+        own values, else None: a scheme that reproduces the stored values exactly (an input
+        already on that grid) changes nothing, and sensitivity need not run the model for it.
+        The verdict is kept per (tensor, spec)."""
+        values = self.decoded(tensor, scheme)
+        if values is None:
+            return None
+        key = (tensor.name, scheme.spec)
+        verdict = self._alters.get(key)
+        if verdict is None:
+            verdict = not np.array_equal(values, np.asarray(tensor.load()))
+            self._alters[key] = verdict
+        return values if verdict else None
 
     @classmethod
     def open(
@@ -303,6 +344,8 @@ class Evaluator:
         return (yield from self._run(runner, stage))
 
     def _run(self, runner: Runner, stage: str) -> Generator[Progress, None, list[np.ndarray]]:
+        if hasattr(runner, "iter_steps"):
+            return (yield from self._run_steps(runner, stage))
         n, step = self.data.samples, self.batch_size
         chunks: list[list[np.ndarray]] = []
         for start in range(0, n, step):
@@ -310,6 +353,30 @@ class Evaluator:
             chunks.append(runner.run(batch, batch_size=step))
             yield Progress(min(n, start + step), n, stage)
         return [np.concatenate([c[i] for c in chunks]) for i in range(len(chunks[0]))]
+
+    def _run_steps(self, runner: Any, stage: str) -> Generator[Progress, None, list[np.ndarray]]:
+        """The numpy executor layer by layer in batches small enough that one layer takes tens
+        of milliseconds: a `Progress` per layer (units: values written, `step_costs`)."""
+        xs = runner.prepare(self.data.inputs)
+        costs = runner.step_costs(xs)
+        n = self.data.samples
+        step = self.step_batch(runner)
+        total, done = sum(costs) * n, 0
+        chunks: list[list[np.ndarray]] = []
+        with np.errstate(over="ignore", under="ignore"):
+            for start in range(0, n, step):
+                values = runner.start_values([x[start : start + step] for x in xs])
+                rows = min(n, start + step) - start
+                for index in runner.iter_steps(values):
+                    done += costs[index] * rows
+                    yield Progress(done, total, stage)
+                chunks.append(runner.outputs_of(values))
+        return [np.concatenate([c[i] for c in chunks]) for i in range(len(chunks[0]))]
+
+    def step_batch(self, runner: Any) -> int:
+        """Samples per batch for the numpy executor: `batch_size`, smaller when one layer's
+        output would exceed `executor.ACTIVATION_BUDGET` values."""
+        return max(1, min(self.batch_size, runner.batch_for(self.data.inputs)))
 
     def iter_original(self) -> Generator[Progress, None, list[np.ndarray]]:
         """The original model's outputs (computed on first use, then kept)."""
@@ -331,8 +398,11 @@ class Evaluator:
         return output_metrics(original, quantized, self.data.labels)
 
     def iter_evaluate(self, plan: Plan) -> Generator[Progress, None, Evaluation]:
-        """Evaluate `plan`; yields per batch, returns the `Evaluation`."""
-        metrics = yield from self.iter_measure(self.overrides(plan))
+        """Evaluate `plan`; yields `Progress` in millionths of the whole evaluation (the
+        original run, when not yet kept, and the quantized run share the scale)."""
+        stages = ["original", "quantized"] if self._original is None else ["quantized"]
+        gen = self.iter_measure(self.overrides(plan))
+        metrics = yield from _as_fraction(gen, stages)
         return Evaluation(plan, self.target.name, self.data, metrics)
 
     def evaluate(self, plan: Plan) -> Evaluation:

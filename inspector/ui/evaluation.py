@@ -65,7 +65,29 @@ def sensitivity_values(result: Any) -> dict[str, tuple[float, str]]:
     return out
 
 
+REPORT_EVERY = 0.1
+"""Seconds between progress reports to the GUI thread (items come every layer, ~10-50 ms)."""
+
+
+def _throttled(report: Callable[[Any], None]) -> Callable[[Any], None]:
+    """`report` for progress tuples at most every `REPORT_EVERY` s; partial results (tuples of
+    three) and the last item always go through."""
+    import time
+
+    last = [0.0]
+
+    def send(payload: Any) -> None:
+        now = time.monotonic()
+        if len(payload) > 2 or payload[0] >= payload[1] or now - last[0] >= REPORT_EVERY:
+            last[0] = now
+            report(payload)
+
+    return send
+
+
 def _drain(gen: Any, cancelled: Callable[[], bool], on_item: Callable[[Any], None]) -> Any:
+    """Run `gen` until it returns (its value) or `cancelled()` (None); the check comes between
+    items, which the engine yields after every layer of every batch."""
     while not cancelled():
         try:
             on_item(next(gen))
@@ -82,6 +104,7 @@ class EvaluationController(QObject):
     arith_done = Signal(object)  # ArithResult, or None for float32 arithmetic
     unavailable = Signal(str)
     sensitivity_done = Signal(object)
+    sensitivity_started = Signal(int)  # units the run will measure
     front_done = Signal(object, object, object)
     failed = Signal(str)
 
@@ -94,7 +117,7 @@ class EvaluationController(QObject):
         """Activation arithmetic of the next evaluation (`inspector.engine.arith`)."""
         self.ladder = AUTO_LADDER
         self.eval_task = BackgroundTask("Evaluation", self)
-        self.analysis = BackgroundTask("Analysis", self)
+        self.analysis = BackgroundTask("Sensitivity", self)
         self.eval_task.done.connect(self._on_evaluated)
         self.analysis.done.connect(self._on_analysis)
         for task in (self.eval_task, self.analysis):
@@ -184,8 +207,10 @@ class EvaluationController(QObject):
                     return exc
                 raise
 
+            send = _throttled(report)
+
             def on_item(p: Any) -> None:
-                report((p.done, p.total))
+                send((p.done, p.total))
 
             evaluation = _drain(full.iter_evaluate(plan), cancelled, on_item)
             if evaluation is None or arith == "float32":
@@ -195,7 +220,7 @@ class EvaluationController(QObject):
             except InspectorError as exc:
                 return evaluation, str(exc)
 
-        self.eval_task.start(job)
+        self.eval_task.start(job, "Evaluation")
 
     def _on_evaluated(self, result: Any) -> None:
         if isinstance(result, BaseException):
@@ -206,11 +231,17 @@ class EvaluationController(QObject):
 
     # -- sensitivity ------------------------------------------------------------------------
     def run_sensitivity(self, scheme: str, per: str = "layer", mode: str = "only") -> None:
-        """Rank layers by the output damage of quantizing only them with `scheme`."""
-        from inspector.engine.sensitivity import iter_sensitivity, units
+        """Rank layers by the output damage of quantizing only them with `scheme`; rows arrive
+        as `analysis.partial` while the analysis runs."""
+        from inspector.engine.sensitivity import (
+            SensitivityRow,
+            iter_sensitivity_progress,
+            model_units,
+        )
 
         if self.state.model is None:
             return
+        self.sensitivity_started.emit(len(model_units(self.state.model, per)))
 
         def job(cancelled: Any, report: Any) -> Any:
             try:
@@ -219,19 +250,20 @@ class EvaluationController(QObject):
                 if self._unavailable_text(exc):
                     return exc
                 raise
-            n = len(units(probe, per))
-            count = [0]
+            send = _throttled(report)
+            last = [0, 1]
 
-            def on_row(row: Any) -> None:
-                count[0] += 1
-                report((count[0], n, row))
+            def on_item(item: Any) -> None:
+                if isinstance(item, SensitivityRow):
+                    send((last[0], last[1], item))
+                else:
+                    last[:] = [item.done, item.total]
+                    send((item.done, item.total))
 
-            return (
-                "sensitivity",
-                _drain(iter_sensitivity(probe, scheme, per, mode), cancelled, on_row),
-            )
+            gen = iter_sensitivity_progress(probe, scheme, per, mode)
+            return ("sensitivity", _drain(gen, cancelled, on_item))
 
-        self.analysis.start(job)
+        self.analysis.start(job, "Sensitivity")
 
     # -- front and auto plan ----------------------------------------------------------------
     def build_front(self) -> None:
@@ -255,19 +287,22 @@ class EvaluationController(QObject):
             if probe is not None:
                 specs = {t.name: list(ladder) for t in weights}
                 count = [0]
+                send = _throttled(report)
 
-                def on_name(_name: str) -> None:
-                    count[0] += 1
-                    report((count[0], 2 * len(weights)))
+                def on_name(item: Any) -> None:
+                    if isinstance(item, str):
+                        count[0] += 1
+                        send((count[0], 2 * len(weights)))
 
-                errors = _drain(iter_output_errors(probe, specs), cancelled, on_name)
+                gen = iter_output_errors(probe, specs, progress=True)
+                errors = _drain(gen, cancelled, on_name)
                 if errors is None:
                     return None
             gen = budget.build_ladders(model, ladder, target, cache, errors)
             ladders = _drain(gen, cancelled, lambda _n: None)
             return ("front", ladders, errors is not None)
 
-        self.analysis.start(job)
+        self.analysis.start(job, "Size/error front")
 
     def _on_analysis(self, result: Any) -> None:
         if isinstance(result, BaseException):

@@ -3,6 +3,12 @@
 Draws: value histogram (seeded sample ≤ 1M values), the scheme's levels, the exact-zero marker
 and a draggable clip region. Dragging the region (debounced) writes the scheme's `clip` option
 for the selected tensors back into the plan (view → state); a new detail moves it (state → view).
+
+Levels closer than `RUG_MIN_PX` pixels are thinned to what the screen can separate (256 uint8
+levels in 400 px would draw a solid band) and the info line says how many are drawn. The clip
+options are symmetric (`percentile:P` trims both tails by the same share), so dragging one edge
+moves the other; the region's tooltip and the info line say so. Between a selection and its
+detail the view says "Loading …", not "Select a tensor".
 """
 
 from __future__ import annotations
@@ -24,7 +30,28 @@ from inspector.ui.plot_style import (
 )
 from inspector.ui.state import AppState
 
-__all__ = ["HistogramView"]
+__all__ = ["RUG_MIN_PX", "HistogramView", "thin_levels"]
+
+RUG_MIN_PX = 4.0
+"""Smallest distance in pixels between two drawn level ticks."""
+CLIP_NOTE = (
+    "clip=percentile trims both tails by the same share of values, so dragging one edge "
+    "moves the other to the matching percentile"
+)
+
+
+def thin_levels(levels: np.ndarray, lo: float, hi: float, pixels: float) -> np.ndarray:
+    """The levels to draw when [lo, hi] spans `pixels`: walking up from the lowest, each level
+    at least `RUG_MIN_PX` pixels from the last one kept (an even stride on a uniform grid, so
+    the rug shows no beat pattern). At most `MAX_LEVEL_LINES` levels come in."""
+    if levels.size == 0 or hi <= lo or pixels <= 0:
+        return levels
+    pos = (np.sort(levels) - lo) * (pixels / (hi - lo))
+    keep = [0]
+    for i in range(1, pos.size):
+        if pos[i] - pos[keep[-1]] >= RUG_MIN_PX - 1e-9:
+            keep.append(i)
+    return np.sort(levels)[keep]
 
 
 class HistogramView(QWidget):
@@ -55,15 +82,14 @@ class HistogramView(QWidget):
             0.0,
             angle=90,
             pen=pg.mkPen(ZERO_PEN, style=pg.QtCore.Qt.PenStyle.DashLine),
-            label="0",
-            labelOpts={"position": 0.78, "color": ZERO_PEN},
         )
+        self.zero_line.setToolTip("value 0 (the exact-zero count is on the info line)")
         self.clip_region = pg.LinearRegionItem(brush=CLIP_BRUSH, movable=True)
         self.clip_region.setZValue(-10)
         for line in self.clip_region.lines:
             line.setPen(pg.mkPen(CLIP_EDGE, width=2))
         self.clip_region.setToolTip(
-            "Clip range: drag the edges to clip outliers (sets clip=percentile:P)"
+            f"Clip range: drag an edge to clip outliers (sets clip=percentile:P). {CLIP_NOTE}."
         )
         for item in (self.clip_region, self.hist_item, self.level_item, self.zero_line):
             self.plot.addItem(item)
@@ -71,6 +97,10 @@ class HistogramView(QWidget):
         self._debounce.timeout.connect(self._commit_clip)
         self.clip_region.sigRegionChangeFinished.connect(self._on_region_finished)
         self._setting_region = False
+        self._drawn_levels = 0
+        self.plot.getViewBox().sigResized.connect(self._redraw_levels)
+        self.plot.getViewBox().sigXRangeChanged.connect(self._redraw_levels)
+        detail.busy.connect(self._on_busy)
 
         row = QHBoxLayout()
         row.addWidget(self.log_box)
@@ -90,7 +120,19 @@ class HistogramView(QWidget):
         self.detail = None
         self.hist_item.setData([], [])
         self.level_item.setData([], [])
-        self.info.setText("Select a tensor to see its values.")
+        self.zero_line.hide()
+        self.clip_region.hide()
+        current = self.state.current
+        if current and self.state.tensor(current) is not None:
+            self.info.setText(f"Loading {current}…")
+        else:
+            self.info.setText("Select a tensor to see its values.")
+
+    def _on_busy(self, busy: bool) -> None:
+        """A detail is being computed: say so when the plot shows another tensor or none."""
+        current = self.state.current
+        if busy and current and (self.detail is None or self.detail.name != current):
+            self.info.setText(f"Loading {current}…")
 
     def show_detail(self, detail: TensorDetail) -> None:
         """Draw `detail` (state → view)."""
@@ -120,8 +162,6 @@ class HistogramView(QWidget):
         top = float(d.hist_counts.max()) if d.hist_counts.size else 1.0
         self._draw_levels(d, top)
         self.zero_line.setVisible(d.lo <= 0.0 <= d.hi)
-        zeros = f"{format_count(d.zeros)} exact zeros" if d.zeros else "no exact zeros"
-        self.zero_line.label.setFormat(f"0 · {zeros}")
         self._setting_region = True
         lo, hi = d.clip if d.clip is not None else (d.lo, d.hi)
         self.clip_region.setRegion((lo, hi))
@@ -133,11 +173,25 @@ class HistogramView(QWidget):
         self.plot.getViewBox().setLimits(yMin=-1e307 if self.log_box.isChecked() else 0.0)
         self.info.setText(self._info_text(d))
 
+    def _redraw_levels(self) -> None:
+        d = self.detail
+        if d is None or d.levels is None:
+            return
+        before = self._drawn_levels
+        top = float(d.hist_counts.max()) if d.hist_counts.size else 1.0
+        self._draw_levels(d, top)
+        if self._drawn_levels != before:
+            self.info.setText(self._info_text(d))
+
     def _draw_levels(self, d: TensorDetail, top: float) -> None:
         show = self.levels_box.isChecked() and d.levels is not None
+        self._drawn_levels = 0
         if not show or d.levels is None or d.levels.size > MAX_LEVEL_LINES:
             self.level_item.setData([], [])
             return
+        (x0, x1), pixels = self.plot.getViewBox().viewRange()[0], self.plot.getViewBox().width()
+        levels = thin_levels(d.levels, x0, x1, pixels) if d.levels.size > 40 else d.levels
+        self._drawn_levels = int(levels.size)
         # Few levels: full-height lines; many: a rug of short ticks in a strip above the tallest
         # bar, so the bars stay readable and the count axis still starts at 0.
         if self.log_box.isChecked():
@@ -145,7 +199,7 @@ class HistogramView(QWidget):
             y0, y1 = (0.0, t) if d.levels.size <= 40 else (t + 0.04, t + 0.14)
         else:
             y0, y1 = (0.0, top) if d.levels.size <= 40 else (1.03 * top, 1.10 * top)
-        self.level_item.setData(np.repeat(d.levels, 2), np.tile([y0, y1], d.levels.size))
+        self.level_item.setData(np.repeat(levels, 2), np.tile([y0, y1], levels.size))
 
     def _info_text(self, d: TensorDetail) -> str:
         parts = [f"<b>{d.name}</b> · {d.spec}"]
@@ -154,9 +208,20 @@ class HistogramView(QWidget):
         if d.skipped:
             parts.append(f"kept as is: {d.skipped}")
         parts.append(f"range [{d.lo:.4g}, {d.hi:.4g}]")
+        if d.lo <= 0.0 <= d.hi:
+            parts.append(f"{format_count(d.zeros)} exact zeros" if d.zeros else "no exact zeros")
         if d.n_levels is not None:
-            dense = " (too dense to draw)" if d.n_levels > MAX_LEVEL_LINES else ""
+            if d.n_levels > MAX_LEVEL_LINES:
+                dense = " (too dense to draw)"
+            elif self.levels_box.isChecked() and 0 < self._drawn_levels < d.n_levels:
+                dense = (
+                    f" ({format_count(self._drawn_levels)} drawn: ticks {RUG_MIN_PX:g} px apart)"
+                )
+            else:
+                dense = ""
             parts.append(f"{format_count(d.n_levels)} levels{dense}")
+        if d.clip is not None and "percentile" in d.spec:
+            parts.append("both clip edges move together (symmetric percentile)")
         if d.size > 1_000_000:
             parts.append("histogram of a 1M-value sample")
         if d.note:

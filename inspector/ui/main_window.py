@@ -110,26 +110,34 @@ class MainWindow(QMainWindow):
         self.curves = CurveView(self.state, self.detail)
         self.errors = ErrorView(self.state, self.detail)
         self.tabs = QTabWidget()
-        self.tabs.addTab(self.histogram, "Histogram")
-        self.tabs.addTab(self.curves, "Discretization curve")
-        self.tabs.addTab(self.errors, "Error")
         self.output = OutputPanel(self.state, self.evaluation)
-        self.tabs.addTab(self.output, "Output && sensitivity")
         self.rounding = RoundingView(self.state, self.evaluation)
-        self.tabs.addTab(self.rounding, "Rounding A/B")
+        # Short titles: five tabs fit a 420-px column without scroll arrows at 1280×800.
+        pages = (
+            (self.histogram, "Histogram", "Histogram of the selected tensor with its levels"),
+            (self.curves, "Curve", "Discretization curve: original → stored value"),
+            (self.errors, "Error", "Quantization error and per-channel ranges"),
+            (self.output, "Output", "Model output: evaluation, sensitivity, size budget"),
+            (self.rounding, "Rounding", "Rounding A/B on the selected tensor"),
+        )
+        for page, title, tip in pages:
+            index = self.tabs.addTab(page, title)
+            self.tabs.setTabToolTip(index, tip)
         self.editor = SchemeEditor(self.state)
         self.rules = RulesList(self.state)
         self.summary = SummaryPanel(self.state)
         right = QSplitter(Qt.Orientation.Vertical)
-        right.addWidget(_scrolled(self.editor))
+        right.addWidget(self.editor)
         right.addWidget(self.rules)
         right.setStretchFactor(1, 1)
         right.setSizes([430, 200])
+        self.right_split = right
         self.hsplit = QSplitter(Qt.Orientation.Horizontal)
         self.hsplit.addWidget(self.tensors)
         self.hsplit.addWidget(self.tabs)
         self.hsplit.addWidget(right)
-        self.hsplit.setSizes([660, 460, 280])
+        self.hsplit.setSizes([520, 600, 280])
+        self.hsplit.setStretchFactor(0, 1)  # a wider window widens the table and the plots
         self.hsplit.setStretchFactor(1, 1)
         self.vsplit = QSplitter(Qt.Orientation.Vertical)
         self.vsplit.addWidget(self.hsplit)
@@ -141,7 +149,7 @@ class MainWindow(QMainWindow):
         bottom_layout.addWidget(self.summary, 1)
         self.vsplit.addWidget(_scrolled(bottom))
         self.vsplit.setStretchFactor(0, 1)
-        self.vsplit.setSizes([640, 220])
+        self.vsplit.setSizes([640, 215])
         central = QWidget()
         layout = QVBoxLayout(central)
         layout.setContentsMargins(6, 6, 6, 0)
@@ -413,10 +421,12 @@ class MainWindow(QMainWindow):
         return [self.exports.task, *self.evaluation.tasks, self.transforms.task, self.rounding.task]
 
     def cancel_work(self) -> None:
-        """Esc: cancel the preview and every running task."""
-        for task in self.tasks():
-            task.cancel()
+        """Esc: cancel the preview and every running task; the status line names the jobs
+        that were actually running (not every task that could run)."""
+        stopped = [task.job_label for task in self.tasks() if task.cancel()]
         self.preview.cancel()
+        if stopped:
+            self.status_label.setText(" and ".join(stopped) + " cancelled")
 
     def model_readers(self) -> list:
         """Every worker runner that may read the current model's tensors."""
@@ -430,11 +440,20 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geometry)
         else:
             self.resize(1400, 900)
-        for key, splitter in (("hsplit", self.hsplit), ("vsplit", self.vsplit)):
+        for key, splitter in self.splitters().items():
             value = self.settings.value(key)
             if isinstance(value, QByteArray | bytes) and value:
                 splitter.restoreState(value)
         self._fill_recent()
+
+    def splitters(self) -> dict[str, QSplitter]:
+        """Every splitter whose sizes the window remembers (QSettings key → splitter)."""
+        return {
+            "hsplit": self.hsplit,
+            "vsplit": self.vsplit,
+            "right_split": self.right_split,
+            "output_split": self.output.splitter,
+        }
 
     def shutdown(self) -> None:
         """Cancel all work, wait for the workers, close the model (also on window close)."""
@@ -482,8 +501,8 @@ class MainWindow(QMainWindow):
                 event.ignore()
                 return
         self.settings.setValue("geometry", self.saveGeometry())
-        self.settings.setValue("hsplit", self.hsplit.saveState())
-        self.settings.setValue("vsplit", self.vsplit.saveState())
+        for key, splitter in self.splitters().items():
+            self.settings.setValue(key, splitter.saveState())
         self.settings.sync()
         self.shutdown()
         super().closeEvent(event)

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
+    QScrollArea,
     QVBoxLayout,
     QWidget,
 )
@@ -67,16 +68,37 @@ class OutputPanel(QWidget):
         self.sensitivity = SensitivityPanel()
         self.sensitivity.plan_chosen.connect(state.set_plan)
         self.sensitivity.unit_clicked.connect(self.select_unit)
+        controls = QWidget()
+        controls_layout = QVBoxLayout(controls)
+        controls_layout.setContentsMargins(0, 0, 0, 0)
+        controls_layout.addWidget(self._build_eval_box())
+        controls_layout.addWidget(self._build_analysis_box())
+        controls_layout.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidget(controls)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        # Controls, bars and front share one vertical splitter, its sizes remembered by the
+        # window (QSettings): on an 800-px screen each keeps a readable height and the
+        # controls scroll instead of squeezing the charts.
+        self.splitter = self.sensitivity.splitter
+        self.splitter.insertWidget(0, scroll)
+        self.splitter.setStretchFactor(0, 0)
+        self.splitter.setStretchFactor(1, 2)
+        self.splitter.setStretchFactor(2, 1)
+        self.splitter.setSizes([190, 300, 200])
+        scroll.setMinimumHeight(110)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
-        layout.addWidget(self._build_eval_box())
-        layout.addWidget(self._build_analysis_box())
-        layout.addWidget(self.sensitivity, 1)
+        layout.addWidget(self.splitter)
         controller.evaluated.connect(self.show_evaluation)
         controller.arith_done.connect(self.show_arith)
         controller.unavailable.connect(self.show_unavailable)
         controller.sensitivity_done.connect(self.sensitivity.set_sensitivity)
         controller.analysis.partial.connect(self.sensitivity.add_row)
+        controller.sensitivity_started.connect(self.sensitivity.expect)
+        state.selection_changed.connect(self._on_selection)
         controller.front_done.connect(self.show_front)
         state.model_changed.connect(self.clear)
         state.target_changed.connect(self.clear)
@@ -86,7 +108,8 @@ class OutputPanel(QWidget):
         self.evaluate_button = QPushButton("Evaluate")
         self.evaluate_button.setToolTip("Run both models on the evaluation data (Ctrl+E)")
         self.evaluate_button.clicked.connect(self.controller.evaluate)
-        self.auto_box = QCheckBox("re-evaluate on every plan change")
+        self.auto_box = QCheckBox("auto")
+        self.auto_box.setToolTip("Re-evaluate on every plan change")
         self.auto_box.toggled.connect(self._on_auto)
         self.data_label = QLabel("data: bundled sample when there is one, else a synthetic batch")
         self.data_label.setWordWrap(True)
@@ -115,6 +138,9 @@ class OutputPanel(QWidget):
         for i, (key, text) in enumerate(names):
             grid.addWidget(QLabel(text), 1 + i // 2, 2 * (i % 2), Qt.AlignmentFlag.AlignRight)
             grid.addWidget(self.values[key], 1 + i // 2, 2 * (i % 2) + 1)
+            self.values[key].setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.values["sqnr"].setToolTip("10·log10(Σ original² / Σ (original − quantized)²)")
+        self.values["score"].setWordWrap(True)
         grid.addWidget(self.data_label, 3, 0, 1, 4)
         grid.addWidget(self.message, 4, 0, 1, 4)
         grid.addWidget(self.arith_label, 5, 0, 1, 4)
@@ -131,26 +157,30 @@ class OutputPanel(QWidget):
             lambda: self.controller.run_sensitivity(self.scheme_combo.currentText().strip())
         )
         self.front_button = QPushButton("Build size/error front")
+        self.budget_edit_min = 90
         self.front_button.clicked.connect(self.controller.build_front)
-        self.budget_edit = QLineEdit(placeholderText="budget: 25%, 40kB, 61000, 4 bits")
+        self.budget_edit = QLineEdit(placeholderText="budget: 25%, 40kB, 4 bits")
+        self.budget_edit.setMinimumWidth(self.budget_edit_min)
         self.budget_edit.setToolTip(
             'Size of the exported file, as written (the summary\'s "File after"): a percentage '
             'of the input file on disk ("File before"), or bytes (kB/MB/KiB/MiB); or bits '
             "per weight (the weights alone)"
         )
         self.budget_edit.returnPressed.connect(self.apply_budget)
-        self.apply_button = QPushButton("Apply auto plan")
+        self.apply_button = QPushButton("Apply")
+        self.apply_button.setToolTip("Load the least-error plan within the typed budget")
         self.apply_button.clicked.connect(self.apply_budget)
         self.budget_label = QLabel("")
         self.budget_label.setWordWrap(True)
         grid = QGridLayout(box)
         grid.addWidget(QLabel("Scheme"), 0, 0)
         grid.addWidget(self.scheme_combo, 0, 1)
-        grid.addWidget(self.sens_button, 0, 2)
+        grid.addWidget(self.sens_button, 0, 2, 1, 2)
         grid.addWidget(self.front_button, 1, 0, 1, 2)
         grid.addWidget(self.budget_edit, 1, 2)
         grid.addWidget(self.apply_button, 1, 3)
         grid.addWidget(self.budget_label, 2, 0, 1, 4)
+        grid.setColumnStretch(2, 1)
         return box
 
     def _on_arith(self, text: str) -> None:
@@ -222,6 +252,20 @@ class OutputPanel(QWidget):
             f"file as written{share if before else ''}, predicted error {err}; "
             f"{len(sol.plan.overrides)} overrides (Ctrl+Z undoes)"
         )
+
+    def _on_selection(self) -> None:
+        """Table → chart: mark the bars of the selected tensors' layers (or tensors)."""
+        model = self.state.model
+        if model is None:
+            return
+        marked = set()
+        for name in self.state.selection:
+            if name in model.tensors:
+                marked.add(name)
+                layer = model[name].info.layer
+                if layer:
+                    marked.add(layer)
+        self.sensitivity.highlight(marked)
 
     def select_unit(self, unit: str) -> None:
         """A clicked bar: select the layer's (or the tensor's) tensors in the table."""

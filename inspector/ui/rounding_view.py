@@ -13,7 +13,15 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 from inspector.core.errors import InspectorError
 from inspector.ui.controllers import state_target
@@ -82,12 +90,22 @@ class RoundingView(QWidget):
         self.image = pg.ImageItem(axisOrder="row-major")
         self.image.setLookupTable(_diverging())
         self.plot.addItem(self.image)
+        self.placeholder = QLabel(
+            "The map of weights rounded the other way appears here after Compare "
+            "(the plan's scheme needs round=gptq or round=hqq on this tensor)."
+        )
+        self.placeholder.setWordWrap(True)
+        self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.placeholder.setStyleSheet("color: #666; padding: 12px")
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.placeholder)
+        self.stack.addWidget(self.plot)
         top = QHBoxLayout()
         top.addWidget(self.button)
         top.addWidget(self.summary, 1)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
-        layout.addWidget(self.plot, 1)
+        layout.addWidget(self.stack, 1)
         for signal in (state.selection_changed, state.plan_changed, state.target_changed):
             signal.connect(self.clear)
 
@@ -95,6 +113,7 @@ class RoundingView(QWidget):
         self.task.cancel()
         self.summary.setText(_HINT)
         self.image.clear()
+        self.stack.setCurrentWidget(self.placeholder)
 
     def summary_text(self, text: str) -> None:
         self.summary.setText(text)
@@ -131,6 +150,7 @@ class RoundingView(QWidget):
             lines.append(f"output error unavailable: {data}")
         self.summary.setText("<br>".join(lines))
         self.image.setImage(result.direction_map, levels=(-1.0, 1.0))
+        self.stack.setCurrentWidget(self.plot)
 
 
 def _diverging() -> np.ndarray:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -180,12 +181,24 @@ class SchemeEditor(QGroupBox):
         return spin
 
     def _build_layout(self) -> None:
-        form = QFormLayout()
+        # The options scroll; the spec line and the buttons stay below them in view, so a
+        # short window never hides "Apply" below a fold.
+        fields = QWidget()
+        form = QFormLayout(fields)
+        form.setContentsMargins(0, 0, 0, 0)
         form.addRow("Preset", self.preset)
         form.addRow("Bits", self.bits)
         for widget in self.options.values():
             form.addRow(widget.option.label, widget)
-        form.addRow("Spec", self.spec_edit)
+        self.fields_scroll = QScrollArea()
+        self.fields_scroll.setWidget(fields)
+        self.fields_scroll.setWidgetResizable(True)
+        self.fields_scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.fields_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.fields_scroll.setMinimumHeight(90)
+        spec_row = QHBoxLayout()
+        spec_row.addWidget(QLabel("Spec"))
+        spec_row.addWidget(self.spec_edit, 1)
         self.apply_button = QPushButton("Apply to selection")
         self.apply_button.setToolTip("Per-tensor override for every selected tensor (Ctrl+Return)")
         self.default_button = QPushButton("Set as default")
@@ -199,13 +212,13 @@ class SchemeEditor(QGroupBox):
         rule_row.addWidget(self.rule_button)
         layout = QVBoxLayout(self)
         layout.addWidget(self.target_label)
-        layout.addLayout(form)
+        layout.addWidget(self.fields_scroll, 1)
+        layout.addLayout(spec_row)
         layout.addWidget(self.error)
         layout.addWidget(self.live)
         layout.addLayout(buttons)
         layout.addWidget(self.clear_button)
         layout.addLayout(rule_row)
-        layout.addStretch(1)
 
     def _connect(self) -> None:
         self.preset.currentIndexChanged.connect(self._preset_changed)

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QPoint, Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QGridLayout,
@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QListWidget,
     QListWidgetItem,
+    QToolTip,
     QVBoxLayout,
     QWidget,
 )
@@ -196,6 +197,8 @@ class SummaryPanel(QWidget):
         self.chart.setMinimumHeight(120)
         self.chart.invertY(True)
         self.chart.getViewBox().sigResized.connect(self._update_ticks)
+        self.chart.scene().sigMouseMoved.connect(self._chart_hovered)
+        self.chart.scene().sigMouseClicked.connect(self._chart_clicked)
         apply_plot_style(self.chart.getPlotItem(), "SQNR (dB)", "")
         chart_layout = QVBoxLayout(chart_box)
         chart_layout.addWidget(self.chart_combo)
@@ -322,7 +325,9 @@ class SummaryPanel(QWidget):
             return
         room = max(1, int(self.chart.getViewBox().height()) // 14)
         step = max(1, math.ceil(len(names) / room))
-        ticks = [(float(i), n if len(n) <= 18 else n[:17] + "…") for i, n in enumerate(names)]
+        ticks = [
+            (float(i), n if len(n) <= 18 else n[:8] + "…" + n[-9:]) for i, n in enumerate(names)
+        ]
         self.chart.getAxis("left").setTicks([ticks[::step]])
 
     def _draw_chart(self) -> None:
@@ -351,3 +356,35 @@ class SummaryPanel(QWidget):
                 pen=pg.mkPen(CURVE_COLORS["8"], style=Qt.PenStyle.DashLine),
             )
             self.chart.addItem(line)
+
+    def _chart_row(self, pos: Any) -> int | None:
+        """The per-layer bar under scene position `pos` (None off the bars)."""
+        names = getattr(self, "_names", [])
+        if not names or not self.chart.sceneBoundingRect().contains(pos):
+            return None
+        index = round(self.chart.getPlotItem().vb.mapSceneToView(pos).y())
+        return index if 0 <= index < len(names) else None
+
+    def _chart_hovered(self, pos: Any) -> None:
+        """Every bar is identifiable even when only every k-th is labelled: hover names it."""
+        index = self._chart_row(pos)
+        if index is None:
+            QToolTip.hideText()
+            return
+        name, value = self.layer_values()[index]
+        unit = "dB" if self.chart_combo.currentIndex() == 0 else "KiB"
+        at = self.chart.mapFromScene(pos)
+        QToolTip.showText(
+            self.chart.mapToGlobal(QPoint(int(at.x()), int(at.y()))), f"{name}\n{value:.4g} {unit}"
+        )
+
+    def _chart_clicked(self, event: Any) -> None:
+        """A click on a bar selects that layer's tensors in the table (selection sync)."""
+        index = self._chart_row(event.scenePos())
+        model = self.state.model
+        if index is None or model is None:
+            return
+        layer = self.layer_values()[index][0]
+        names = [t.name for t in model if (t.info.layer or t.name) == layer]
+        if names:
+            self.state.set_selection(names, names[0])

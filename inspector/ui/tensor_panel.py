@@ -6,7 +6,7 @@ click on a worst tensor in the summary) selects and scrolls to the row here.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QItemSelection, QItemSelectionModel, QModelIndex, Qt
+from PySide6.QtCore import QItemSelection, QItemSelectionModel, QModelIndex, Qt, QTimer
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -65,6 +65,8 @@ class TensorPanel(QWidget):
         )
         self.view.setItemDelegateForColumn(COL_SCHEME, SchemeDelegate(self.view))
         self.view.setAlternatingRowColors(True)
+        # Names differ at both ends (batch_normalization_1/gamma vs …/moving_mean): keep both.
+        self.view.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.view.setUniformRowHeights(True)
         header = self.view.header()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
@@ -98,12 +100,25 @@ class TensorPanel(QWidget):
         count = sum(t.info.optimizer for t in self.state.model or ())
         self.optimizer_box.setText(f"Optimizer state ({count})")
         self.optimizer_box.setVisible(count > 0)
+        # The names are filled by the plan_changed that follows model_changed: fit after it.
+        QTimer.singleShot(0, self._fit_columns)
+
+    def _fit_columns(self) -> None:
         self.view.expandAll()
         widths = (100, 84, 54, 52, 62, 124, 60, 72, 48, 76)
         for col, w in enumerate(widths):
             self.view.setColumnWidth(col, w)
+        for col in range(1, len(widths)):
+            self.view.resizeColumnToContents(col)
+            self.view.setColumnWidth(col, max(self.view.columnWidth(col), widths[col]))
+        self.fit_name_column()
+
+    def fit_name_column(self) -> None:
+        """The Name column as wide as its longest name, but at most 45 % of the view (at
+        least 140 px): longer names are elided in the middle, whole in the tooltip."""
         self.view.resizeColumnToContents(0)
-        self.view.setColumnWidth(0, min(max(self.view.columnWidth(0), widths[0]), 170))
+        room = max(140, int(self.view.viewport().width() * 0.45))
+        self.view.setColumnWidth(0, max(100, min(self.view.columnWidth(0), room)))
 
     def _on_filter(self, text: str) -> None:
         self.proxy.set_glob(text)

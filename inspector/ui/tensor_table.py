@@ -244,6 +244,7 @@ class TensorTreeModel(QStandardItemModel):
                 item.setData(text, _DISPLAY)
                 item.setData(key, SORT_ROLE)
             items[COL_SCHEME].setData(self.state.spec_for(node.tensor_names[0]), SPEC_ROLE)
+            items[COL_NAME].setData(layer, Qt.ItemDataRole.ToolTipRole)
 
     def _fill_tensor(self, name: str, items: list[QStandardItem]) -> None:
         info = self.state.model[name].info  # type: ignore[index]

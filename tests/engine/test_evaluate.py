@@ -16,6 +16,7 @@ from inspector.core.preview import quantize_tensor
 from inspector.core.schemes import parse_scheme
 from inspector.engine import Executor
 from inspector.engine.evaluate import (
+    FRACTION,
     DecodedCache,
     EvalData,
     Evaluator,
@@ -98,19 +99,32 @@ def test_decoded_cache_quantizes_each_tensor_once_per_scheme(depthwise):
     assert cache.get(tensor, parse_scheme("float32"), target) is None
 
 
-def test_progress_per_batch_and_cancel_by_closing(depthwise):
+def test_progress_per_layer_and_cancel_by_closing(depthwise):
+    """One `Progress` per layer of every batch (the unit of cancellation), on one scale for
+    the original and the quantized run; closing the generator stops it between layers."""
     ev = Evaluator(depthwise.model, depthwise.data.head(100), depthwise.runner, batch_size=40)
+    steps = depthwise.runner.step_count
     gen = ev.iter_evaluate(Plan(default="uint8"))
-    steps = [next(gen) for _ in range(4)]
-    assert steps == [
-        Progress(40, 100, "original"),
-        Progress(80, 100, "original"),
-        Progress(100, 100, "original"),
-        Progress(40, 100, "quantized"),
-    ]
+    original = [next(gen) for _ in range(3 * steps)]  # 3 batches of 40, 40, 20 samples
+    assert {p.stage for p in original} == {"original"}
+    done = [p.done for p in original]
+    assert done == sorted(done) and original[-1] == Progress(FRACTION // 2, FRACTION, "original")
+    assert next(gen).stage == "quantized"
     gen.close()
-    rest = list(ev.iter_evaluate(Plan(default="uint8")))
-    assert [p.stage for p in rest] == ["quantized"] * 3  # original outputs were kept
+    rest = list(ev.iter_evaluate(Plan(default="uint8")))  # original outputs were kept
+    assert {p.stage for p in rest} == {"quantized"} and len(rest) == 3 * steps
+    assert rest[-1].done == rest[-1].total == FRACTION
+
+
+def test_batches_shrink_so_one_layer_stays_small(depthwise):
+    """A layer writes at most ACTIVATION_BUDGET values per batch (fine-grained cancel)."""
+    from inspector.engine.executor import ACTIVATION_BUDGET
+
+    runner = depthwise.runner
+    peak = max(runner.step_costs(depthwise.data.inputs))
+    assert runner.batch_for(depthwise.data.inputs, elements=peak * 3) == 3
+    assert runner.batch_for(depthwise.data.inputs, elements=1) == 1
+    assert runner.batch_for(depthwise.data.inputs) == min(256, ACTIVATION_BUDGET // peak)
 
 
 def test_user_file_with_one_hot_labels_and_numbered_inputs(tmp_path, depthwise):

@@ -9,11 +9,12 @@ import pytest
 from inspector.core import budget
 from inspector.core.plan import Plan
 from inspector.core.preview import PreviewCache, run_preview
-from inspector.engine.evaluate import Evaluator, drain
+from inspector.engine.evaluate import FRACTION, Evaluator, Progress, drain
 from inspector.engine.sensitivity import (
     SensitivityRow,
     iter_output_errors,
     iter_sensitivity,
+    iter_sensitivity_progress,
     units,
 )
 from inspector.formats import open_model
@@ -104,3 +105,60 @@ def test_auto_plan_beats_all_uint8_at_the_same_size():
         auto_acc = full.evaluate(sol.plan).metrics.quantized_score
         uint8_acc = full.evaluate(uint8).metrics.quantized_score
     assert uint8_acc < 0.2 and auto_acc > 0.98
+
+
+def _fresh(model, evaluator, samples=60, batch_size=256):
+    return Evaluator(
+        model, evaluator.data.head(samples), evaluator.runner, evaluator.target, None, batch_size
+    )
+
+
+@pytest.mark.parametrize("mode", ["only", "keep"])
+def test_resumed_forward_equals_full_forward(model, evaluator, mode):
+    """Continuing from the cached reference pass at each unit's first layer gives exactly the
+    numbers of running each unit's model from the inputs (batches of 25: resuming per batch)."""
+    full_ev = _fresh(model, evaluator, batch_size=25)
+    full = drain(iter_sensitivity_progress(full_ev, "uint8", "layer", mode, resume=False))
+    resumed_ev = _fresh(model, evaluator, batch_size=25)
+    resumed = drain(iter_sensitivity_progress(resumed_ev, "uint8", "layer", mode, True))
+    assert [r.unit for r in resumed.rows] == [r.unit for r in full.rows]
+    assert [r.metrics for r in resumed.rows] == [r.metrics for r in full.rows]
+    assert resumed.reference == full.reference
+
+
+def test_rows_arrive_while_progress_runs_and_cancel_stops_between_layers(model, evaluator):
+    """Partial results: each row is yielded as soon as its unit is done, with progress items
+    (one per layer of each batch) between them; closing the generator stops at that point."""
+    ev = _fresh(model, evaluator, batch_size=20)
+    gen = iter_sensitivity_progress(ev, "uint8", "layer", "only")
+    seen: list[object] = []
+    while sum(isinstance(i, SensitivityRow) for i in seen) < 3:
+        seen.append(next(gen))
+    progress = [i for i in seen if isinstance(i, Progress)]
+    assert len(progress) > len(units(ev, "layer"))  # finer than one item per unit
+    done = [p.done for p in progress]
+    assert done == sorted(done) and done[-1] < FRACTION and progress[-1].total == FRACTION
+    kept = len(ev.measured)
+    gen.close()
+    assert len(ev.measured) == kept  # nothing ran after the close
+    rest = drain(iter_sensitivity_progress(ev, "uint8", "layer", "only"))
+    assert len(rest.rows) == len(units(ev, "layer"))  # measured rows were reused, the rest ran
+
+
+def test_a_scheme_that_reproduces_the_stored_values_is_no_change(model, evaluator):
+    """An input already on the scheme's grid (decoded == stored) needs no model run."""
+    import numpy as np
+
+    from inspector.core.schemes import parse_scheme
+    from inspector.engine.sensitivity import measure_changes
+
+    ev = _fresh(model, evaluator, 30)
+    tensor = next(iter(units(ev, "layer").values()))[0]
+    assert ev.alters(tensor, parse_scheme("uint8")) is not None  # the demo is float
+    ev.decoded = lambda t, scheme: np.asarray(t.load()).copy()  # as if already on the grid
+    ev._alters.clear()
+    assert ev.alters(tensor, parse_scheme("uint8")) is None
+    runs = list(measure_changes(ev, {tensor.name: "uint8"}))
+    assert [p.stage for p in runs] == ["original"] * len(runs)  # no quantized run
+    m = drain(measure_changes(ev, {tensor.name: "uint8"}))
+    assert m.noise_energy == 0.0

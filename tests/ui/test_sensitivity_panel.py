@@ -51,10 +51,14 @@ def test_bars_are_ranked_most_sensitive_first(panel):
     assert values[0] > values[1] > values[2]
 
 
-def test_live_rows_then_clear(panel):
-    for row in _result().rows:
-        panel.add_row(row)
-    assert panel.ranked_units() == ["conv", "dw", "dense"]
+def test_live_rows_are_ranked_as_they_arrive_then_clear(panel):
+    panel.expect(3)
+    rows = _result().rows
+    panel.add_row(rows[0])
+    panel.add_row(rows[2])
+    assert panel.ranked_units() == ["dense", "conv"] and "2 of 3" in panel.title.text()
+    panel.add_row(rows[1])
+    assert panel.ranked_units() == ["dw", "dense", "conv"]
     panel.clear()
     assert panel.ranked_units() == [] and "not measured" in panel.title.text()
 
@@ -71,3 +75,37 @@ def test_front_click_emits_that_points_plan(panel, qtbot):
     with qtbot.waitSignal(panel.plan_chosen) as sig:
         panel.front_points.sigClicked.emit(panel.front_points, [points[0]], None)
     assert sig.args[0] == plan_for(ladders, front[0].choice)
+
+
+def test_placeholder_before_a_run_and_a_sentence_when_no_unit_loses_accuracy(panel):
+    assert panel.bars_stack.currentWidget() is panel.bars_note
+    assert panel.front_stack.currentWidget() is panel.front_note
+    rows = tuple(
+        SensitivityRow(n, (f"{n}/kernel",), 10, _metrics(noise, 0.99), 0.0, noise)
+        for n, noise in [("a", 0.5), ("b", 2.0)]
+    )
+    panel.set_sensitivity(SensitivityResult("uint8", "only", "layer", rows, _metrics(0.0, 0.99)))
+    assert panel.bars_stack.currentWidget() is panel.bars_scroll
+    assert "No unit changes the accuracy" in panel.title.text()
+    assert panel.ranked_units() == ["b", "a"] and panel.bar_values()[0] > 0  # by noise
+
+
+def test_every_bar_keeps_its_own_labelled_row(panel):
+    rows = tuple(
+        SensitivityRow(
+            f"block_{i}_expand_BN_long_layer_name",
+            (f"t{i}",),
+            10,
+            _metrics(1.0 + i, 0.9),
+            0.01 * i,
+            1.0 + i,
+        )
+        for i in range(60)
+    )
+    panel.set_sensitivity(SensitivityResult("uint8", "only", "layer", rows, _metrics(0.0, 0.99)))
+    ticks = panel.bars_plot.getAxis("left")._tickLevels[0]
+    assert len(ticks) == 60  # one label per bar, none skipped
+    assert panel.bars_plot.minimumHeight() >= 60 * 18
+    assert all("…" in text for _, text in ticks)  # elided in the middle, full in the tooltip
+    panel.highlight({rows[0].unit})
+    assert panel.ranked_units()[-1] == rows[0].unit
