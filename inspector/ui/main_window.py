@@ -331,10 +331,15 @@ class MainWindow(QMainWindow):
             path, _ = QFileDialog.getSaveFileName(self, "Save plan", folder, "Plan (*.json)")
         if not path:
             return
-        tmp = f"{path}.tmp"
-        try:
-            Path(tmp).write_text(self.state.plan.dumps(), encoding="utf-8")
-            os.replace(tmp, path)
+        from inspector.core.errors import InspectorError
+        from inspector.formats.atomic import atomic_file
+
+        try:  # the exports' verified workspace: never `{path}.tmp`, a name the user may own
+            with atomic_file(path) as fh:
+                fh.write(self.state.plan.dumps().encode("utf-8"))
+        except InspectorError as exc:
+            dialogs.show_error(self, "Cannot save plan", str(exc))
+            return
         except OSError as exc:
             dialogs.show_error(self, "Cannot save plan", f"{path}\n\n{exc.strerror or exc}")
             return

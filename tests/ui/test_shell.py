@@ -113,8 +113,12 @@ def test_save_and_load_plan(qtbot, window, tmp_path, demo_path, open_and_wait):
     plan = Plan(default="int8").with_rule("*bias*", "float16")
     window.state.set_plan(plan)
     out = tmp_path / "plan.json"
+    users = tmp_path / "plan.json.tmp"  # a file of the user's that a naive temp name would eat
+    users.write_text("mine")
     window.save_plan(str(out))
     assert Plan.loads(out.read_text()) == plan
+    assert users.read_text() == "mine"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".qi-")]  # no workspace left
     window.state.set_plan(Plan())
     window.load_plan(str(out))
     assert window.state.plan == plan
