@@ -38,6 +38,7 @@ from inspector.engine.eval_data import (
 
 __all__ = [
     "BUNDLED_NAME",
+    "FRACTION",
     "DecodedCache",
     "EvalData",
     "Evaluation",
@@ -45,6 +46,7 @@ __all__ = [
     "OutputMetrics",
     "Progress",
     "Runner",
+    "as_fraction",
     "choose_data",
     "drain",
     "find_bundled_data",
@@ -208,7 +210,7 @@ FRACTION = 1_000_000
 """`Progress.total` of work reported as a fraction (several stages on one scale)."""
 
 
-def _as_fraction(
+def as_fraction(
     gen: Generator[Progress, None, Any],
     stages: Sequence[str],
     weights: Sequence[float] | None = None,
@@ -402,7 +404,7 @@ class Evaluator:
         original run, when not yet kept, and the quantized run share the scale)."""
         stages = ["original", "quantized"] if self._original is None else ["quantized"]
         gen = self.iter_measure(self.overrides(plan))
-        metrics = yield from _as_fraction(gen, stages)
+        metrics = yield from as_fraction(gen, stages)
         return Evaluation(plan, self.target.name, self.data, metrics)
 
     def evaluate(self, plan: Plan) -> Evaluation:

@@ -26,7 +26,7 @@ from inspector.engine.evaluate import (
     Evaluator,
     OutputMetrics,
     Progress,
-    _as_fraction,
+    as_fraction,
     drain,
     output_metrics,
 )
@@ -190,7 +190,7 @@ def iter_sensitivity_progress(
     stages.append("units")
     weights = [1.0] * (len(stages) - 1) + [_units_weight(evaluator, jobs, stepped)]
     rows: dict[str, SensitivityRow] = {}
-    reference = yield from _as_fraction(_reference(evaluator, base), stages, weights)
+    reference = yield from as_fraction(_reference(evaluator, base), stages, weights)
     work = _iter_resumed(evaluator, base, jobs) if stepped else _iter_full(evaluator, jobs)
     share = int(FRACTION * weights[-1] / sum(weights))
     offset = FRACTION - share
@@ -224,7 +224,7 @@ def _units_weight(evaluator: Evaluator, jobs: list[Job], stepped: bool) -> float
 def _reference(
     evaluator: Evaluator, base: Mapping[str, str]
 ) -> Generator[Progress, None, OutputMetrics]:
-    """The original outputs, then the reference metrics, with stage names `_as_fraction` knows."""
+    """The original outputs, then the reference metrics, with stage names `as_fraction` knows."""
     yield from evaluator.iter_original()
     gen = measure_changes(evaluator, base)
     while True:
