@@ -42,6 +42,7 @@ from inspector.ui.detail import DetailController
 from inspector.ui.error_view import ErrorView
 from inspector.ui.evaluation import EvaluationController
 from inspector.ui.export_actions import ExportActions
+from inspector.ui.gc_guard import collect_in_gui_thread
 from inspector.ui.histogram_view import HistogramView
 from inspector.ui.output_panel import OutputPanel
 from inspector.ui.plot_style import configure_pyqtgraph
@@ -86,6 +87,7 @@ class MainWindow(QMainWindow):
     def __init__(self, settings: QSettings | None = None) -> None:
         super().__init__()
         configure_pyqtgraph()
+        collect_in_gui_thread()
         self.settings = settings or QSettings()
         self.state = AppState(self)
         self.opener = ModelOpener(self)
