@@ -154,44 +154,44 @@ def affine_error_sums(
         with np.errstate(over="ignore"):
             table = levels.astype(np.float32).astype(np.float64)
         return _table_sums(a, c, table)
-    signal = noise = dec = 0.0
-    max_abs = 0.0
-    o = np.empty(min(CHUNK, a.size), dtype=np.float64)
-    d = np.empty_like(o)
-    d32 = np.empty(o.size, dtype=np.float32)
-    for s in chunk_slices(a.size):
-        n = s.stop - s.start
-        oc, dc, fc = o[:n], d[:n], d32[:n]
-        oc[...] = a[s]
+    d32 = np.empty(min(CHUNK, a.size), dtype=np.float32)
+
+    def decode(s: slice, dc: np.ndarray) -> None:
+        fc = d32[: dc.size]
         dc[...] = c[s]
         dc *= scale
         dc += minimum
         with np.errstate(over="ignore"):  # past float32's max decodes to ±inf, as in TF.js
             fc[...] = dc
         dc[...] = fc
-        signal += _dot(oc, oc)
-        dec += _dot(dc, dc)
-        np.subtract(oc, dc, out=dc)
-        noise += _dot(dc, dc)
-        max_abs = max(max_abs, float(dc.max()), -float(dc.min()))
-    with np.errstate(invalid="ignore"):
-        cross = (signal + dec - noise) / 2
-    return ErrorSums(a.size, signal, noise, dec, cross, max_abs)
+
+    return _decoded_sums(a, decode)
 
 
 def _table_sums(a: np.ndarray, codes: np.ndarray, table: np.ndarray) -> ErrorSums:
     """The three-dot error sums of `affine_error_sums` with decoded values `table[codes]`."""
+    index = np.empty(min(CHUNK, a.size), dtype=np.intp)
+
+    def decode(s: slice, dc: np.ndarray) -> None:
+        ic = index[: dc.size]
+        ic[...] = codes[s]
+        table.take(ic, out=dc)
+
+    return _decoded_sums(a, decode)
+
+
+def _decoded_sums(a: np.ndarray, decode: Callable[[slice, np.ndarray], None]) -> ErrorSums:
+    """Error sums of `a` against values `decode(chunk, out)` writes (float64) one cache-sized
+    chunk at a time; three dot products per chunk, Σ w·w' derived from them."""
     signal = noise = dec = 0.0
     max_abs = 0.0
     o = np.empty(min(CHUNK, a.size), dtype=np.float64)
     d = np.empty_like(o)
-    index = np.empty(o.size, dtype=np.intp)
     for s in chunk_slices(a.size):
         n = s.stop - s.start
-        oc, dc, ic = o[:n], d[:n], index[:n]
+        oc, dc = o[:n], d[:n]
         oc[...] = a[s]
-        ic[...] = codes[s]
-        table.take(ic, out=dc)
+        decode(s, dc)
         signal += _dot(oc, oc)
         dec += _dot(dc, dc)
         np.subtract(oc, dc, out=dc)
